@@ -1,0 +1,3 @@
+//! synq-core: sans-IO TCP.
+pub mod time;
+pub use time::{Duration, Instant};
