@@ -1,3 +1,60 @@
-//! synq-core: sans-IO TCP.
+//! # synq-core: a sans-IO TCP engine
+//!
+//! The protocol core of synq. It is fully deterministic: it never reads a clock, never
+//! touches a socket or file, never spawns and never asks the OS for randomness. Time comes
+//! in as an [`Instant`] argument, randomness as the seed given to [`Stack::new`], and
+//! packets as byte slices. Clippy's `disallowed-methods` (see this crate's `clippy.toml`)
+//! enforces that.
+//!
+//! ## Calling contract
+//!
+//! A driver (the simulator, a TUN loop, a test) owns a [`Stack`] and repeats:
+//!
+//! 1. **Input.** [`Stack::handle_packet`] for each received IP packet, and
+//!    [`Stack::handle_timeout`] once `now >= poll_timeout()`.
+//! 2. **Application.** Socket calls: [`Stack::listen`], [`Stack::accept`], [`Stack::connect`],
+//!    [`Stack::send`], [`Stack::recv`], [`Stack::shutdown`], [`Stack::close`].
+//! 3. **Output,** in this order: [`Stack::poll_transmit`] until `None` (each call yields one
+//!    IP packet), [`Stack::poll_event`] until `None`, then [`Stack::poll_timeout`] to know
+//!    when to call back.
+//!
+//! Malformed input is counted under Linux's counter names ([`Counters`]) and dropped;
+//! nothing in this crate panics on network input. Every queue is bounded by a knob of
+//! [`Config`], set by Linux sysctl name.
+//!
+//! ## What is implemented
+//!
+//! RFC 9293 states and segment processing, RFC 5961 RST/SYN/ACK checks with rate-limited
+//! challenge ACKs, RFC 7323 window scaling, timestamps (RTTM and PAWS), RFC 6298 RTO with
+//! Linux's 200 ms floor, RFC 5681 congestion control with NewReno recovery (RFC 6582),
+//! delayed ACKs, out-of-order reassembly with SACK blocks sent (RFC 2018; received SACK
+//! blocks are parsed but recovery is NewReno), zero-window probing, TIME_WAIT, RFC 6528
+//! ISNs, and a listener with separate SYN and accept queues bounded Linux-style.
+
+pub mod config;
+pub mod conn;
+pub mod counters;
+pub mod error;
 pub mod time;
+
+mod buffer;
+mod hash;
+mod listener;
+mod rtt;
+mod slab;
+mod stack;
+
+pub use config::{Config, SysctlError};
+pub use conn::{ConnInfo, State};
+pub use counters::Counters;
+pub use error::{
+    AcceptError, CloseError, ConnError, ConnectError, Errno, ListenError, RecvError, SendError,
+};
+pub use hash::FourTuple;
+pub use rtt::{RttEstimator, RTO_INIT, RTO_MAX, RTO_MIN};
+pub use stack::{ConnHandle, Event, ListenerHandle, ListenerInfo, Stack};
+pub use synq_wire as wire;
 pub use time::{Duration, Instant};
+
+#[cfg(test)]
+mod tests;

@@ -139,7 +139,10 @@ mod tests {
     fn arithmetic_saturates() {
         let t = Instant::from_millis(1500);
         assert_eq!(t + Duration::from_millis(500), Instant::from_secs(2));
-        assert_eq!(Instant::from_secs(1) - Instant::from_secs(2), Duration::ZERO);
+        assert_eq!(
+            Instant::from_secs(1) - Instant::from_secs(2),
+            Duration::ZERO
+        );
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
         assert_eq!(t.to_string(), "1.500000s");
     }

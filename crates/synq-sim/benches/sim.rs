@@ -1,1 +1,2 @@
+//! Simulator benchmarks (written later).
 fn main() {}

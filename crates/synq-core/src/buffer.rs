@@ -1,0 +1,248 @@
+//! Send and receive buffers. Both are fixed-capacity: the bound is the socket buffer size.
+
+/// Bytes from SND.UNA onwards (sent-unacked, then unsent), kept contiguous so a segment's
+/// payload is a single slice.
+#[derive(Debug)]
+pub(crate) struct SendBuffer {
+    data: Vec<u8>,
+    head: usize,
+    cap: usize,
+}
+
+impl SendBuffer {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            data: Vec::new(),
+            head: 0,
+            cap,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.data.len() - self.head
+    }
+
+    pub(crate) fn free(&self) -> usize {
+        self.cap - self.len()
+    }
+
+    /// Append as much as fits; returns bytes taken.
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.free());
+        if n == 0 {
+            return 0;
+        }
+        // Compact lazily: at most one memmove per buffer's worth of acked data.
+        if self.head > 0 && self.head >= self.data.len() / 2 {
+            self.data.drain(..self.head);
+            self.head = 0;
+        }
+        self.data.extend_from_slice(&bytes[..n]);
+        n
+    }
+
+    /// Drop `n` acknowledged bytes from the front.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.head += n.min(self.len());
+        if self.head == self.data.len() {
+            self.data.clear();
+            self.head = 0;
+        }
+    }
+
+    /// Up to `len` bytes starting `offset` bytes after SND.UNA.
+    pub(crate) fn slice(&self, offset: usize, len: usize) -> &[u8] {
+        let start = (self.head + offset).min(self.data.len());
+        let end = (start + len).min(self.data.len());
+        &self.data[start..end]
+    }
+}
+
+/// Most out-of-order ranges held at once; a segment that would need more is dropped.
+pub(crate) const MAX_OOO_RANGES: usize = 32;
+
+/// A ring of `cap` bytes: readable in-order data, then a window in which out-of-order
+/// segments are written in place and tracked as ranges relative to RCV.NXT.
+#[derive(Debug)]
+pub(crate) struct RecvBuffer {
+    buf: Vec<u8>,
+    head: usize,
+    len: usize,
+    /// Sorted, disjoint, non-adjacent `[start, end)` offsets from the end of readable data.
+    ooo: Vec<(usize, usize)>,
+}
+
+/// What a write into the receive buffer did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// RCV.NXT advanced by this many bytes (may exceed the segment: a hole was filled).
+    InOrder(usize),
+    /// Held out of order.
+    OutOfOrder,
+    /// Too many ranges already: dropped.
+    Dropped,
+}
+
+impl RecvBuffer {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            buf: vec![0; cap],
+            head: 0,
+            len: 0,
+            ooo: Vec::new(),
+        }
+    }
+
+    pub(crate) fn cap(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Readable bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Free space after readable data: the receive window.
+    pub(crate) fn window(&self) -> usize {
+        self.cap() - self.len
+    }
+
+    pub(crate) fn has_ooo(&self) -> bool {
+        !self.ooo.is_empty()
+    }
+
+    /// Out-of-order ranges, relative to RCV.NXT.
+    pub(crate) fn ooo_ranges(&self) -> &[(usize, usize)] {
+        &self.ooo
+    }
+
+    fn copy_in(&mut self, off: usize, data: &[u8]) {
+        let cap = self.cap();
+        let pos = (self.head + self.len + off) % cap;
+        let first = data.len().min(cap - pos);
+        self.buf[pos..pos + first].copy_from_slice(&data[..first]);
+        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    /// Write `data` at `off` bytes past RCV.NXT. The caller trims to the window first.
+    pub(crate) fn write_at(&mut self, off: usize, data: &[u8]) -> Written {
+        debug_assert!(off + data.len() <= self.window());
+        if data.is_empty() {
+            return Written::InOrder(0);
+        }
+        let (start, end) = (off, off + data.len());
+        if off > 0 {
+            // Merge into the range list before copying, so a refusal copies nothing.
+            let i = self.ooo.partition_point(|&(_, e)| e < start);
+            let mut j = i;
+            let (mut s, mut e) = (start, end);
+            while j < self.ooo.len() && self.ooo[j].0 <= end {
+                s = s.min(self.ooo[j].0);
+                e = e.max(self.ooo[j].1);
+                j += 1;
+            }
+            if i == j && self.ooo.len() >= MAX_OOO_RANGES {
+                return Written::Dropped;
+            }
+            self.copy_in(off, data);
+            self.ooo.splice(i..j, [(s, e)]);
+            return Written::OutOfOrder;
+        }
+        self.copy_in(0, data);
+        let mut advance = end;
+        // Absorb held ranges that now touch the in-order edge.
+        while let Some(&(s, e)) = self.ooo.first() {
+            if s > advance {
+                break;
+            }
+            advance = advance.max(e);
+            self.ooo.remove(0);
+        }
+        self.len += advance;
+        for r in &mut self.ooo {
+            r.0 -= advance;
+            r.1 -= advance;
+        }
+        Written::InOrder(advance)
+    }
+
+    /// Read into `out`; returns bytes copied.
+    pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.len);
+        let cap = self.cap();
+        let first = n.min(cap - self.head);
+        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        out[first..n].copy_from_slice(&self.buf[..n - first]);
+        self.head = (self.head + n) % cap;
+        self.len -= n;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_buffer_bounds_and_slices() {
+        let mut s = SendBuffer::new(10);
+        assert_eq!(s.write(b"hello world"), 10);
+        assert_eq!(s.free(), 0);
+        assert_eq!(s.slice(6, 100), b"worl");
+        s.consume(6);
+        assert_eq!(s.slice(0, 2), b"wo");
+        assert_eq!(s.write(b"abcdefg"), 6);
+        assert_eq!(s.slice(0, 100), b"worlabcdef");
+        s.consume(100);
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn in_order_and_wrap() {
+        let mut r = RecvBuffer::new(8);
+        assert_eq!(r.write_at(0, b"abcdef"), Written::InOrder(6));
+        let mut out = [0u8; 4];
+        assert_eq!(r.read(&mut out), 4);
+        assert_eq!(&out, b"abcd");
+        assert_eq!(r.window(), 6);
+        assert_eq!(r.write_at(0, b"ghijkl"), Written::InOrder(6));
+        let mut out = [0u8; 16];
+        assert_eq!(r.read(&mut out), 8);
+        assert_eq!(&out[..8], b"efghijkl");
+    }
+
+    #[test]
+    fn out_of_order_fill() {
+        let mut r = RecvBuffer::new(32);
+        assert_eq!(r.write_at(4, b"ef"), Written::OutOfOrder);
+        assert_eq!(r.write_at(8, b"ij"), Written::OutOfOrder);
+        assert_eq!(r.ooo_ranges(), &[(4, 6), (8, 10)]);
+        assert_eq!(r.write_at(6, b"gh"), Written::OutOfOrder);
+        assert_eq!(r.ooo_ranges(), &[(4, 10)]);
+        assert_eq!(r.write_at(0, b"abcd"), Written::InOrder(10));
+        assert!(!r.has_ooo());
+        let mut out = [0u8; 10];
+        r.read(&mut out);
+        assert_eq!(&out, b"abcdefghij");
+    }
+
+    #[test]
+    fn overlapping_duplicates() {
+        let mut r = RecvBuffer::new(32);
+        r.write_at(2, b"cdef");
+        r.write_at(3, b"de");
+        assert_eq!(r.ooo_ranges(), &[(2, 6)]);
+        assert_eq!(r.write_at(0, b"abc"), Written::InOrder(6));
+    }
+
+    #[test]
+    fn range_bound() {
+        let mut r = RecvBuffer::new(1024);
+        for i in 0..MAX_OOO_RANGES {
+            assert_eq!(r.write_at(2 + 3 * i, b"x"), Written::OutOfOrder);
+        }
+        assert_eq!(r.write_at(500, b"y"), Written::Dropped);
+        // Extending an existing range is still fine.
+        assert_eq!(r.write_at(3, b"z"), Written::OutOfOrder);
+    }
+}

@@ -1,0 +1,99 @@
+//! Counters under the names `nstat -az` prints (`Ip*`, `Tcp*`, `TcpExt*`), plus a few
+//! `Synq*` ones for events Linux has no counter for.
+
+macro_rules! counters {
+    ($($(#[$m:meta])* $field:ident => $name:literal,)*) => {
+        /// Stack-wide event counters. Field docs give the nstat name.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Counters {
+            $($(#[$m])* #[doc = concat!("`", $name, "`")] pub $field: u64,)*
+        }
+        impl Counters {
+            /// (nstat name, value) for every counter, zeros included, in a fixed order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+                [$(($name, self.$field),)*].into_iter()
+            }
+            /// Value by nstat name.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                match name { $($name => Some(self.$field),)* _ => None }
+            }
+        }
+    };
+}
+
+counters! {
+    ip_in_receives => "IpInReceives",
+    ip_in_hdr_errors => "IpInHdrErrors",
+    ip_in_truncated => "IpInTruncatedPkts",
+    ip_in_addr_errors => "IpInAddrErrors",
+    ip_in_unknown_protos => "IpInUnknownProtos",
+    ip_reasm_fails => "IpReasmFails",
+    ip_out_requests => "IpOutRequests",
+    active_opens => "TcpActiveOpens",
+    passive_opens => "TcpPassiveOpens",
+    attempt_fails => "TcpAttemptFails",
+    estab_resets => "TcpEstabResets",
+    curr_estab => "TcpCurrEstab",
+    in_segs => "TcpInSegs",
+    out_segs => "TcpOutSegs",
+    retrans_segs => "TcpRetransSegs",
+    in_errs => "TcpInErrs",
+    out_rsts => "TcpOutRsts",
+    in_csum_errors => "TcpInCsumErrors",
+    listen_overflows => "TcpExtListenOverflows",
+    listen_drops => "TcpExtListenDrops",
+    req_q_full_drop => "TcpExtTCPReqQFullDrop",
+    req_q_full_do_cookies => "TcpExtTCPReqQFullDoCookies",
+    syncookies_sent => "TcpExtSyncookiesSent",
+    syncookies_recv => "TcpExtSyncookiesRecv",
+    syncookies_failed => "TcpExtSyncookiesFailed",
+    syn_retrans => "TcpExtTCPSynRetrans",
+    timeouts => "TcpExtTCPTimeouts",
+    embryonic_rsts => "TcpExtEmbryonicRsts",
+    defer_accept_drop => "TcpExtTCPDeferAcceptDrop",
+    ack_skipped_syn_recv => "TcpExtTCPACKSkippedSynRecv",
+    ack_skipped_challenge => "TcpExtTCPACKSkippedChallenge",
+    challenge_ack => "TcpExtTCPChallengeACK",
+    syn_challenge => "TcpExtTCPSYNChallenge",
+    paws_estab => "TcpExtPAWSEstab",
+    fast_retrans => "TcpExtTCPFastRetrans",
+    loss_probes => "TcpExtTCPWinProbe",
+    abort_on_close => "TcpExtTCPAbortOnClose",
+    abort_on_data => "TcpExtTCPAbortOnData",
+    abort_on_timeout => "TcpExtTCPAbortOnTimeout",
+    ofo_queue => "TcpExtTCPOFOQueue",
+    ofo_drop => "TcpExtTCPOFODrop",
+    zero_window_drop => "TcpExtTCPZeroWindowDrop",
+    delayed_acks => "TcpExtDelayedACKs",
+    pure_acks => "TcpExtTCPPureAcks",
+    tw => "TcpExtTW",
+    tw_recycled => "TcpExtTWRecycled",
+    tw_overflow => "TcpExtTCPTimeWaitOverflow",
+    orphan_overflow => "SynqOrphanOverflow",
+    in_bad_data_offset => "SynqInBadDataOffset",
+    in_not_for_us => "SynqInNoSocket",
+    conn_table_full => "SynqConnTableFull",
+    tx_queue_drops => "SynqTxQueueDrops",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_listed() {
+        let c = Counters {
+            listen_drops: 3,
+            ..Counters::default()
+        };
+        let mut names: Vec<_> = c.iter().map(|(n, _)| n).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        assert_eq!(c.get("TcpExtListenDrops"), Some(3));
+        assert_eq!(c.get("TcpPassiveOpens"), Some(0));
+        assert_eq!(c.get("Nope"), None);
+    }
+}

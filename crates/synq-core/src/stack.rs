@@ -1,0 +1,1174 @@
+//! The stack: demultiplexing, listeners, timers, transmit scheduling and the socket API.
+
+use crate::config::Config;
+use crate::conn::{
+    self, emit, ev, rst_reply, ConnInfo, Connection, Ctx, Disposition, Negotiated, State,
+};
+use crate::counters::Counters;
+use crate::error::{AcceptError, CloseError, ConnectError, ListenError, RecvError, SendError};
+use crate::hash::{FourTuple, HashMap, Secret, SeededState};
+use crate::listener::{Listener, Request};
+use crate::slab::{Key, Slab};
+use crate::{Duration, Instant};
+use core::net::{IpAddr, SocketAddr};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeSet, VecDeque};
+use synq_wire::{
+    ChecksumMode, Error as WireError, IpRepr, Ipv4Packet, Ipv6Packet, SeqNumber, TcpFlags,
+    TcpOptions, TcpPacket, TcpRepr, Timestamps,
+};
+
+/// A connection, as the application holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnHandle(Key);
+
+/// A listening socket, as the application holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerHandle(Key);
+
+/// Readiness and lifecycle events, drained with [`Stack::poll_event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake of a `connect()` completed.
+    Connected(ConnHandle),
+    /// Data, end of stream or an error can be read.
+    Readable(ConnHandle),
+    /// Send buffer space freed up.
+    Writable(ConnHandle),
+    /// The connection ended (TIME_WAIT or CLOSED): check [`Stack::info`] for the error.
+    Closed(ConnHandle),
+    /// The listener's accept queue is non-empty (EPOLLIN on a listener).
+    AcceptReady(ListenerHandle),
+}
+
+/// What `ss -lnt` shows for a listener, plus the SYN-RECV count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenerInfo {
+    /// Local address.
+    pub local: SocketAddr,
+    /// Recv-Q: established connections waiting for accept().
+    pub recv_q: u32,
+    /// Send-Q: the backlog after the somaxconn clamp.
+    pub send_q: u32,
+    /// Half-open requests held (rows of `ss -nt state syn-recv`).
+    pub syn_recv: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    Conn(Key),
+    Req(Key),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    Conn(Key),
+    Listener(Key),
+}
+
+/// Per-connection bookkeeping the stack keeps next to the TCB.
+#[derive(Debug)]
+struct Slot {
+    conn: Connection,
+    /// Deadline registered in the timer set.
+    armed: Option<Instant>,
+    in_tx: bool,
+    in_events: bool,
+    /// Sitting in a listener's accept queue (no application handle yet).
+    unaccepted: bool,
+    /// Still in the 4-tuple map.
+    hashed: bool,
+    /// Counted against `tcp_max_tw_buckets`.
+    in_tw: bool,
+}
+
+/// A sans-IO TCP/IP stack. See the crate documentation for the calling contract.
+pub struct Stack {
+    config: Config,
+    counters: Counters,
+    addrs: Vec<IpAddr>,
+    conns: Slab<Slot>,
+    by_tuple: HashMap<FourTuple, Key>,
+    listeners: Slab<Listener>,
+    listener_by_addr: HashMap<SocketAddr, Key>,
+    requests: Slab<Request>,
+    req_by_tuple: HashMap<FourTuple, Key>,
+    timers: BTreeSet<(Instant, TimerKey)>,
+    control: VecDeque<(IpRepr, TcpRepr<'static>)>,
+    tx_ready: VecDeque<Key>,
+    events: VecDeque<Owner>,
+    isn_secret: Secret,
+    ts_secret: Secret,
+    rng: ChaCha8Rng,
+    orphans: u32,
+    time_wait: u32,
+}
+
+impl core::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Stack")
+            .field("addrs", &self.addrs)
+            .field("connections", &self.conns.len())
+            .field("listeners", &self.listeners.len())
+            .field("requests", &self.requests.len())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Parsed<'a> {
+    Ok(IpRepr, TcpRepr<'a>),
+    Drop,
+}
+
+impl Stack {
+    /// A stack with `config`; every random choice (ISN keys, timestamp offsets, ephemeral
+    /// ports, hash keys) derives from `seed`.
+    pub fn new(config: Config, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut k = || rng.next_u64();
+        let hash = SeededState::new(k(), k());
+        let isn_secret = Secret::new(k(), k());
+        let ts_secret = Secret::new(k(), k());
+        Self {
+            config,
+            counters: Counters::default(),
+            addrs: Vec::new(),
+            conns: Slab::new(),
+            by_tuple: HashMap::with_hasher(hash),
+            listeners: Slab::new(),
+            listener_by_addr: HashMap::with_hasher(hash),
+            requests: Slab::new(),
+            req_by_tuple: HashMap::with_hasher(hash),
+            timers: BTreeSet::new(),
+            control: VecDeque::new(),
+            tx_ready: VecDeque::new(),
+            events: VecDeque::new(),
+            isn_secret,
+            ts_secret,
+            rng,
+            orphans: 0,
+            time_wait: 0,
+        }
+    }
+
+    /// Own `addr`: packets to it are ours, and connect() may use it as a source.
+    pub fn add_address(&mut self, addr: IpAddr) {
+        if !self.addrs.contains(&addr) {
+            self.addrs.push(addr);
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Change the configuration; takes effect for later events, as a sysctl write does.
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// The counters, under their nstat names.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn ctx(&mut self, now: Instant) -> (&mut Slab<Slot>, Ctx<'_>) {
+        (
+            &mut self.conns,
+            Ctx {
+                now,
+                config: &self.config,
+                counters: &mut self.counters,
+            },
+        )
+    }
+
+    // ---------------------------------------------------------------- input
+
+    /// Hand the stack one IP packet received at `now`. Malformed packets are counted and
+    /// dropped; this never panics on any input.
+    pub fn handle_packet(&mut self, now: Instant, bytes: &[u8]) {
+        self.counters.ip_in_receives += 1;
+        let (ip, seg) = match self.parse(bytes) {
+            Parsed::Ok(ip, seg) => (ip, seg),
+            Parsed::Drop => return,
+        };
+        // `ip` is already the reply's addressing: its source is our address.
+        let tuple = FourTuple {
+            local: SocketAddr::new(ip.src, seg.dst_port),
+            remote: SocketAddr::new(ip.dst, seg.src_port),
+        };
+        if let Some(&key) = self.by_tuple.get(&tuple) {
+            let (conns, mut ctx) = self.ctx(now);
+            let Some(slot) = conns.get_mut(key) else {
+                return;
+            };
+            let disp = slot.conn.on_segment(&mut ctx, &seg);
+            self.touch(now, key);
+            match disp {
+                Disposition::Done => return,
+                Disposition::Rst(rst) => return self.queue_control(ip, rst, true),
+                Disposition::Reopen => {} // falls through to the listener
+            }
+        }
+        if let Some(&rkey) = self.req_by_tuple.get(&tuple) {
+            return self.on_request_segment(now, rkey, ip, &seg);
+        }
+        if let Some(lkey) = self.find_listener(tuple.local) {
+            return self.on_listener_segment(now, lkey, tuple, ip, &seg);
+        }
+        self.counters.in_not_for_us += 1;
+        if !seg.flags.rst() {
+            self.queue_control(ip, rst_reply(&seg), true);
+        }
+    }
+
+    /// Parse with per-layer error counters named as Linux names them.
+    fn parse<'a>(&mut self, bytes: &'a [u8]) -> Parsed<'a> {
+        let c = &mut self.counters;
+        let (src, dst, proto, payload) = match bytes.first().map(|b| b >> 4) {
+            Some(4) => match Ipv4Packet::new_checked(bytes) {
+                Ok(p) => {
+                    if !p.verify_checksum() {
+                        c.ip_in_hdr_errors += 1;
+                        return Parsed::Drop;
+                    }
+                    if p.more_frags() || p.frag_offset() != 0 {
+                        c.ip_reasm_fails += 1;
+                        return Parsed::Drop;
+                    }
+                    let body = bytes
+                        .get(p.header_len()..usize::from(p.total_len()))
+                        .unwrap_or_default();
+                    (
+                        IpAddr::V4(p.src_addr()),
+                        IpAddr::V4(p.dst_addr()),
+                        p.protocol(),
+                        body,
+                    )
+                }
+                Err(WireError::Truncated) => {
+                    c.ip_in_truncated += 1;
+                    return Parsed::Drop;
+                }
+                Err(_) => {
+                    c.ip_in_hdr_errors += 1;
+                    return Parsed::Drop;
+                }
+            },
+            Some(6) => match Ipv6Packet::new_checked(bytes) {
+                Ok(p) => {
+                    let body = bytes
+                        .get(40..40 + usize::from(p.payload_len()))
+                        .unwrap_or_default();
+                    (
+                        IpAddr::V6(p.src_addr()),
+                        IpAddr::V6(p.dst_addr()),
+                        p.next_header(),
+                        body,
+                    )
+                }
+                Err(WireError::Truncated) => {
+                    c.ip_in_truncated += 1;
+                    return Parsed::Drop;
+                }
+                Err(_) => {
+                    c.ip_in_hdr_errors += 1;
+                    return Parsed::Drop;
+                }
+            },
+            _ => {
+                c.ip_in_hdr_errors += 1;
+                return Parsed::Drop;
+            }
+        };
+        if !self.addrs.contains(&dst) {
+            c.ip_in_addr_errors += 1;
+            return Parsed::Drop;
+        }
+        if proto != 6 {
+            c.ip_in_unknown_protos += 1;
+            return Parsed::Drop;
+        }
+        c.in_segs += 1;
+        let seg = TcpPacket::new_checked(payload)
+            .and_then(|p| TcpRepr::parse(&p, &src, &dst, ChecksumMode::Verify));
+        match seg {
+            Ok(seg)
+                if seg.src_port != 0
+                    && seg.dst_port != 0
+                    && !src.is_multicast()
+                    && !src.is_unspecified() =>
+            {
+                Parsed::Ok(
+                    IpRepr {
+                        src: dst,
+                        dst: src,
+                        hop_limit: self.config.ip_default_ttl,
+                    },
+                    seg,
+                )
+            }
+            Ok(_) => {
+                c.in_errs += 1;
+                Parsed::Drop
+            }
+            Err(e) => {
+                c.in_errs += 1;
+                match e {
+                    WireError::BadChecksum => c.in_csum_errors += 1,
+                    WireError::BadDataOffset => c.in_bad_data_offset += 1,
+                    _ => {}
+                }
+                Parsed::Drop
+            }
+        }
+    }
+
+    fn find_listener(&self, local: SocketAddr) -> Option<Key> {
+        let any = match local {
+            SocketAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
+        };
+        self.listener_by_addr
+            .get(&local)
+            .or_else(|| {
+                self.listener_by_addr
+                    .get(&SocketAddr::new(any, local.port()))
+            })
+            .copied()
+    }
+
+    /// Queue a stateless reply. `ip` is already the reply's addressing.
+    fn queue_control(&mut self, ip: IpRepr, tcp: TcpRepr<'static>, counted_rst: bool) {
+        if self.control.len() >= self.config.tx_queue_len as usize {
+            self.counters.tx_queue_drops += 1;
+            return;
+        }
+        if counted_rst && tcp.flags.rst() {
+            self.counters.out_rsts += 1;
+        }
+        self.counters.out_segs += 1;
+        self.control.push_back((ip, tcp));
+    }
+
+    fn isn(&self, tuple: &FourTuple, now: Instant) -> SeqNumber {
+        // RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.
+        let f = self.isn_secret.hash_tuple(tuple, 0) as u32;
+        SeqNumber(f.wrapping_add((now.total_micros() / 4) as u32))
+    }
+
+    fn ts_offset(&self, tuple: &FourTuple) -> u32 {
+        match self.config.tcp_timestamps {
+            1 => self.ts_secret.hash_tuple(tuple, 0) as u32,
+            _ => 0,
+        }
+    }
+
+    // ------------------------------------------------------------ listeners
+
+    fn on_listener_segment(
+        &mut self,
+        now: Instant,
+        lkey: Key,
+        tuple: FourTuple,
+        ip: IpRepr,
+        seg: &TcpRepr<'_>,
+    ) {
+        if seg.flags.rst() {
+            return;
+        }
+        if seg.flags.ack() {
+            // No request matches: RST (SYN cookies will be tried here first).
+            return self.queue_control(ip, rst_reply(seg), true);
+        }
+        if !seg.flags.syn() || seg.flags.fin() {
+            return;
+        }
+        let Some(l) = self.listeners.get(lkey) else {
+            return;
+        };
+        if l.syn_full() {
+            self.counters.req_q_full_drop += 1;
+            self.counters.listen_drops += 1;
+            return;
+        }
+        if l.accept_full() {
+            self.counters.listen_overflows += 1;
+            self.counters.listen_drops += 1;
+            return;
+        }
+        if self.requests.len() + self.conns.len() >= self.config.max_connections as usize {
+            self.counters.conn_table_full += 1;
+            self.counters.listen_drops += 1;
+            return;
+        }
+        let ts_ok = self.config.tcp_timestamps != 0;
+        let req = Request {
+            listener: lkey,
+            tuple,
+            iss: self.isn(&tuple, now),
+            irs: seg.seq,
+            peer_mss: seg.options.mss,
+            peer_wscale: seg
+                .options
+                .window_scale
+                .filter(|_| self.config.tcp_window_scaling),
+            sack: seg.options.sack_permitted && self.config.tcp_sack,
+            ts_recent: seg.options.timestamps.filter(|_| ts_ok).map(|t| t.tsval),
+            num_timeout: 0,
+            acked: false,
+            deadline: now + crate::rtt::RTO_INIT,
+            last_oow: None,
+        };
+        let rkey = self.requests.insert(req);
+        self.req_by_tuple.insert(tuple, rkey);
+        if let Some(l) = self.listeners.get_mut(lkey) {
+            l.syn.len += 1;
+            l.syn.young += 1;
+        }
+        self.timers.insert((req.deadline, TimerKey::Req(rkey)));
+        self.send_synack(now, &req);
+    }
+
+    fn send_synack(&mut self, now: Instant, req: &Request) {
+        let c = &self.config;
+        let mut options = TcpOptions {
+            mss: Some(conn::mss_for(&req.tuple, c)),
+            ..TcpOptions::default()
+        };
+        if req.peer_wscale.is_some() {
+            options.window_scale = Some(conn::wscale_for(c.tcp_rmem[2]));
+        }
+        options.sack_permitted = req.sack;
+        if let Some(tsecr) = req.ts_recent {
+            let tsval = (now.total_millis() as u32).wrapping_add(self.ts_offset(&req.tuple));
+            options.timestamps = Some(Timestamps { tsval, tsecr });
+        }
+        let tcp = TcpRepr {
+            src_port: req.tuple.local.port(),
+            dst_port: req.tuple.remote.port(),
+            seq: req.iss,
+            ack: req.irs + 1,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: c.tcp_rmem[1].min(65_535) as u16,
+            urgent: 0,
+            options,
+            payload: &[],
+        };
+        let ip = IpRepr {
+            src: req.tuple.local.ip(),
+            dst: req.tuple.remote.ip(),
+            hop_limit: c.ip_default_ttl,
+        };
+        self.queue_control(ip, tcp, false);
+    }
+
+    fn remove_request(&mut self, rkey: Key) -> Option<Request> {
+        let req = self.requests.remove(rkey)?;
+        self.req_by_tuple.remove(&req.tuple);
+        self.timers.remove(&(req.deadline, TimerKey::Req(rkey)));
+        if let Some(l) = self.listeners.get_mut(req.listener) {
+            l.syn.len -= 1;
+            if req.num_timeout == 0 {
+                l.syn.young -= 1;
+            }
+        }
+        Some(req)
+    }
+
+    fn oow_limited(&mut self, now: Instant, rkey: Key) -> bool {
+        let gap = Duration::from_millis(u64::from(self.config.tcp_invalid_ratelimit_ms));
+        let Some(r) = self.requests.get_mut(rkey) else {
+            return true;
+        };
+        match r.last_oow {
+            Some(t) if now < t + gap => true,
+            _ => {
+                r.last_oow = Some(now);
+                false
+            }
+        }
+    }
+
+    /// A segment for a half-open request (Linux `tcp_check_req`, in its order).
+    fn on_request_segment(&mut self, now: Instant, rkey: Key, ip: IpRepr, seg: &TcpRepr<'_>) {
+        let Some(&req) = self.requests.get(rkey) else {
+            return;
+        };
+        let f = seg.flags;
+        if f.syn() && !f.ack() && !f.rst() && !f.fin() && seg.seq == req.irs {
+            // Retransmitted SYN: resend the SYN-ACK, at most once per rate-limit interval.
+            if self.oow_limited(now, rkey) {
+                self.counters.ack_skipped_syn_recv += 1;
+                return;
+            }
+            let deadline = now + request_rto(req.num_timeout);
+            self.rearm_request(rkey, deadline);
+            self.send_synack(now, &req);
+            return;
+        }
+        if f.ack() && seg.ack != req.iss + 1 {
+            return self.queue_control(ip, rst_reply(seg), true);
+        }
+        let rcv_nxt = req.irs + 1;
+        let wnd = self.config.tcp_rmem[1].min(65_535);
+        let end = seg.seq + seg.payload.len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
+        let in_window = seg.seq == rcv_nxt || (end > rcv_nxt && seg.seq < rcv_nxt + wnd);
+        if !in_window {
+            if !f.rst() && !self.oow_limited(now, rkey) {
+                let ack = self.ack_for_request(now, &req);
+                self.queue_control(ip, ack, false);
+            }
+            return;
+        }
+        if f.rst() || f.syn() {
+            self.remove_request(rkey);
+            self.counters.embryonic_rsts += 1;
+            self.counters.attempt_fails += 1;
+            if !f.rst() {
+                self.queue_control(ip, rst_reply(seg), true);
+            }
+            return;
+        }
+        if !f.ack() {
+            return;
+        }
+        let Some(l) = self.listeners.get(req.listener) else {
+            // The listener closed: nobody to hand the child to.
+            self.remove_request(rkey);
+            return self.queue_control(ip, rst_reply(seg), true);
+        };
+        if l.accept_full() {
+            self.counters.listen_overflows += 1;
+            self.counters.listen_drops += 1;
+            if self.config.tcp_abort_on_overflow {
+                self.remove_request(rkey);
+                self.counters.embryonic_rsts += 1;
+                return self.queue_control(ip, rst_reply(seg), true);
+            }
+            if let Some(r) = self.requests.get_mut(rkey) {
+                r.acked = true;
+            }
+            return;
+        }
+        self.remove_request(rkey);
+        let neg = Negotiated {
+            peer_mss: req.peer_mss,
+            peer_wscale: req.peer_wscale,
+            sack: req.sack,
+            ts_recent: req.ts_recent,
+        };
+        let ts_offset = self.ts_offset(&req.tuple);
+        let mut conn = Connection::accept(
+            req.tuple,
+            &self.config,
+            now,
+            req.iss,
+            req.irs,
+            neg,
+            ts_offset,
+        );
+        conn.set_initial_window(seg);
+        let key = self.conns.insert(Slot {
+            conn,
+            armed: None,
+            in_tx: false,
+            in_events: false,
+            unaccepted: true,
+            hashed: true,
+            in_tw: false,
+        });
+        self.by_tuple.insert(req.tuple, key);
+        self.counters.passive_opens += 1;
+        {
+            let (conns, mut ctx) = self.ctx(now);
+            if let Some(slot) = conns.get_mut(key) {
+                // The ACK may carry data or FIN.
+                let _ = slot.conn.on_segment(&mut ctx, seg);
+            }
+        }
+        if let Some(l) = self.listeners.get_mut(req.listener) {
+            l.accept.push(key);
+        }
+        self.notify_listener(req.listener);
+        self.touch(now, key);
+    }
+
+    fn ack_for_request(&self, now: Instant, req: &Request) -> TcpRepr<'static> {
+        let mut options = TcpOptions::default();
+        if let Some(tsecr) = req.ts_recent {
+            let tsval = (now.total_millis() as u32).wrapping_add(self.ts_offset(&req.tuple));
+            options.timestamps = Some(Timestamps { tsval, tsecr });
+        }
+        TcpRepr {
+            src_port: req.tuple.local.port(),
+            dst_port: req.tuple.remote.port(),
+            seq: req.iss + 1,
+            ack: req.irs + 1,
+            flags: TcpFlags::ACK,
+            window: self.config.tcp_rmem[1].min(65_535) as u16,
+            urgent: 0,
+            options,
+            payload: &[],
+        }
+    }
+
+    fn rearm_request(&mut self, rkey: Key, deadline: Instant) {
+        if let Some(r) = self.requests.get_mut(rkey) {
+            self.timers.remove(&(r.deadline, TimerKey::Req(rkey)));
+            r.deadline = deadline;
+            self.timers.insert((deadline, TimerKey::Req(rkey)));
+        }
+    }
+
+    /// SYN-ACK timer (Linux `reqsk_timer_handler`, without the pruning rule yet).
+    fn on_request_timer(&mut self, now: Instant, rkey: Key) {
+        let Some(&req) = self.requests.get(rkey) else {
+            return;
+        };
+        self.counters.timeouts += 1;
+        if self.listeners.get(req.listener).is_none()
+            || req.num_timeout >= self.config.tcp_synack_retries
+        {
+            // Expiry is silent: the client learns on its next segment.
+            self.remove_request(rkey);
+            return;
+        }
+        if let Some(r) = self.requests.get_mut(rkey) {
+            r.num_timeout += 1;
+        }
+        if req.num_timeout == 0 {
+            if let Some(l) = self.listeners.get_mut(req.listener) {
+                l.syn.young -= 1;
+            }
+        }
+        self.rearm_request(rkey, now + request_rto(req.num_timeout + 1));
+        self.counters.syn_retrans += 1;
+        self.counters.retrans_segs += 1;
+        self.send_synack(now, &req);
+        // send_synack counted it as a new segment; a retransmission is not (Linux).
+        self.counters.out_segs -= 1;
+    }
+
+    fn notify_listener(&mut self, lkey: Key) {
+        if let Some(l) = self.listeners.get_mut(lkey) {
+            if !l.event_pending && l.accept.len() > 0 {
+                l.event_pending = true;
+                self.events.push_back(Owner::Listener(lkey));
+            }
+        }
+    }
+
+    // -------------------------------------------------- bookkeeping per conn
+
+    /// After anything touched a connection: events, gauges, maps, timers, transmit list.
+    fn touch(&mut self, now: Instant, key: Key) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let estab = matches!(slot.conn.state, State::Established | State::CloseWait);
+        if estab != slot.conn.counted_estab {
+            slot.conn.counted_estab = estab;
+            if estab {
+                self.counters.curr_estab += 1;
+            } else {
+                self.counters.curr_estab -= 1;
+            }
+        }
+        let tw = slot.conn.state == State::TimeWait;
+        if tw && !slot.in_tw {
+            if self.time_wait >= self.config.tcp_max_tw_buckets {
+                // Linux: no TIME_WAIT socket is kept beyond the bucket limit.
+                self.counters.tw_overflow += 1;
+                slot.conn.abort();
+            } else {
+                self.time_wait += 1;
+                slot.in_tw = true;
+            }
+        } else if !tw && slot.in_tw {
+            self.time_wait -= 1;
+            slot.in_tw = false;
+        }
+        if slot.hashed && slot.conn.state == State::Closed {
+            slot.hashed = false;
+            self.by_tuple.remove(&slot.conn.tuple);
+        }
+        if slot.conn.events != 0 && !slot.in_events && !slot.unaccepted && !slot.conn.orphan {
+            slot.in_events = true;
+            self.events.push_back(Owner::Conn(key));
+        }
+        if slot.conn.orphan || slot.unaccepted {
+            slot.conn.events = 0;
+        }
+        if slot.conn.state == State::Closed && slot.conn.orphan {
+            return self.free(key);
+        }
+        if !slot.in_tx && slot.conn.wants_transmit() {
+            slot.in_tx = true;
+            self.tx_ready.push_back(key);
+        }
+        let deadline = slot.conn.deadline().map(|t| t.max(now));
+        if deadline != slot.armed {
+            if let Some(old) = slot.armed {
+                self.timers.remove(&(old, TimerKey::Conn(key)));
+            }
+            if let Some(new) = deadline {
+                self.timers.insert((new, TimerKey::Conn(key)));
+            }
+            slot.armed = deadline;
+        }
+    }
+
+    fn free(&mut self, key: Key) {
+        if let Some(slot) = self.conns.remove(key) {
+            if let Some(t) = slot.armed {
+                self.timers.remove(&(t, TimerKey::Conn(key)));
+            }
+            if slot.hashed {
+                self.by_tuple.remove(&slot.conn.tuple);
+            }
+            if slot.conn.orphan {
+                self.orphans = self.orphans.saturating_sub(1);
+            }
+            if slot.in_tw {
+                self.time_wait -= 1;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- output
+
+    /// The next packet to send, written into `buf` (cleared first); its length, or `None`
+    /// when there is nothing to send now. Call until `None` after every `handle_*` call
+    /// and every application call.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        if let Some((ip, tcp)) = self.control.pop_front() {
+            self.counters.ip_out_requests += 1;
+            return Some(emit(&ip, &tcp, buf));
+        }
+        // Each pass either transmits or removes one entry, so this ends.
+        while let Some(&key) = self.tx_ready.front() {
+            let mut ctx = Ctx {
+                now,
+                config: &self.config,
+                counters: &mut self.counters,
+            };
+            let Some(slot) = self.conns.get_mut(key) else {
+                self.tx_ready.pop_front();
+                continue;
+            };
+            match slot.conn.poll_transmit(&mut ctx, buf) {
+                Some(n) => {
+                    ctx.counters.ip_out_requests += 1;
+                    if !slot.conn.wants_transmit() {
+                        slot.in_tx = false;
+                        self.tx_ready.pop_front();
+                    }
+                    self.touch(now, key);
+                    return Some(n);
+                }
+                None => {
+                    slot.in_tx = false;
+                    self.tx_ready.pop_front();
+                    self.touch(now, key);
+                }
+            }
+        }
+        None
+    }
+
+    /// The earliest instant at which [`Stack::handle_timeout`] has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|&(t, _)| t)
+    }
+
+    /// Fire every timer due at `now`. Spurious calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Take the due set first so a timer re-armed at `now` waits for the next call.
+        let mut due = Vec::new();
+        while let Some(&(t, k)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            due.push(k);
+        }
+        for k in due {
+            match k {
+                TimerKey::Conn(key) => {
+                    let (conns, mut ctx) = self.ctx(now);
+                    let Some(slot) = conns.get_mut(key) else {
+                        continue;
+                    };
+                    slot.armed = None;
+                    slot.conn.on_timer(&mut ctx);
+                    self.touch(now, key);
+                }
+                TimerKey::Req(rkey) => self.on_request_timer(now, rkey),
+            }
+        }
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        while let Some(owner) = self.events.pop_front() {
+            match owner {
+                Owner::Listener(lkey) => {
+                    let Some(l) = self.listeners.get_mut(lkey) else {
+                        continue;
+                    };
+                    l.event_pending = false;
+                    if l.accept.len() > 0 {
+                        return Some(Event::AcceptReady(ListenerHandle(lkey)));
+                    }
+                }
+                Owner::Conn(key) => {
+                    let Some(slot) = self.conns.get_mut(key) else {
+                        continue;
+                    };
+                    let bits = slot.conn.events;
+                    if bits == 0 {
+                        slot.in_events = false;
+                        continue;
+                    }
+                    let bit = bits & bits.wrapping_neg();
+                    slot.conn.events &= !bit;
+                    if slot.conn.events != 0 {
+                        self.events.push_front(owner);
+                    } else {
+                        slot.in_events = false;
+                    }
+                    let h = ConnHandle(key);
+                    return Some(match bit {
+                        ev::CONNECTED => Event::Connected(h),
+                        ev::READABLE => Event::Readable(h),
+                        ev::WRITABLE => Event::Writable(h),
+                        _ => Event::Closed(h),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    // ---------------------------------------------------------- socket API
+
+    /// `listen(2)`: start listening on `local` (an unspecified IP listens on every address).
+    /// The backlog is clamped like Linux: negative or above `net.core.somaxconn` means
+    /// somaxconn. Listening again on the same address only changes the backlog.
+    pub fn listen(
+        &mut self,
+        local: SocketAddr,
+        backlog: i32,
+    ) -> Result<ListenerHandle, ListenError> {
+        if local.port() == 0 {
+            return Err(ListenError::InvalidState);
+        }
+        if !local.ip().is_unspecified() && !self.addrs.contains(&local.ip()) {
+            return Err(ListenError::AddrNotAvailable);
+        }
+        let somaxconn = self.config.somaxconn;
+        // Linux: `if ((unsigned int)backlog > somaxconn) backlog = somaxconn`.
+        let backlog = if (backlog as u32) > somaxconn {
+            somaxconn
+        } else {
+            backlog as u32
+        };
+        if let Some(&key) = self.listener_by_addr.get(&local) {
+            if let Some(l) = self.listeners.get_mut(key) {
+                l.backlog = backlog;
+            }
+            return Ok(ListenerHandle(key));
+        }
+        let clash = self.listener_by_addr.keys().any(|a| {
+            a.port() == local.port()
+                && a.is_ipv4() == local.is_ipv4()
+                && (a.ip().is_unspecified() || local.ip().is_unspecified())
+        });
+        if clash || self.by_tuple.keys().any(|t| t.local == local) {
+            return Err(ListenError::AddrInUse);
+        }
+        let key = self.listeners.insert(Listener::new(local, backlog));
+        self.listener_by_addr.insert(local, key);
+        Ok(ListenerHandle(key))
+    }
+
+    /// `accept(2)`: the oldest established connection and its peer address.
+    pub fn accept(&mut self, l: ListenerHandle) -> Result<(ConnHandle, SocketAddr), AcceptError> {
+        let listener = self
+            .listeners
+            .get_mut(l.0)
+            .ok_or(AcceptError::NotListening)?;
+        let key = listener.accept.pop().ok_or(AcceptError::WouldBlock)?;
+        let slot = self.conns.get_mut(key).ok_or(AcceptError::WouldBlock)?;
+        slot.unaccepted = false;
+        let mut bits = ev::WRITABLE;
+        if slot.conn.readable() > 0 || slot.conn.at_eof() || slot.conn.error.is_some() {
+            bits |= ev::READABLE;
+        }
+        slot.conn.events = bits;
+        let remote = slot.conn.tuple.remote;
+        if !slot.in_events {
+            slot.in_events = true;
+            self.events.push_back(Owner::Conn(key));
+        }
+        if self.listeners.get(l.0).is_some_and(|l| l.accept.len() > 0) {
+            self.notify_listener(l.0);
+        }
+        Ok((ConnHandle(key), remote))
+    }
+
+    /// Stop listening: queued, unaccepted connections are reset (their peers see
+    /// ECONNRESET); half-open requests stay until their timer fires, as on Linux.
+    pub fn close_listener(&mut self, now: Instant, l: ListenerHandle) {
+        let Some(mut listener) = self.listeners.remove(l.0) else {
+            return;
+        };
+        self.listener_by_addr.remove(&listener.local);
+        let children: Vec<Key> = listener.accept.drain().collect();
+        for key in children {
+            if let Some(slot) = self.conns.get_mut(key) {
+                slot.unaccepted = false;
+                slot.conn.orphan = true;
+                slot.conn.abort();
+            }
+            self.touch(now, key);
+        }
+    }
+
+    /// `connect(2)` to `remote` from an address of ours of the same family and an ephemeral
+    /// port. The SYN goes out on the next `poll_transmit`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+    ) -> Result<ConnHandle, ConnectError> {
+        let local_ip = *self
+            .addrs
+            .iter()
+            .find(|a| a.is_ipv4() == remote.is_ipv4())
+            .ok_or(ConnectError::AddrNotAvailable)?;
+        if remote.port() == 0 || remote.ip().is_unspecified() {
+            return Err(ConnectError::InvalidInput);
+        }
+        let [lo, hi] = self.config.ip_local_port_range;
+        let span = u32::from(hi - lo) + 1;
+        let start = self.rng.next_u32() % span;
+        for i in 0..span {
+            let port = lo + ((start + i) % span) as u16;
+            let local = SocketAddr::new(local_ip, port);
+            let tuple = FourTuple { local, remote };
+            if !self.by_tuple.contains_key(&tuple)
+                && !self.req_by_tuple.contains_key(&tuple)
+                && self.find_listener(local).is_none()
+            {
+                return self.connect_tuple(now, tuple);
+            }
+        }
+        Err(ConnectError::AddrNotAvailable)
+    }
+
+    /// `bind(2)` + `connect(2)`: connect from a chosen local address and port.
+    pub fn connect_from(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<ConnHandle, ConnectError> {
+        if !self.addrs.contains(&local.ip()) || local.is_ipv4() != remote.is_ipv4() {
+            return Err(ConnectError::AddrNotAvailable);
+        }
+        if remote.port() == 0 || local.port() == 0 || remote.ip().is_unspecified() {
+            return Err(ConnectError::InvalidInput);
+        }
+        let tuple = FourTuple { local, remote };
+        if self.by_tuple.contains_key(&tuple) || self.req_by_tuple.contains_key(&tuple) {
+            return Err(ConnectError::AddrInUse);
+        }
+        self.connect_tuple(now, tuple)
+    }
+
+    fn connect_tuple(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+    ) -> Result<ConnHandle, ConnectError> {
+        if self.conns.len() + self.requests.len() >= self.config.max_connections as usize {
+            self.counters.conn_table_full += 1;
+            return Err(ConnectError::NoBuffers);
+        }
+        let conn = Connection::connect(
+            tuple,
+            &self.config,
+            self.isn(&tuple, now),
+            self.ts_offset(&tuple),
+        );
+        let key = self.conns.insert(Slot {
+            conn,
+            armed: None,
+            in_tx: false,
+            in_events: false,
+            unaccepted: false,
+            hashed: true,
+            in_tw: false,
+        });
+        self.by_tuple.insert(tuple, key);
+        self.counters.active_opens += 1;
+        self.touch(now, key);
+        Ok(ConnHandle(key))
+    }
+
+    fn slot(&mut self, h: ConnHandle) -> Option<&mut Slot> {
+        self.conns.get_mut(h.0).filter(|s| !s.conn.orphan)
+    }
+
+    /// `send(2)`: queue bytes; returns how many fit (EAGAIN if none).
+    pub fn send(&mut self, now: Instant, h: ConnHandle, data: &[u8]) -> Result<usize, SendError> {
+        let slot = self.slot(h).ok_or(SendError::BadHandle)?;
+        let c = &mut slot.conn;
+        if let Some(e) = c.error {
+            return Err(e.into());
+        }
+        match c.state {
+            State::SynSent | State::SynReceived => return Err(SendError::WouldBlock),
+            State::Closed | State::Listen => return Err(SendError::NotConnected),
+            _ if !c.can_send_data() => return Err(SendError::BrokenPipe),
+            _ => {}
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = c.send(data);
+        self.touch(now, h.0);
+        if n == 0 {
+            return Err(SendError::WouldBlock);
+        }
+        Ok(n)
+    }
+
+    /// `recv(2)`: read into `buf`; `Ok(0)` is end of stream.
+    pub fn recv(
+        &mut self,
+        now: Instant,
+        h: ConnHandle,
+        buf: &mut [u8],
+    ) -> Result<usize, RecvError> {
+        let slot = self.slot(h).ok_or(RecvError::BadHandle)?;
+        let c = &mut slot.conn;
+        if c.readable() == 0 {
+            if let Some(e) = c.error {
+                return Err(e.into());
+            }
+            if c.at_eof() || buf.is_empty() {
+                return Ok(0);
+            }
+            return match c.state {
+                State::SynSent | State::SynReceived => Err(RecvError::WouldBlock),
+                State::Closed | State::Listen => Err(RecvError::NotConnected),
+                _ => Err(RecvError::WouldBlock),
+            };
+        }
+        let n = c.recv(buf);
+        self.touch(now, h.0);
+        Ok(n)
+    }
+
+    /// `shutdown(SHUT_WR)`: send FIN after the queued data.
+    pub fn shutdown(&mut self, now: Instant, h: ConnHandle) -> Result<(), CloseError> {
+        let slot = self.slot(h).ok_or(CloseError::BadHandle)?;
+        if !slot.conn.state.is_synchronized() && slot.conn.state != State::SynSent {
+            return Err(CloseError::NotConnected);
+        }
+        slot.conn.shutdown_write();
+        self.touch(now, h.0);
+        Ok(())
+    }
+
+    /// `close(2)`: release the handle. The connection finishes in the background (FIN,
+    /// TIME_WAIT); unread received data makes it a reset instead, as on Linux.
+    pub fn close(&mut self, now: Instant, h: ConnHandle) -> Result<(), CloseError> {
+        if self.slot(h).is_none() {
+            return Err(CloseError::BadHandle);
+        }
+        if self.orphans >= self.config.tcp_max_orphans {
+            self.counters.orphan_overflow += 1;
+            if let Some(slot) = self.conns.get_mut(h.0) {
+                slot.conn.orphan = true;
+                slot.conn.abort();
+            }
+        } else {
+            self.orphans += 1;
+            let (conns, mut ctx) = self.ctx(now);
+            if let Some(slot) = conns.get_mut(h.0) {
+                slot.conn.close(&mut ctx);
+            }
+        }
+        self.touch(now, h.0);
+        Ok(())
+    }
+
+    /// Abort with RST (`SO_LINGER` 0 then `close`).
+    pub fn abort(&mut self, now: Instant, h: ConnHandle) -> Result<(), CloseError> {
+        let slot = self.slot(h).ok_or(CloseError::BadHandle)?;
+        slot.conn.orphan = true;
+        slot.conn.abort();
+        self.orphans += 1;
+        self.touch(now, h.0);
+        Ok(())
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn set_nodelay(&mut self, h: ConnHandle, on: bool) {
+        if let Some(slot) = self.slot(h) {
+            slot.conn.nodelay = on;
+        }
+    }
+
+    /// Connection state, or `None` for a stale handle.
+    pub fn state(&self, h: ConnHandle) -> Option<State> {
+        self.conns.get(h.0).map(|s| s.conn.state)
+    }
+
+    /// A snapshot of a connection.
+    pub fn info(&self, h: ConnHandle) -> Option<ConnInfo> {
+        self.conns.get(h.0).map(|s| s.conn.info())
+    }
+
+    /// Free space in the send buffer.
+    pub fn send_space(&self, h: ConnHandle) -> usize {
+        self.conns.get(h.0).map_or(0, |s| s.conn.send_space())
+    }
+
+    /// What `ss -lnt` shows for a listener.
+    pub fn listener_info(&self, l: ListenerHandle) -> Option<ListenerInfo> {
+        self.listeners.get(l.0).map(|l| ListenerInfo {
+            local: l.local,
+            recv_q: l.accept.len() as u32,
+            send_q: l.backlog,
+            syn_recv: l.syn.len,
+        })
+    }
+
+    /// Every connection (including unaccepted and orphaned ones).
+    pub fn connections(&self) -> impl Iterator<Item = ConnInfo> + '_ {
+        self.conns.iter().map(|(_, s)| s.conn.info())
+    }
+
+    /// Every listener.
+    pub fn listeners(&self) -> impl Iterator<Item = ListenerInfo> + '_ {
+        self.listeners
+            .iter()
+            .filter_map(|(k, _)| self.listener_info(ListenerHandle(k)))
+    }
+}
+
+/// SYN-ACK retransmission interval after `n` retransmissions: min(1 s << n, 120 s).
+fn request_rto(n: u8) -> Duration {
+    Duration::from_secs(1u64 << n.min(7)).min(crate::rtt::RTO_MAX)
+}

@@ -1,0 +1,170 @@
+use super::util::*;
+use crate::{Duration, State};
+
+#[test]
+fn transfer_both_ways() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    let up = pattern(300_000, 1);
+    assert_eq!(p.transfer(true, c, s, &up, Duration::from_secs(30)), up);
+    let down = pattern(200_000, 2);
+    assert_eq!(
+        p.transfer(false, s, c, &down, Duration::from_secs(30)),
+        down
+    );
+    assert_eq!(p.a.counters().retrans_segs, 0);
+    assert_eq!(p.b.state(s), Some(State::Established));
+}
+
+#[test]
+fn delayed_ack_every_second_segment() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    let before = p.log.len();
+    let data = pattern(1448 * 10, 3);
+    assert_eq!(p.a.send(p.now, c, &data), Ok(data.len()));
+    p.run_for(Duration::from_millis(100));
+    let acks = p.log[before..]
+        .iter()
+        .filter(|s| !s.a_to_b && s.len == 0)
+        .count();
+    // Ten full segments, no reads: one ACK per two.
+    assert_eq!(acks, 5);
+    let mut buf = vec![0u8; data.len() + 1];
+    assert_eq!(p.b.recv(p.now, s, &mut buf), Ok(data.len()));
+    assert_eq!(&buf[..data.len()], &data[..]);
+}
+
+#[test]
+fn lone_segment_acked_after_delay() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    p.a.send(p.now, c, b"hello").unwrap();
+    let t0 = p.now;
+    p.run_for(Duration::from_millis(200));
+    let acks = p.segs(false, |x| x.at > t0 && x.len == 0);
+    assert_eq!(acks.len(), 1);
+    // Arrives at +10 ms, ACKed 40 ms later.
+    assert_eq!(acks[0].at - t0, Duration::from_millis(50));
+    assert_eq!(p.b.counters().delayed_acks, 1);
+    let mut buf = [0u8; 16];
+    assert_eq!(p.b.recv(p.now, s, &mut buf), Ok(5));
+}
+
+#[test]
+fn fast_retransmit_on_three_dupacks() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    let mut n = 0;
+    p.filter = Some(Box::new(move |seg| {
+        // Drop the third data segment, once.
+        if seg.a_to_b && seg.len > 0 {
+            n += 1;
+            return n != 3;
+        }
+        true
+    }));
+    let data = pattern(100_000, 4);
+    assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(10)), data);
+    let k = p.a.counters();
+    assert_eq!(k.fast_retrans, 1);
+    assert_eq!(k.timeouts, 0, "recovered without an RTO");
+    assert!(
+        p.segs(false, |x| x.sack_blocks > 0).len() >= 3,
+        "dupacks carry SACK blocks"
+    );
+}
+
+#[test]
+fn rto_recovers_blackout() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    let blackout_end = p.now + Duration::from_secs(3);
+    p.filter = Some(Box::new(move |seg| seg.at >= blackout_end));
+    let data = pattern(50_000, 5);
+    assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(30)), data);
+    let k = p.a.counters();
+    assert!(k.timeouts >= 2, "timeouts {}", k.timeouts);
+    // Backoff: retransmissions of the first segment are spaced 1, 2 ... (x RTO).
+    let first = p.segs(true, |x| x.len > 0);
+    let seq0 = first[0].seq;
+    let rtx: Vec<_> = first
+        .iter()
+        .filter(|x| x.seq == seq0)
+        .map(|x| x.at)
+        .collect();
+    let gaps: Vec<u64> = rtx
+        .windows(2)
+        .map(|w| (w[1] - w[0]).total_millis())
+        .collect();
+    assert!(
+        gaps.windows(2).all(|g| g[1] == 2 * g[0] || g[1] == 120_000),
+        "exponential backoff: {gaps:?}"
+    );
+}
+
+#[test]
+fn zero_window_then_reopen() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    // B never reads: A fills B's 128 KiB buffer then stalls.
+    let data = pattern(400_000, 6);
+    let mut sent = 0;
+    for _ in 0..200 {
+        if let Ok(n) = p.a.send(p.now, c, &data[sent..]) {
+            sent += n;
+        }
+        p.run_for(Duration::from_millis(50));
+    }
+    let bi = p.b.info(s).unwrap();
+    assert!(
+        (131_072..131_072 + 128).contains(&bi.recv_queue),
+        "{}",
+        bi.recv_queue
+    );
+    assert!(
+        p.a.counters().loss_probes > 0,
+        "zero-window probes were sent"
+    );
+    assert!(p.segs(false, |x| x.window == 0).len() > 0);
+    // Now read everything: the window reopens and the rest flows.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..2000 {
+        while let Ok(n) = p.b.recv(p.now, s, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        if sent < data.len() {
+            if let Ok(n) = p.a.send(p.now, c, &data[sent..]) {
+                sent += n;
+            }
+        }
+        if got.len() == data.len() {
+            break;
+        }
+        p.run_for(Duration::from_millis(20));
+    }
+    assert_eq!(got.len(), data.len());
+    assert!(got == data);
+}
+
+#[test]
+fn reordering_is_reassembled() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    // Every seventh data segment is lost: the ones after it arrive out of order.
+    let mut n = 0;
+    p.filter = Some(Box::new(move |seg| {
+        if seg.a_to_b && seg.len > 0 {
+            n += 1;
+            return n % 7 != 3;
+        }
+        true
+    }));
+    let data = pattern(200_000, 7);
+    assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(60)), data);
+    assert!(p.b.counters().ofo_queue > 0);
+}

@@ -1,0 +1,166 @@
+use super::util::*;
+use crate::{Config, ConnError, Duration, Event, Instant, RecvError, State};
+use core::net::SocketAddr;
+
+#[test]
+fn handshake_v4_negotiates_options() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    assert_eq!(p.a.state(c), Some(State::Established));
+    assert_eq!(p.b.state(s), Some(State::Established));
+    let (ci, si) = (p.a.info(c).unwrap(), p.b.info(s).unwrap());
+    assert!(ci.timestamps && si.timestamps && ci.sack && si.sack);
+    assert_eq!((ci.snd_wscale, ci.rcv_wscale), (7, 7));
+    assert_eq!(ci.mss, 1460 - 12);
+    assert!(p.events_a.contains(&Event::Connected(c)));
+    assert_eq!(p.a.counters().active_opens, 1);
+    assert_eq!(p.b.counters().passive_opens, 1);
+    assert_eq!(p.a.counters().curr_estab, 1);
+    // SYN, SYN-ACK, ACK and nothing else.
+    let flags: Vec<String> = p.log.iter().map(|s| format!("{:?}", s.flags)).collect();
+    assert_eq!(flags, ["[S]", "[S.]", "[.]"]);
+    // The RTT of the handshake was measured: 2 x 10 ms.
+    assert_eq!(ci.srtt, Some(Duration::from_millis(20)));
+}
+
+#[test]
+fn handshake_v6() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(true);
+    assert_eq!(p.a.state(c), Some(State::Established));
+    assert_eq!(p.b.info(s).unwrap().mss, 1440 - 12);
+}
+
+#[test]
+fn options_off_by_sysctl() {
+    let mut ca = Config::default();
+    ca.set("net.ipv4.tcp_timestamps", "0").unwrap();
+    ca.set("net.ipv4.tcp_window_scaling", "0").unwrap();
+    ca.set("net.ipv4.tcp_sack", "0").unwrap();
+    let mut p = Pair::with(ca, Config::default());
+    let (c, s, _) = p.connected(false);
+    for i in [p.a.info(c).unwrap(), p.b.info(s).unwrap()] {
+        assert!(!i.timestamps && !i.sack);
+        assert_eq!((i.snd_wscale, i.rcv_wscale), (0, 0));
+        assert_eq!(i.mss, 1460);
+    }
+}
+
+#[test]
+fn refused_by_closed_port() {
+    let mut p = Pair::new();
+    let c = p.a.connect(p.now, SocketAddr::new(B4, 81)).unwrap();
+    p.run_for(Duration::from_millis(100));
+    assert_eq!(p.a.state(c), Some(State::Closed));
+    assert_eq!(p.a.info(c).unwrap().error, Some(ConnError::Refused));
+    assert_eq!(p.a.recv(p.now, c, &mut [0; 4]), Err(RecvError::Refused));
+    assert_eq!(p.b.counters().out_rsts, 1);
+    assert_eq!(p.a.counters().attempt_fails, 1);
+}
+
+/// SYN times (s) for a client whose SYNs all vanish, and when connect() fails.
+fn syn_schedule(linear: &str) -> (Vec<u64>, u64) {
+    let mut ca = Config::default();
+    ca.set("net.ipv4.tcp_syn_linear_timeouts", linear).unwrap();
+    let mut p = Pair::with(ca, Config::default());
+    p.filter = Some(Box::new(|s| !s.a_to_b));
+    let c = p.a.connect(p.now, SocketAddr::new(B4, 80)).unwrap();
+    let mut failed_at = None;
+    for _ in 0..400 {
+        p.run_for(Duration::from_millis(500));
+        if failed_at.is_none() && p.a.state(c) == Some(State::Closed) {
+            failed_at = Some(p.now.total_millis() / 1000);
+        }
+    }
+    assert_eq!(p.a.info(c).unwrap().error, Some(ConnError::TimedOut));
+    let times = p
+        .segs(true, |s| s.flags.syn())
+        .iter()
+        .map(|s| s.at.total_micros())
+        .collect::<Vec<_>>();
+    assert!(
+        times.iter().all(|t| t % 1_000_000 == 0),
+        "SYNs on whole seconds: {times:?}"
+    );
+    (
+        times.into_iter().map(|t| t / 1_000_000).collect(),
+        failed_at.unwrap(),
+    )
+}
+
+#[test]
+fn syn_retransmission_linux_6x_defaults() {
+    // tcp_syn_retries 6, tcp_syn_linear_timeouts 4: SYNs at 0,1,2,3,4,5,7 s; fails at 11 s.
+    let (times, failed) = syn_schedule("4");
+    assert_eq!(times, [0, 1, 2, 3, 4, 5, 7]);
+    assert_eq!(failed, 11);
+}
+
+#[test]
+fn syn_retransmission_exponential() {
+    // Without linear timeouts: 0,1,3,7,15,31,63 s; fails at 127 s.
+    let (times, failed) = syn_schedule("0");
+    assert_eq!(times, [0, 1, 3, 7, 15, 31, 63]);
+    assert_eq!(failed, 127);
+}
+
+#[test]
+fn syn_retries_counted() {
+    let mut ca = Config::default();
+    ca.set("net.ipv4.tcp_syn_retries", "2").unwrap();
+    let mut p = Pair::with(ca, Config::default());
+    p.filter = Some(Box::new(|s| !s.a_to_b));
+    let c = p.a.connect(p.now, SocketAddr::new(B4, 80)).unwrap();
+    p.run_for(Duration::from_secs(10));
+    assert_eq!(p.segs(true, |s| s.flags.syn()).len(), 3);
+    assert_eq!(p.a.state(c), Some(State::Closed));
+    let k = p.a.counters();
+    assert_eq!(
+        (k.syn_retrans, k.retrans_segs, k.timeouts, k.attempt_fails),
+        (2, 2, 2, 1)
+    );
+}
+
+#[test]
+fn simultaneous_open() {
+    let mut p = Pair::new();
+    let a_addr = SocketAddr::new(A4, 5000);
+    let b_addr = SocketAddr::new(B4, 6000);
+    let ca = p.a.connect_from(p.now, a_addr, b_addr).unwrap();
+    let cb = p.b.connect_from(p.now, b_addr, a_addr).unwrap();
+    p.run_for(Duration::from_millis(200));
+    assert_eq!(p.a.state(ca), Some(State::Established));
+    assert_eq!(p.b.state(cb), Some(State::Established));
+    let data = pattern(5000, 9);
+    let got = p.transfer(true, ca, cb, &data, Duration::from_secs(5));
+    assert_eq!(got, data);
+}
+
+#[test]
+fn accept_queue_holds_backlog_plus_one() {
+    let mut p = Pair::new();
+    let l = p.b.listen(SocketAddr::new(B4, 80), 2).unwrap();
+    let clients: Vec<_> = (0..5)
+        .map(|_| {
+            let c = p.a.connect(p.now, SocketAddr::new(B4, 80)).unwrap();
+            p.run_for(Duration::from_millis(100));
+            c
+        })
+        .collect();
+    let estab = clients
+        .iter()
+        .filter(|&&c| p.a.state(c) == Some(State::Established))
+        .count();
+    assert_eq!(estab, 3);
+    let li = p.b.listener_info(l).unwrap();
+    assert_eq!((li.recv_q, li.send_q, li.syn_recv), (3, 2, 0));
+    assert_eq!(p.b.counters().listen_overflows, 2);
+    // Accepting in FIFO order, then EAGAIN.
+    let mut order = Vec::new();
+    while let Ok((_, peer)) = p.b.accept(l) {
+        order.push(peer);
+    }
+    assert_eq!(order.len(), 3);
+    assert_eq!(p.b.accept(l).unwrap_err(), crate::AcceptError::WouldBlock);
+    let _ = Instant::ZERO;
+}

@@ -1,0 +1,9 @@
+//! Scenario tests of the engine through the two-stack harness.
+
+mod util;
+
+mod close;
+mod data;
+mod handshake;
+mod malformed;
+mod reset;
