@@ -23,7 +23,16 @@ impl SendBuffer {
     }
 
     pub(crate) fn free(&self) -> usize {
-        self.cap - self.len()
+        self.cap.saturating_sub(self.len())
+    }
+
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Grow the bound (send-buffer autotuning); the storage grows only as data is written.
+    pub(crate) fn grow_to(&mut self, cap: usize) {
+        self.cap = self.cap.max(cap);
     }
 
     /// Append as much as fits; returns bytes taken.

@@ -945,6 +945,12 @@ impl Connection {
             }
         }
         self.cwnd = self.cwnd.min(1 << 30);
+        // Linux tcp_sndbuf_expand: room for two congestion windows, within tcp_wmem.
+        let [_, _, wmax] = ctx.config.tcp_wmem;
+        if (self.send_buf.cap() as u64) < u64::from(wmax) {
+            self.send_buf
+                .grow_to((2 * self.cwnd as usize).min(wmax as usize));
+        }
         if self.snd_una == self.snd_max {
             self.timers[Timer::Rto as usize] = None;
         } else {

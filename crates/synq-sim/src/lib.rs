@@ -6,6 +6,9 @@
 //! tail-drop queue. Every random decision comes from the seed, and ties in
 //! the event queue break by insertion order, so a run is fully reproducible.
 
+pub mod scenario;
+mod stack_node;
+
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};

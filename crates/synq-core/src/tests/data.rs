@@ -126,7 +126,7 @@ fn zero_window_then_reopen() {
         p.a.counters().loss_probes > 0,
         "zero-window probes were sent"
     );
-    assert!(p.segs(false, |x| x.window == 0).len() > 0);
+    assert!(!p.segs(false, |x| x.window == 0).is_empty());
     // Now read everything: the window reopens and the rest flows.
     let mut got = Vec::new();
     let mut buf = vec![0u8; 65536];

@@ -19,6 +19,9 @@ fn handshake_v4_negotiates_options() {
     // SYN, SYN-ACK, ACK and nothing else.
     let flags: Vec<String> = p.log.iter().map(|s| format!("{:?}", s.flags)).collect();
     assert_eq!(flags, ["[S]", "[S.]", "[.]"]);
+    assert_eq!(p.log[1].ack, p.log[0].seq + 1);
+    assert_eq!(p.log[2].ack, p.log[1].seq + 1);
+    assert_eq!(p.log[2].seq, p.log[0].seq + 1);
     // The RTT of the handshake was measured: 2 x 10 ms.
     assert_eq!(ci.srtt, Some(Duration::from_millis(20)));
 }

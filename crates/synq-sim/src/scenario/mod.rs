@@ -1,0 +1,20 @@
+//! Ready-made experiments over simulated networks of real synq stacks.
+
+mod transfer;
+
+pub use transfer::{transfer, TransferParams, TransferReport};
+
+use core::net::{IpAddr, Ipv4Addr};
+
+/// Client address used by scenarios (TEST-NET-1, never routed anywhere real).
+pub const CLIENT_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+/// Server address used by scenarios.
+pub const SERVER_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+
+/// Derive an independent sub-seed (SplitMix64), so each stack and stream gets its own.
+pub fn subseed(seed: u64, stream: u64) -> u64 {
+    let mut z = seed.wrapping_add(stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
