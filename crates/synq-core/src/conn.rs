@@ -1,7 +1,7 @@
 //! One TCP connection (a full TCB), from SYN-SENT or an accepted request to CLOSED.
 //!
-//! Input is [`Connection::on_segment`] and [`Connection::on_timer`]; output is
-//! [`Connection::poll_transmit`], which decides lazily what to send, as smoltcp's
+//! Input is `Connection::on_segment` and `Connection::on_timer`; output is
+//! `Connection::poll_transmit`, which decides lazily what to send, as smoltcp's
 //! `dispatch` does. The stack owns demux, timers and events around it.
 
 use crate::buffer::{RecvBuffer, SendBuffer, Written};

@@ -9,8 +9,8 @@ fn run(bytes: u64, loss: f64, seed: u64) -> synq_sim::scenario::TransferReport {
     let p = TransferParams {
         bytes,
         loss,
-        reorder: if loss > 0.0 { 0.02 } else { 0.0 },
-        duplicate: if loss > 0.0 { 0.01 } else { 0.0 },
+        reorder: 0.02,
+        duplicate: 0.01,
         rtt: Duration::from_millis(10),
         seed,
         ..TransferParams::default()
@@ -20,7 +20,12 @@ fn run(bytes: u64, loss: f64, seed: u64) -> synq_sim::scenario::TransferReport {
 
 #[test]
 fn lossless_10mb_is_intact_without_retransmits() {
-    let r = run(10 * MB, 0.0, 1);
+    let p = TransferParams {
+        bytes: 10 * MB,
+        rtt: Duration::from_millis(10),
+        ..TransferParams::default()
+    };
+    let r = transfer(&p).unwrap();
     assert!(r.intact, "{r:?}");
     assert_eq!(r.bytes_received, 10 * MB);
     assert_eq!(r.retransmits, 0);
