@@ -70,11 +70,13 @@ impl SendBuffer {
 /// Most out-of-order ranges held at once; a segment that would need more is dropped.
 pub(crate) const MAX_OOO_RANGES: usize = 32;
 
-/// A ring of `cap` bytes: readable in-order data, then a window in which out-of-order
-/// segments are written in place and tracked as ranges relative to RCV.NXT.
+/// A ring of at most `cap` bytes: readable in-order data, then a window in which out-of-order
+/// segments are written in place and tracked as ranges relative to RCV.NXT. Storage grows on
+/// demand (doubling, up to `cap`), so an idle connection costs no buffer memory.
 #[derive(Debug)]
 pub(crate) struct RecvBuffer {
     buf: Vec<u8>,
+    cap: usize,
     head: usize,
     len: usize,
     /// Sorted, disjoint, non-adjacent `[start, end)` offsets from the end of readable data.
@@ -92,18 +94,18 @@ pub(crate) enum Written {
     Dropped,
 }
 
+/// Smallest storage allocated once data arrives.
+const MIN_STORAGE: usize = 4096;
+
 impl RecvBuffer {
     pub(crate) fn new(cap: usize) -> Self {
         Self {
-            buf: vec![0; cap],
+            buf: Vec::new(),
+            cap,
             head: 0,
             len: 0,
             ooo: Vec::new(),
         }
-    }
-
-    pub(crate) fn cap(&self) -> usize {
-        self.buf.len()
     }
 
     /// Readable bytes.
@@ -113,7 +115,7 @@ impl RecvBuffer {
 
     /// Free space after readable data: the receive window.
     pub(crate) fn window(&self) -> usize {
-        self.cap() - self.len
+        self.cap - self.len
     }
 
     pub(crate) fn has_ooo(&self) -> bool {
@@ -125,10 +127,33 @@ impl RecvBuffer {
         &self.ooo
     }
 
+    /// Make storage hold `extent` bytes from `head`, moving the contents to the front.
+    fn reserve(&mut self, extent: usize) {
+        let phys = self.buf.len();
+        if extent <= phys {
+            return;
+        }
+        let new_phys = extent
+            .next_power_of_two()
+            .max(MIN_STORAGE)
+            .min(self.cap)
+            .max(extent);
+        let used = (self.len + self.ooo.last().map_or(0, |r| r.1)).min(phys);
+        let mut next = vec![0u8; new_phys];
+        if phys > 0 {
+            let first = used.min(phys - self.head);
+            next[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+            next[first..used].copy_from_slice(&self.buf[..used - first]);
+        }
+        self.buf = next;
+        self.head = 0;
+    }
+
     fn copy_in(&mut self, off: usize, data: &[u8]) {
-        let cap = self.cap();
-        let pos = (self.head + self.len + off) % cap;
-        let first = data.len().min(cap - pos);
+        self.reserve(self.len + off + data.len());
+        let phys = self.buf.len();
+        let pos = (self.head + self.len + off) % phys;
+        let first = data.len().min(phys - pos);
         self.buf[pos..pos + first].copy_from_slice(&data[..first]);
         self.buf[..data.len() - first].copy_from_slice(&data[first..]);
     }
@@ -178,11 +203,14 @@ impl RecvBuffer {
     /// Read into `out`; returns bytes copied.
     pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.len);
-        let cap = self.cap();
-        let first = n.min(cap - self.head);
+        if n == 0 {
+            return 0;
+        }
+        let phys = self.buf.len();
+        let first = n.min(phys - self.head);
         out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
-        self.head = (self.head + n) % cap;
+        self.head = (self.head + n) % phys;
         self.len -= n;
         n
     }
@@ -245,6 +273,41 @@ mod tests {
     }
 
     #[test]
+    fn storage_grows_on_demand_and_keeps_order() {
+        let mut r = RecvBuffer::new(100_000);
+        assert_eq!(r.buf.len(), 0, "nothing allocated before data");
+        r.write_at(0, &[1; 3000]);
+        let mut out = vec![0u8; 2000];
+        r.read(&mut out);
+        // Wrapped contents and an out-of-order range survive growth.
+        r.write_at(5000, &[3; 100]);
+        r.write_at(0, &[2; 3000]);
+        assert!(r.buf.len() >= 8192);
+        let mut out = vec![0u8; 4000];
+        assert_eq!(r.read(&mut out), 4000);
+        assert!(out[..1000].iter().all(|&b| b == 1) && out[1000..].iter().all(|&b| b == 2));
+        assert_eq!(r.ooo_ranges(), &[(2000, 2100)]);
+        assert_eq!(r.write_at(0, &[4; 2000]), Written::InOrder(2100));
+        let mut out = vec![0u8; 2100];
+        r.read(&mut out);
+        assert!(out[2000..].iter().all(|&b| b == 3));
+    }
+
+    #[test]
+    fn storage_never_exceeds_cap() {
+        let mut r = RecvBuffer::new(5000);
+        r.write_at(0, &[1; 4999]);
+        assert!(r.buf.len() <= 5000 && r.buf.len() >= 4999);
+        let mut out = vec![0u8; 4000];
+        r.read(&mut out);
+        r.write_at(0, &[2; 4001]);
+        assert_eq!(r.buf.len(), 5000);
+        let mut out = vec![0u8; 5000];
+        assert_eq!(r.read(&mut out), 5000);
+        assert!(out[..999].iter().all(|&b| b == 1) && out[999..].iter().all(|&b| b == 2));
+    }
+
+    #[test]
     fn range_bound() {
         let mut r = RecvBuffer::new(1024);
         for i in 0..MAX_OOO_RANGES {
@@ -253,5 +316,38 @@ mod tests {
         assert_eq!(r.write_at(500, b"y"), Written::Dropped);
         // Extending an existing range is still fine.
         assert_eq!(r.write_at(3, b"z"), Written::OutOfOrder);
+    }
+
+    proptest::proptest! {
+        /// A stream written as random overlapping, out-of-order segments with reads in
+        /// between comes out byte for byte.
+        #[test]
+        fn ring_matches_model(
+            cap in 1usize..3000,
+            ops in proptest::collection::vec((0usize..4000, 1usize..600, 0usize..700), 1..200),
+        ) {
+            let stream: Vec<u8> = (0..20_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+            let mut r = RecvBuffer::new(cap);
+            let (mut nxt, mut out) = (0usize, Vec::new());
+            for (ahead, len, read) in ops {
+                // A segment starting `ahead` bytes past RCV.NXT, trimmed to the window.
+                let off = ahead % (r.window() + 1);
+                let len = len.min(r.window() - off);
+                if nxt + off + len <= stream.len() && len > 0 {
+                    if let Written::InOrder(n) = r.write_at(off, &stream[nxt + off..nxt + off + len]) {
+                        nxt += n;
+                    }
+                }
+                let mut buf = vec![0u8; read];
+                let n = r.read(&mut buf);
+                out.extend_from_slice(&buf[..n]);
+                proptest::prop_assert!(r.buf.len() <= cap);
+            }
+            let mut buf = vec![0u8; cap];
+            let n = r.read(&mut buf);
+            out.extend_from_slice(&buf[..n]);
+            proptest::prop_assert_eq!(out.len(), nxt);
+            proptest::prop_assert_eq!(&out[..], &stream[..nxt]);
+        }
     }
 }
