@@ -133,7 +133,8 @@ pub(crate) enum Disposition {
     Done,
     /// Reply with this stateless RST (the connection itself is unchanged or gone).
     Rst(TcpRepr<'static>),
-    /// A SYN hit TIME_WAIT with a higher sequence: end TIME_WAIT and offer it to a listener.
+    /// A SYN hit TIME_WAIT with a higher sequence: if a listener takes it, end TIME_WAIT
+    /// ([`Connection::end_time_wait`]) and hand it over, else re-ACK ([`Connection::ack_now`]).
     Reopen,
 }
 
@@ -474,12 +475,7 @@ impl Connection {
     // ---- timers ----
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let t = self.timers.iter().flatten().min().copied();
-        if self.rst_pending || self.ack == AckState::Now {
-            // Work is pending for poll_transmit; no timer needed for it.
-            return t;
-        }
-        t
+        self.timers.iter().flatten().min().copied()
     }
 
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>) {
@@ -513,12 +509,13 @@ impl Connection {
     fn on_rto(&mut self, ctx: &mut Ctx<'_>) {
         match self.state {
             State::SynSent | State::SynReceived => {
+                // Linux counts the expiry that gives up too.
+                ctx.counters.timeouts += 1;
                 if self.syn_tx > u32::from(ctx.config.tcp_syn_retries) {
                     ctx.counters.attempt_fails += 1;
                     self.fail(ConnError::TimedOut);
                     return;
                 }
-                ctx.counters.timeouts += 1;
                 // Resend the SYN (or SYN-ACK) from scratch on the next poll.
                 self.snd_nxt = self.iss;
                 self.rtt_probe = None;
@@ -602,11 +599,6 @@ impl Connection {
         }
     }
 
-    /// RST in reply to an unacceptable ACK: `<SEQ=SEG.ACK><CTL=RST>`.
-    fn rst_for(&self, seg: &TcpRepr<'_>) -> TcpRepr<'static> {
-        rst_reply(seg)
-    }
-
     /// Process one segment addressed to this connection.
     pub(crate) fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Disposition {
         match self.state {
@@ -614,7 +606,7 @@ impl Connection {
                 if seg.flags.rst() {
                     Disposition::Done
                 } else {
-                    Disposition::Rst(self.rst_for(seg))
+                    Disposition::Rst(rst_reply(seg))
                 }
             }
             State::SynSent => self.on_syn_sent(ctx, seg),
@@ -630,7 +622,7 @@ impl Connection {
             return if seg.flags.rst() {
                 Disposition::Done
             } else {
-                Disposition::Rst(self.rst_for(seg))
+                Disposition::Rst(rst_reply(seg))
             };
         }
         if seg.flags.rst() {
@@ -676,6 +668,8 @@ impl Connection {
             // Simultaneous open: answer with SYN-ACK (same ISS), RFC 9293 §3.5 figure 7.
             self.state = State::SynReceived;
             self.snd_nxt = self.iss;
+            // The SYN-ACK is a new segment, not a retransmission of our SYN.
+            self.syn_tx = 0;
             self.timers[Timer::Rto as usize] = None;
         }
         Disposition::Done
@@ -683,8 +677,12 @@ impl Connection {
 
     fn on_time_wait(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Disposition {
         if seg.flags.rst() {
-            // Linux kills TIME_WAIT on RST (RFC 1337 hazard accepted, tcp_rfc1337=0).
-            self.enter_closed();
+            // Linux kills TIME_WAIT on an RST at exactly RCV.NXT (RFC 1337 hazard accepted,
+            // tcp_rfc1337=0); any other RST fails the sequence check and is dropped
+            // (RFC 9293 §3.10.7.4, Linux tcp_timewait_state_process).
+            if seg.seq == self.rcv_nxt {
+                self.enter_closed();
+            }
             return Disposition::Done;
         }
         if seg.flags.syn() && !seg.flags.ack() {
@@ -693,8 +691,7 @@ impl Connection {
                 _ => true,
             };
             if seg.seq > self.rcv_nxt && newer_ts {
-                ctx.counters.tw_recycled += 1;
-                self.enter_closed();
+                // The stack ends TIME_WAIT if a listener takes the SYN, else re-ACKs.
                 return Disposition::Reopen;
             }
         }
@@ -771,22 +768,18 @@ impl Connection {
                     ctx.counters.attempt_fails += 1;
                     self.fail(ConnError::Refused);
                 }
-                State::Established | State::CloseWait => {
-                    ctx.counters.estab_resets += 1;
-                    self.fail(ConnError::Reset);
+                // TcpEstabResets is counted by the stack on ESTABLISHED/CLOSE_WAIT -> CLOSED.
+                // Linux tcp_reset: EPIPE in CLOSE_WAIT, ECONNRESET elsewhere.
+                State::CloseWait => self.fail(ConnError::BrokenPipe),
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    self.fail(ConnError::Reset)
                 }
-                State::FinWait1 | State::FinWait2 => self.fail(ConnError::Reset),
                 _ => self.enter_closed(),
             }
             return Disposition::Done;
         }
         // RFC 5961 §4.2: any SYN in a synchronized state gets a challenge ACK.
         if seg.flags.syn() {
-            if self.state == State::SynReceived && seg.seq == self.irs && !seg.flags.ack() {
-                // Retransmitted SYN in simultaneous open: resend our SYN-ACK.
-                self.snd_nxt = self.iss;
-                return Disposition::Done;
-            }
             ctx.counters.syn_challenge += 1;
             self.challenge_ack(ctx);
             return Disposition::Done;
@@ -803,7 +796,7 @@ impl Connection {
         }
         if self.state == State::SynReceived {
             if seg.ack <= self.snd_una || seg.ack > self.snd_max {
-                return Disposition::Rst(self.rst_for(seg));
+                return Disposition::Rst(rst_reply(seg));
             }
             self.state = State::Established;
             self.events |= ev::CONNECTED | ev::WRITABLE;
@@ -920,13 +913,12 @@ impl Connection {
                 // NewReno partial ACK (RFC 6582 §3.2 step 3): retransmit the next hole,
                 // deflate by the amount acked, add back one MSS.
                 self.cwnd = self.cwnd.saturating_sub(acked) + mss;
-                self.retransmit_head(ctx);
+                self.retransmit_head();
             }
-            Some(rec) if self.dupacks >= 3 => {
+            Some(_) if self.dupacks >= 3 => {
                 // Full ACK: leave recovery (RFC 6582 §3.2 step 3, option 1).
                 let flight = self.snd_max.distance_from(ack);
                 self.cwnd = self.ssthresh.min(flight.max(mss) + mss);
-                let _ = rec;
                 self.recover = None;
                 self.dupacks = 0;
             }
@@ -975,7 +967,7 @@ impl Connection {
             self.ssthresh = (flight / 2).max(2 * mss);
             self.cwnd = self.ssthresh + 3 * mss;
             self.recover = Some(self.snd_max);
-            self.retransmit_head(ctx);
+            self.retransmit_head();
         } else if self.dupacks > 3 {
             // Each further duplicate means a segment left the network.
             self.cwnd += mss;
@@ -983,7 +975,7 @@ impl Connection {
     }
 
     /// Resend one segment at SND.UNA without disturbing SND.NXT.
-    fn retransmit_head(&mut self, _ctx: &mut Ctx<'_>) {
+    fn retransmit_head(&mut self) {
         self.retx_head = true;
         self.rtt_probe = None;
     }
@@ -1070,6 +1062,16 @@ impl Connection {
                 _ => {}
             }
         }
+    }
+
+    /// A new SYN reuses this TIME_WAIT's 4-tuple (Linux TCP_TW_SYN with a listener).
+    pub(crate) fn end_time_wait(&mut self) {
+        self.enter_closed();
+    }
+
+    /// Answer with an ACK on the next poll.
+    pub(crate) fn ack_now(&mut self) {
+        self.ack = AckState::Now;
     }
 
     fn enter_time_wait(&mut self, now: Instant) {
@@ -1311,6 +1313,7 @@ impl Connection {
                 return (self.ack == AckState::Now && self.state == State::SynReceived).then(
                     || {
                         let seq = self.snd_nxt;
+                        ctx.counters.out_segs += 1;
                         self.write_segment(ctx, buf, TcpFlags::ACK, seq, (0, 0))
                     },
                 );

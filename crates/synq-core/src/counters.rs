@@ -68,7 +68,7 @@ counters! {
     delayed_acks => "TcpExtDelayedACKs",
     pure_acks => "TcpExtTCPPureAcks",
     tw => "TcpExtTW",
-    tw_recycled => "TcpExtTWRecycled",
+    tw_syn_reopen => "SynqTimeWaitSynReopen",
     tw_overflow => "TcpExtTCPTimeWaitOverflow",
     orphan_overflow => "SynqOrphanOverflow",
     in_bad_data_offset => "SynqInBadDataOffset",

@@ -67,6 +67,8 @@ errno_enum! {
         Reset => "ECONNRESET", "connection reset by peer (ECONNRESET)";
         /// ETIMEDOUT: retransmissions ran out.
         TimedOut => "ETIMEDOUT", "connection timed out (ETIMEDOUT)";
+        /// EPIPE: reset after the peer's FIN (Linux `tcp_reset` in CLOSE_WAIT).
+        BrokenPipe => "EPIPE", "broken pipe (EPIPE)";
     }
 }
 
@@ -103,6 +105,8 @@ errno_enum! {
         Reset => "ECONNRESET", "connection reset by peer (ECONNRESET)";
         /// ETIMEDOUT: see [`ConnError::TimedOut`].
         TimedOut => "ETIMEDOUT", "connection timed out (ETIMEDOUT)";
+        /// EPIPE: see [`ConnError::BrokenPipe`].
+        BrokenPipe => "EPIPE", "broken pipe (EPIPE)";
         /// EBADF: the handle is stale or was closed.
         BadHandle => "EBADF", "bad handle (EBADF)";
     }
@@ -124,6 +128,7 @@ impl From<ConnError> for SendError {
             ConnError::Refused => Self::Refused,
             ConnError::Reset => Self::Reset,
             ConnError::TimedOut => Self::TimedOut,
+            ConnError::BrokenPipe => Self::BrokenPipe,
         }
     }
 }
@@ -134,6 +139,7 @@ impl From<ConnError> for RecvError {
             ConnError::Refused => Self::Refused,
             ConnError::Reset => Self::Reset,
             ConnError::TimedOut => Self::TimedOut,
+            ConnError::BrokenPipe => Self::BrokenPipe,
         }
     }
 }

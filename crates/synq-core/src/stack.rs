@@ -104,6 +104,8 @@ pub struct Stack {
     rng: ChaCha8Rng,
     orphans: u32,
     time_wait: u32,
+    /// Scratch for `handle_timeout`, kept to avoid an allocation per call.
+    due: Vec<TimerKey>,
 }
 
 impl core::fmt::Debug for Stack {
@@ -150,6 +152,7 @@ impl Stack {
             rng,
             orphans: 0,
             time_wait: 0,
+            due: Vec::new(),
         }
     }
 
@@ -207,11 +210,25 @@ impl Stack {
                 return;
             };
             let disp = slot.conn.on_segment(&mut ctx, &seg);
+            let listening =
+                disp == Disposition::Reopen && self.find_listener(tuple.local).is_some();
+            if disp == Disposition::Reopen {
+                if let Some(slot) = self.conns.get_mut(key) {
+                    if listening {
+                        self.counters.tw_syn_reopen += 1;
+                        slot.conn.end_time_wait();
+                    } else {
+                        slot.conn.ack_now();
+                    }
+                }
+            }
             self.touch(now, key);
             match disp {
                 Disposition::Done => return,
                 Disposition::Rst(rst) => return self.queue_control(ip, rst, true),
-                Disposition::Reopen => {} // falls through to the listener
+                // TIME_WAIT gave way to the listener below, or stays and re-ACKs.
+                Disposition::Reopen if listening => {}
+                Disposition::Reopen => return,
             }
         }
         if let Some(&rkey) = self.req_by_tuple.get(&tuple) {
@@ -677,6 +694,11 @@ impl Stack {
                 self.counters.curr_estab += 1;
             } else {
                 self.counters.curr_estab -= 1;
+                // Linux tcp_set_state (RFC 1213 tcpEstabResets): ESTABLISHED or CLOSE_WAIT
+                // straight to CLOSED, whatever the cause (RST in or out, timeout).
+                if slot.conn.state == State::Closed {
+                    self.counters.estab_resets += 1;
+                }
             }
         }
         let tw = slot.conn.state == State::TimeWait;
@@ -791,7 +813,8 @@ impl Stack {
     /// Fire every timer due at `now`. Spurious calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         // Take the due set first so a timer re-armed at `now` waits for the next call.
-        let mut due = Vec::new();
+        let mut due = core::mem::take(&mut self.due);
+        due.clear();
         while let Some(&(t, k)) = self.timers.first() {
             if t > now {
                 break;
@@ -799,7 +822,7 @@ impl Stack {
             self.timers.pop_first();
             due.push(k);
         }
-        for k in due {
+        for &k in &due {
             match k {
                 TimerKey::Conn(key) => {
                     let (conns, mut ctx) = self.ctx(now);
@@ -813,6 +836,7 @@ impl Stack {
                 TimerKey::Req(rkey) => self.on_request_timer(now, rkey),
             }
         }
+        self.due = due;
     }
 
     /// The next application event.

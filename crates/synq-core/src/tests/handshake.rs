@@ -120,7 +120,7 @@ fn syn_retries_counted() {
     let k = p.a.counters();
     assert_eq!(
         (k.syn_retrans, k.retrans_segs, k.timeouts, k.attempt_fails),
-        (2, 2, 2, 1)
+        (2, 2, 3, 1)
     );
 }
 

@@ -7,3 +7,4 @@ mod data;
 mod handshake;
 mod malformed;
 mod reset;
+mod transitions;

@@ -196,6 +196,6 @@ fn time_wait_reopened_by_new_syn() {
     let c2 = p.a.connect_from(p.now, a_addr, b_addr).unwrap();
     p.run_for(Duration::from_millis(100));
     assert_eq!(p.a.state(c2), Some(State::Established));
-    assert_eq!(p.b.counters().tw_recycled, 1);
+    assert_eq!(p.b.counters().tw_syn_reopen, 1);
     assert!(p.b.accept(l).is_ok());
 }
