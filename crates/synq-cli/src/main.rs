@@ -76,6 +76,9 @@ struct TransferArgs {
     /// Seed of every random choice: same seed, same output.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Run over IPv6 (2001:db8::1 to 2001:db8::2) instead of IPv4.
+    #[arg(long)]
+    ipv6: bool,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -131,6 +134,7 @@ fn run_transfer(a: &TransferArgs) -> Result<(), Usage> {
         seed: a.seed,
         config: config(&a.common)?,
         time_limit: Duration::from_secs(a.time_limit),
+        ipv6: a.ipv6,
     };
     let start = std::time::Instant::now();
     let r = transfer(&p).map_err(|e| Usage(e.to_string()))?;
@@ -141,8 +145,9 @@ fn run_transfer(a: &TransferArgs) -> Result<(), Usage> {
         println!("{v}");
     } else {
         println!(
-            "transfer: {} bytes, loss {}%, reorder {}%, duplicate {}%, rtt {} us, seed {}",
+            "transfer: {} bytes over {}, loss {}%, reorder {}%, duplicate {}%, rtt {} us, seed {}",
             a.bytes,
+            if a.ipv6 { "IPv6" } else { "IPv4" },
             a.loss * 100.0,
             a.reorder * 100.0,
             a.duplicate * 100.0,

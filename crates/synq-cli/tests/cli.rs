@@ -61,6 +61,16 @@ fn transfer_same_seed_same_output() {
 }
 
 #[test]
+fn transfer_over_ipv6() {
+    let (code, out, err) = synq(&[
+        "sim", "transfer", "--ipv6", "--bytes", "100000", "--loss", "0.05", "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["intact"], true);
+}
+
+#[test]
 fn human_table() {
     let (code, out, _) = synq(&["sim", "transfer", "--bytes", "10000"]);
     assert_eq!(code, 0);

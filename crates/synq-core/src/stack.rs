@@ -267,14 +267,7 @@ impl Stack {
                         body,
                     )
                 }
-                Err(WireError::Truncated) => {
-                    c.ip_in_truncated += 1;
-                    return Parsed::Drop;
-                }
-                Err(_) => {
-                    c.ip_in_hdr_errors += 1;
-                    return Parsed::Drop;
-                }
+                Err(e) => return ip_error(c, e),
             },
             Some(6) => match Ipv6Packet::new_checked(bytes) {
                 Ok(p) => {
@@ -288,14 +281,7 @@ impl Stack {
                         body,
                     )
                 }
-                Err(WireError::Truncated) => {
-                    c.ip_in_truncated += 1;
-                    return Parsed::Drop;
-                }
-                Err(_) => {
-                    c.ip_in_hdr_errors += 1;
-                    return Parsed::Drop;
-                }
+                Err(e) => return ip_error(c, e),
             },
             _ => {
                 c.ip_in_hdr_errors += 1;
@@ -1190,6 +1176,16 @@ impl Stack {
             .iter()
             .filter_map(|(k, _)| self.listener_info(ListenerHandle(k)))
     }
+}
+
+/// Count an IP-layer rejection under Linux's name for it.
+fn ip_error<'a>(c: &mut Counters, e: WireError) -> Parsed<'a> {
+    if e == WireError::Truncated {
+        c.ip_in_truncated += 1;
+    } else {
+        c.ip_in_hdr_errors += 1;
+    }
+    Parsed::Drop
 }
 
 /// SYN-ACK retransmission interval after `n` retransmissions: min(1 s << n, 120 s).

@@ -77,6 +77,24 @@ fn same_seed_same_result() {
 }
 
 #[test]
+fn ipv6_transfer_under_loss() {
+    for seed in 1..=4 {
+        let p = TransferParams {
+            bytes: 2 * MB,
+            loss: 0.05,
+            reorder: 0.02,
+            duplicate: 0.01,
+            ipv6: true,
+            seed,
+            ..TransferParams::default()
+        };
+        let r = transfer(&p).unwrap();
+        assert!(r.intact, "seed {seed}: {r:?}");
+        assert!(r.packets_lost > 0);
+    }
+}
+
+#[test]
 fn bandwidth_limited_transfer_takes_its_time() {
     // 1 MB over 10 Mbit/s takes at least 0.8 s of virtual time.
     let p = TransferParams {

@@ -4,12 +4,16 @@ mod transfer;
 
 pub use transfer::{transfer, TransferParams, TransferReport};
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Client address used by scenarios (TEST-NET-1, never routed anywhere real).
 pub const CLIENT_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 /// Server address used by scenarios.
 pub const SERVER_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+/// IPv6 client address (documentation prefix 2001:db8::/32).
+pub const CLIENT_ADDR6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+/// IPv6 server address.
+pub const SERVER_ADDR6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
 
 /// Derive an independent sub-seed (SplitMix64), so each stack and stream gets its own.
 pub fn subseed(seed: u64, stream: u64) -> u64 {

@@ -1,6 +1,6 @@
 //! `synq sim transfer`: one connection moves N pseudo-random bytes across a lossy link.
 
-use super::{subseed, CLIENT_ADDR, SERVER_ADDR};
+use super::{subseed, CLIENT_ADDR, CLIENT_ADDR6, SERVER_ADDR, SERVER_ADDR6};
 use crate::{Duration, Instant, LinkConfig, Network, SimError};
 use core::net::SocketAddr;
 use rand::{RngCore, SeedableRng};
@@ -31,6 +31,8 @@ pub struct TransferParams {
     pub config: Config,
     /// Give up after this much virtual time.
     pub time_limit: Duration,
+    /// Run over IPv6 instead of IPv4.
+    pub ipv6: bool,
 }
 
 impl Default for TransferParams {
@@ -46,6 +48,7 @@ impl Default for TransferParams {
             seed: 1,
             config: Config::default(),
             time_limit: Duration::from_secs(3600),
+            ipv6: false,
         }
     }
 }
@@ -110,19 +113,24 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
     link.validate()?;
     let mut net: Network<Stack> = Network::new(subseed(p.seed, 0));
     net.try_set_default_link(link)?;
+    let (caddr, saddr) = if p.ipv6 {
+        (CLIENT_ADDR6, SERVER_ADDR6)
+    } else {
+        (CLIENT_ADDR, SERVER_ADDR)
+    };
     let mut client = Stack::new(p.config.clone(), subseed(p.seed, 1));
-    client.add_address(CLIENT_ADDR);
+    client.add_address(caddr);
     let mut server = Stack::new(p.config.clone(), subseed(p.seed, 2));
-    server.add_address(SERVER_ADDR);
-    let server_addr = SocketAddr::new(SERVER_ADDR, 5001);
+    server.add_address(saddr);
+    let server_addr = SocketAddr::new(saddr, 5001);
     let listener = server
         .listen(server_addr, 128)
         .expect("fresh stack can listen");
     let conn = client
         .connect(Instant::ZERO, server_addr)
         .expect("fresh stack can connect");
-    let c = net.add_host(CLIENT_ADDR, client);
-    let s = net.add_host(SERVER_ADDR, server);
+    let c = net.add_host(caddr, client);
+    let s = net.add_host(saddr, server);
 
     let mut tx = Sender {
         conn,
