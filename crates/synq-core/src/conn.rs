@@ -147,6 +147,8 @@ pub(crate) struct Negotiated {
     pub(crate) sack: bool,
     /// Peer's TSval from its SYN, when both sides use timestamps.
     pub(crate) ts_recent: Option<u32>,
+    /// Handshake RTT, when it could be measured (SYN-ACK not retransmitted).
+    pub(crate) rtt: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +203,11 @@ pub(crate) struct Connection {
     backoff: u32,
     /// Consecutive RTO expirations without progress.
     retries: u32,
+    /// First transmission time of what is being retransmitted (Linux `retrans_stamp`):
+    /// the give-up rule measures from here.
+    retrans_stamp: Option<Instant>,
+    /// When the running RTO timer was armed (the head segment's last send time).
+    rto_armed_at: Instant,
     /// Karn timing: one segment's end sequence and send time.
     rtt_probe: Option<(SeqNumber, Instant)>,
     timers: [Option<Instant>; TIMERS],
@@ -275,6 +282,8 @@ impl Connection {
             rtt: RttEstimator::default(),
             backoff: 0,
             retries: 0,
+            retrans_stamp: None,
+            rto_armed_at: Instant::ZERO,
             rtt_probe: None,
             timers: [None; TIMERS],
             cwnd: INIT_CWND_SEGS * u32::from(mss),
@@ -319,6 +328,9 @@ impl Connection {
         ts_offset: u32,
     ) -> Self {
         let mut c = Self::blank(tuple, config, iss, ts_offset);
+        if let Some(rtt) = neg.rtt {
+            c.rtt.sample(rtt);
+        }
         c.irs = irs;
         c.rcv_nxt = irs + 1;
         c.apply_negotiated(config, neg, now);
@@ -511,7 +523,8 @@ impl Connection {
             State::SynSent | State::SynReceived => {
                 // Linux counts the expiry that gives up too.
                 ctx.counters.timeouts += 1;
-                if self.syn_tx > u32::from(ctx.config.tcp_syn_retries) {
+                let boundary = u32::from(ctx.config.tcp_syn_retries);
+                if self.syn_tx > 1 && self.timed_out(ctx.now, boundary, crate::rtt::RTO_INIT) {
                     ctx.counters.attempt_fails += 1;
                     self.fail(ConnError::TimedOut);
                     return;
@@ -526,12 +539,14 @@ impl Connection {
                     return;
                 }
                 ctx.counters.timeouts += 1;
-                self.retries += 1;
-                if self.retries > u32::from(ctx.config.tcp_retries2) {
+                self.retrans_stamp.get_or_insert(self.rto_armed_at);
+                let boundary = u32::from(ctx.config.tcp_retries2);
+                if self.retries > 0 && self.timed_out(ctx.now, boundary, crate::rtt::RTO_MIN) {
                     ctx.counters.abort_on_timeout += 1;
                     self.fail(ConnError::TimedOut);
                     return;
                 }
+                self.retries += 1;
                 self.backoff += 1;
                 // RFC 5681 eq. 4 and §3.1: collapse to one segment, go back to SND.UNA.
                 let flight = self.snd_max.distance_from(self.snd_una);
@@ -545,6 +560,19 @@ impl Connection {
         }
     }
 
+    /// Linux `retransmits_timed_out`: give up once the time since the first transmission
+    /// reaches what `boundary` exponential retransmissions from `base` would take,
+    /// whatever the real spacing was (so linear SYN timeouts add SYNs, not time).
+    fn timed_out(&self, now: Instant, boundary: u32, base: Duration) -> bool {
+        self.retrans_stamp
+            .is_some_and(|t| now.saturating_since(t) >= model_timeout(boundary, base))
+    }
+
+    fn arm_rto(&mut self, now: Instant, after: Duration) {
+        self.timers[Timer::Rto as usize] = Some(now + after);
+        self.rto_armed_at = now;
+    }
+
     fn on_persist(&mut self, ctx: &mut Ctx<'_>) {
         if !self.state.is_synchronized() || self.snd_wnd > 0 || self.unsent() == 0 {
             return;
@@ -554,6 +582,20 @@ impl Connection {
         // A probe is an ACK with an old sequence number: the peer answers with its window.
         self.ack = AckState::Now;
         self.probe_pending = true;
+    }
+}
+
+/// Linux `tcp_model_timeout`: the time `boundary` retransmissions take when the RTO starts
+/// at `base` and doubles up to `TCP_RTO_MAX`.
+pub(crate) fn model_timeout(boundary: u32, base: Duration) -> Duration {
+    let thresh = (RTO_MAX.total_micros() / base.total_micros().max(1))
+        .max(1)
+        .ilog2();
+    let (b, t) = (u64::from(boundary), u64::from(thresh));
+    if b <= t {
+        base.saturating_mul((2u64 << b) - 1)
+    } else {
+        base.saturating_mul((2u64 << t) - 1) + RTO_MAX.saturating_mul(b - t)
     }
 }
 
@@ -644,6 +686,7 @@ impl Connection {
             peer_wscale: seg.options.window_scale,
             sack: seg.options.sack_permitted,
             ts_recent: seg.options.timestamps.map(|t| t.tsval),
+            rtt: None,
         };
         self.apply_negotiated(ctx.config, neg, now);
         // The SYN's window is never scaled (RFC 7323 §2.2).
@@ -907,6 +950,7 @@ impl Connection {
         }
         self.backoff = 0;
         self.retries = 0;
+        self.retrans_stamp = None;
         let mss = u32::from(self.eff_mss());
         match self.recover {
             Some(rec) if ack < rec && self.dupacks >= 3 => {
@@ -946,7 +990,7 @@ impl Connection {
         if self.snd_una == self.snd_max {
             self.timers[Timer::Rto as usize] = None;
         } else {
-            self.timers[Timer::Rto as usize] = Some(now + self.rtt.backed_off(self.backoff));
+            self.arm_rto(now, self.rtt.backed_off(self.backoff));
         }
         if self.send_buf.free() > 0 && self.can_send_data() {
             self.events |= ev::WRITABLE;
@@ -1303,7 +1347,10 @@ impl Connection {
                     ctx.counters.out_segs += 1;
                     self.rtt_probe = Some((self.iss + 1, now));
                 }
-                self.timers[Timer::Rto as usize] = Some(now + ctx.config.syn_rto(self.syn_tx));
+                if self.syn_tx == 0 {
+                    self.retrans_stamp = Some(now);
+                }
+                self.arm_rto(now, ctx.config.syn_rto(self.syn_tx));
                 self.syn_tx += 1;
                 self.snd_nxt = self.iss + 1;
                 self.snd_max = self.snd_max.max(self.snd_nxt);
@@ -1334,7 +1381,7 @@ impl Connection {
                 let seq = self.snd_una;
                 let n = self.write_segment(ctx, buf, flags, seq, (0, len));
                 ctx.counters.retrans_segs += 1;
-                self.timers[Timer::Rto as usize] = Some(now + self.rtt.backed_off(self.backoff));
+                self.arm_rto(now, self.rtt.backed_off(self.backoff));
                 return Some(n);
             }
         }
@@ -1361,7 +1408,7 @@ impl Connection {
             self.snd_nxt = end;
             self.snd_max = self.snd_max.max(end);
             if self.timers[Timer::Rto as usize].is_none() {
-                self.timers[Timer::Rto as usize] = Some(now + self.rtt.backed_off(self.backoff));
+                self.arm_rto(now, self.rtt.backed_off(self.backoff));
             }
             self.arm_persist(now);
             return Some(n);

@@ -564,6 +564,8 @@ impl Stack {
             peer_wscale: req.peer_wscale,
             sack: req.sack,
             ts_recent: req.ts_recent,
+            // Linux tcp_synack_rtt_meas: time the SYN-ACK unless it was retransmitted (Karn).
+            rtt: (req.num_timeout == 0).then(|| now - (req.deadline - crate::rtt::RTO_INIT)),
         };
         let ts_offset = self.ts_offset(&req.tuple);
         let mut conn = Connection::accept(
@@ -652,9 +654,8 @@ impl Stack {
         self.rearm_request(rkey, now + request_rto(req.num_timeout + 1));
         self.counters.syn_retrans += 1;
         self.counters.retrans_segs += 1;
+        // Linux tcp_make_synack counts every SYN-ACK in TcpOutSegs, retransmissions too.
         self.send_synack(now, &req);
-        // send_synack counted it as a new segment; a retransmission is not (Linux).
-        self.counters.out_segs -= 1;
     }
 
     fn notify_listener(&mut self, lkey: Key) {

@@ -93,10 +93,12 @@ fn syn_schedule(linear: &str) -> (Vec<u64>, u64) {
 
 #[test]
 fn syn_retransmission_linux_6x_defaults() {
-    // tcp_syn_retries 6, tcp_syn_linear_timeouts 4: SYNs at 0,1,2,3,4,5,7 s; fails at 11 s.
+    // tcp_syn_retries 6, tcp_syn_linear_timeouts 4, as measured on Linux 6.18: the linear
+    // timeouts add SYNs, not time; the give-up rule is Linux's time-based one (127 s of
+    // modelled exponential backoff), checked at the next timer firing: 131 s.
     let (times, failed) = syn_schedule("4");
-    assert_eq!(times, [0, 1, 2, 3, 4, 5, 7]);
-    assert_eq!(failed, 11);
+    assert_eq!(times, [0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67]);
+    assert_eq!(failed, 131);
 }
 
 #[test]
@@ -115,12 +117,14 @@ fn syn_retries_counted() {
     p.filter = Some(Box::new(|s| !s.a_to_b));
     let c = p.a.connect(p.now, SocketAddr::new(B4, 80)).unwrap();
     p.run_for(Duration::from_secs(10));
-    assert_eq!(p.segs(true, |s| s.flags.syn()).len(), 3);
+    // Measured on Linux 6.18 (tcp_syn_retries 2, linear timeouts 4): SYNs at 0..5 s, then
+    // connect() fails at the 7 s timer (1 + 2 + 4 s of modelled backoff).
+    assert_eq!(p.segs(true, |s| s.flags.syn()).len(), 6);
     assert_eq!(p.a.state(c), Some(State::Closed));
     let k = p.a.counters();
     assert_eq!(
         (k.syn_retrans, k.retrans_segs, k.timeouts, k.attempt_fails),
-        (2, 2, 3, 1)
+        (5, 5, 6, 1)
     );
 }
 
@@ -166,4 +170,34 @@ fn accept_queue_holds_backlog_plus_one() {
     assert_eq!(order.len(), 3);
     assert_eq!(p.b.accept(l).unwrap_err(), crate::AcceptError::WouldBlock);
     let _ = Instant::ZERO;
+}
+
+#[test]
+fn synack_retransmissions_and_expiry() {
+    // The client's ACKs never arrive: B resends the SYN-ACK at 1, 3, 7, 15, 31 s and drops
+    // the request at 63 s (tcp_synack_retries 5), silently.
+    let mut p = Pair::new();
+    let l = p.b.listen(SocketAddr::new(B4, 80), 8).unwrap();
+    p.filter = Some(Box::new(|s| !s.a_to_b || s.flags.syn()));
+    let c = p.a.connect(p.now, SocketAddr::new(B4, 80)).unwrap();
+    p.run_for(Duration::from_secs(62));
+    assert_eq!(p.b.listener_info(l).unwrap().syn_recv, 1);
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(p.b.listener_info(l).unwrap().syn_recv, 0);
+    let synacks: Vec<u64> = p
+        .segs(false, |s| s.flags.syn())
+        .iter()
+        .map(|s| s.at.total_millis())
+        .collect();
+    // The client is ESTABLISHED after the first SYN-ACK (its ACKs are what get lost).
+    assert_eq!(p.a.state(c), Some(State::Established));
+    assert_eq!(synacks, [10, 1010, 3010, 7010, 15010, 31010]);
+    let k = p.b.counters();
+    assert_eq!((k.syn_retrans, k.retrans_segs, k.timeouts), (5, 5, 6));
+    // Every SYN-ACK, first or retransmitted, is an output segment (Linux tcp_make_synack).
+    assert_eq!(k.out_segs, 6);
+    assert!(
+        p.segs(false, |s| s.at.total_millis() > 31_010).is_empty(),
+        "expiry is silent"
+    );
 }
