@@ -56,8 +56,12 @@ pub struct Config {
     pub tcp_window_scaling: bool,
     /// `net.ipv4.tcp_sack`: advertise SACK-permitted and send SACK blocks.
     pub tcp_sack: bool,
-    /// `net.ipv4.tcp_rmem`: min, default, max receive buffer bytes.
+    /// `net.ipv4.tcp_rmem`: min, default, max receive buffer bytes. The max is
+    /// memory-dependent on Linux (32 MiB on a 24 GiB 6.18 machine); with `net.core.rmem_max`
+    /// it sets the window scale we offer.
     pub tcp_rmem: [u32; 3],
+    /// `net.core.rmem_max`: largest receive buffer an application may set (4 MiB on 6.18).
+    pub rmem_max: u32,
     /// `net.ipv4.tcp_wmem`: min, default, max send buffer bytes.
     pub tcp_wmem: [u32; 3],
     /// `net.ipv4.tcp_fin_timeout`: seconds an orphaned FIN_WAIT_2 connection lingers.
@@ -67,9 +71,11 @@ pub struct Config {
     /// `net.ipv4.tcp_invalid_ratelimit`: ms between replies to invalid segments
     /// (challenge ACKs, duplicate SYNs, out-of-window ACKs).
     pub tcp_invalid_ratelimit_ms: u32,
-    /// `net.ipv4.tcp_max_tw_buckets`: TIME_WAIT sockets held at most; beyond, none is kept.
+    /// `net.ipv4.tcp_max_tw_buckets`: TIME_WAIT sockets held at most; beyond, none is kept
+    /// (memory-dependent on Linux: 131072 on a 24 GiB machine).
     pub tcp_max_tw_buckets: u32,
-    /// `net.ipv4.tcp_max_orphans`: connections closed by the application but still open.
+    /// `net.ipv4.tcp_max_orphans`: connections closed by the application but still open
+    /// (memory-dependent on Linux: 131072 on a 24 GiB machine).
     pub tcp_max_orphans: u32,
     /// `net.ipv4.tcp_migrate_req`: reuseport request migration (kept for name fidelity).
     pub tcp_migrate_req: bool,
@@ -98,13 +104,14 @@ impl Default for Config {
             tcp_timestamps: 1,
             tcp_window_scaling: true,
             tcp_sack: true,
-            tcp_rmem: [4096, 131_072, 6_291_456],
+            tcp_rmem: [4096, 131_072, 33_554_432],
+            rmem_max: 4_194_304,
             tcp_wmem: [4096, 16_384, 4_194_304],
             tcp_fin_timeout: 60,
             tcp_retries2: 15,
             tcp_invalid_ratelimit_ms: 500,
-            tcp_max_tw_buckets: 262_144,
-            tcp_max_orphans: 262_144,
+            tcp_max_tw_buckets: 131_072,
+            tcp_max_orphans: 131_072,
             tcp_migrate_req: false,
             ip_local_port_range: [32768, 60999],
             ip_default_ttl: 64,
@@ -189,6 +196,11 @@ const KNOBS: &[Knob] = &[
     knob!("net.core.somaxconn", somaxconn, |v| int(
         v,
         0u32,
+        i32::MAX as u32
+    )),
+    knob!("net.core.rmem_max", rmem_max, |v| int(
+        v,
+        256u32,
         i32::MAX as u32
     )),
     knob!(
@@ -365,7 +377,10 @@ mod tests {
         assert_eq!(c.get("net.core.somaxconn").unwrap(), "4096");
         assert_eq!(c.get("net.ipv4.tcp_syncookies").unwrap(), "1");
         assert_eq!(c.get("net.ipv4.tcp_syn_retries").unwrap(), "6");
-        assert_eq!(c.get("net.ipv4.tcp_rmem").unwrap(), "4096\t131072\t6291456");
+        assert_eq!(
+            c.get("net.ipv4.tcp_rmem").unwrap(),
+            "4096\t131072\t33554432"
+        );
     }
 
     #[test]

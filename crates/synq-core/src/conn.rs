@@ -245,7 +245,7 @@ impl Connection {
     fn blank(tuple: FourTuple, config: &Config, iss: SeqNumber, ts_offset: u32) -> Self {
         let rcv_space = config.tcp_rmem[1] as usize;
         let rcv_wscale = if config.tcp_window_scaling {
-            wscale_for(config.tcp_rmem[2])
+            wscale_for(config)
         } else {
             0
         };
@@ -334,11 +334,13 @@ impl Connection {
         c.irs = irs;
         c.rcv_nxt = irs + 1;
         c.apply_negotiated(config, neg, now);
+        // What our SYN-ACK offered (see `initial_window`).
+        let syn_ack_mss = mss_for(&tuple, config) - if c.ts_enabled { 12 } else { 0 };
         c.snd_una = iss + 1;
         c.snd_nxt = iss + 1;
         c.snd_max = iss + 1;
         c.last_ack_sent = c.rcv_nxt;
-        c.rcv_adv = c.rcv_nxt + c.rcv_space.min(65_535) as u32;
+        c.rcv_adv = c.rcv_nxt + initial_window(c.rcv_space, syn_ack_mss);
         c.state = State::Established;
         c
     }
@@ -605,13 +607,24 @@ pub(crate) fn mss_for(tuple: &FourTuple, config: &Config) -> u16 {
     config.mtu.saturating_sub(ip + 20).max(88)
 }
 
-/// Smallest shift that fits the largest receive buffer in 16 bits (RFC 7323 §2.3, max 14).
-pub(crate) fn wscale_for(max_rmem: u32) -> u8 {
-    let mut s = 0u8;
-    while s < 14 && (max_rmem >> s) > 65_535 {
-        s += 1;
+/// The window shift we offer: Linux `tcp_select_initial_window`,
+/// `ilog2(max(tcp_rmem[2], rmem_max)) - 15`, within 0..=14 (RFC 7323 §2.3).
+pub(crate) fn wscale_for(config: &Config) -> u8 {
+    let space = config.tcp_rmem[2].max(config.rmem_max).max(1);
+    (space.ilog2().saturating_sub(15)).min(14) as u8
+}
+
+/// The (unscaled) window a SYN or SYN-ACK offers, as Linux `tcp_select_initial_window`
+/// computes it: the buffer capped at 65535, rounded down to a multiple of `mss` (the MSS we
+/// advertise; a SYN-ACK with timestamps uses 12 bytes less). 64240 and 65160 on Ethernet.
+pub(crate) fn initial_window(space: usize, mss: u16) -> u32 {
+    let w = space.min(65_535) as u32;
+    let mss = u32::from(mss).max(1);
+    if w > mss {
+        w / mss * mss
+    } else {
+        w
     }
-    s
 }
 
 // ---- input ----
@@ -680,7 +693,8 @@ impl Connection {
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.last_ack_sent = self.rcv_nxt;
-        self.rcv_adv = self.rcv_nxt + self.rcv_space.min(65_535) as u32;
+        self.rcv_adv =
+            self.rcv_nxt + initial_window(self.rcv_space, mss_for(&self.tuple, ctx.config));
         let neg = Negotiated {
             peer_mss: seg.options.mss,
             peer_wscale: seg.options.window_scale,
@@ -1284,7 +1298,10 @@ impl Connection {
     ) -> usize {
         let syn = flags.syn();
         let window = if syn {
-            self.rcv_space.min(65_535) as u16
+            let syn_ack = self.state == State::SynReceived;
+            let mss =
+                mss_for(&self.tuple, ctx.config) - if syn_ack && self.ts_enabled { 12 } else { 0 };
+            initial_window(self.rcv_space, mss) as u16
         } else {
             self.advertise()
         };

@@ -444,7 +444,7 @@ impl Stack {
             ..TcpOptions::default()
         };
         if req.peer_wscale.is_some() {
-            options.window_scale = Some(conn::wscale_for(c.tcp_rmem[2]));
+            options.window_scale = Some(conn::wscale_for(c));
         }
         options.sack_permitted = req.sack;
         if let Some(tsecr) = req.ts_recent {
@@ -457,7 +457,7 @@ impl Stack {
             seq: req.iss,
             ack: req.irs + 1,
             flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: c.tcp_rmem[1].min(65_535) as u16,
+            window: request_window(c, req) as u16,
             urgent: 0,
             options,
             payload: &[],
@@ -518,7 +518,7 @@ impl Stack {
             return self.queue_control(ip, rst_reply(seg), true);
         }
         let rcv_nxt = req.irs + 1;
-        let wnd = self.config.tcp_rmem[1].min(65_535);
+        let wnd = request_window(&self.config, &req);
         let end = seg.seq + seg.payload.len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
         let in_window = seg.seq == rcv_nxt || (end > rcv_nxt && seg.seq < rcv_nxt + wnd);
         if !in_window {
@@ -615,7 +615,11 @@ impl Stack {
             seq: req.iss + 1,
             ack: req.irs + 1,
             flags: TcpFlags::ACK,
-            window: self.config.tcp_rmem[1].min(65_535) as u16,
+            // Linux tcp_v4_reqsk_send_ack: the request's window, scaled.
+            window: (request_window(&self.config, req)
+                >> req
+                    .peer_wscale
+                    .map_or(0, |_| conn::wscale_for(&self.config))) as u16,
             urgent: 0,
             options,
             payload: &[],
@@ -1177,6 +1181,12 @@ impl Stack {
             .iter()
             .filter_map(|(k, _)| self.listener_info(ListenerHandle(k)))
     }
+}
+
+/// The window a request's SYN-ACK offers (MSS less 12 with timestamps, as Linux).
+fn request_window(c: &Config, req: &Request) -> u32 {
+    let mss = conn::mss_for(&req.tuple, c) - if req.ts_recent.is_some() { 12 } else { 0 };
+    conn::initial_window(c.tcp_rmem[1] as usize, mss)
 }
 
 /// Count an IP-layer rejection under Linux's name for it.
