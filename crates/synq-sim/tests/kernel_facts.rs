@@ -1,0 +1,201 @@
+//! Side by side with the real kernel: sysctl defaults, and the exact SYN and SYN-ACK a
+//! Linux host sends (window, option layout), against synq's.
+//!
+//! Needs root, `unshare`, `ip` and python3; without them the test prints why and skips.
+
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Command;
+use synq_core::wire::{parse_packet, ChecksumMode, TcpPacket};
+use synq_core::{Config, Instant, Stack};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/facts.py");
+
+fn skip_reason() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not root".into());
+    }
+    for tool in ["unshare", "python3", "ip"] {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map_or(true, |o| !o.status.success())
+        {
+            return Some(format!("{tool} not found"));
+        }
+    }
+    if !Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return Some("cannot create a network namespace (unshare -n failed)".into());
+    }
+    None
+}
+
+fn facts(args: &[&str]) -> serde_json::Value {
+    let out = Command::new("unshare")
+        .arg("-n")
+        .arg("python3")
+        .arg(SCRIPT)
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "facts.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Knobs whose Linux default does not depend on the machine's memory.
+const FIXED: &[&str] = &[
+    "net.core.somaxconn",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_syn_retries",
+    "net.ipv4.tcp_syn_linear_timeouts",
+    "net.ipv4.tcp_abort_on_overflow",
+    "net.ipv4.tcp_timestamps",
+    "net.ipv4.tcp_window_scaling",
+    "net.ipv4.tcp_sack",
+    "net.ipv4.tcp_wmem",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_retries2",
+    "net.ipv4.tcp_invalid_ratelimit",
+    "net.ipv4.tcp_migrate_req",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_default_ttl",
+];
+
+/// Sized from memory by Linux: reported, not required to match.
+const SIZED: &[&str] = &[
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_max_tw_buckets",
+    "net.core.rmem_max",
+];
+
+#[test]
+fn sysctl_defaults_match_a_fresh_namespace() {
+    if let Some(why) = skip_reason() {
+        println!("SKIP sysctl_defaults_match_a_fresh_namespace: {why}");
+        return;
+    }
+    let mut args = vec!["sysctls"];
+    args.extend(FIXED);
+    args.extend(SIZED);
+    let k = facts(&args);
+    let ours = Config::default();
+    for name in FIXED {
+        let Some(kv) = k[*name].as_str() else {
+            println!("note: {name} does not exist on this kernel");
+            continue;
+        };
+        let mine = ours
+            .get(name)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(mine, kv, "{name}: synq default {mine}, kernel {kv}");
+    }
+    for name in SIZED {
+        let mine = ours
+            .get(name)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            "{name}: synq {mine}, this kernel {} (sized from memory)",
+            k[*name]
+        );
+    }
+}
+
+/// TS option values differ by clock and offset: zero them, keep the layout.
+fn mask_ts(opts: &[u8]) -> Vec<u8> {
+    let mut v = opts.to_vec();
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let len = usize::from(*v.get(i + 1).unwrap_or(&2)).max(2);
+                if kind == 8 && i + 10 <= v.len() {
+                    v[i + 2..i + 10].fill(0);
+                }
+                i += len;
+            }
+        }
+    }
+    v
+}
+
+fn hex(b: &[u8]) -> Vec<u8> {
+    (0..b.len() / 2)
+        .map(|i| {
+            u8::from_str_radix(std::str::from_utf8(&b[2 * i..2 * i + 2]).unwrap(), 16).unwrap()
+        })
+        .collect()
+}
+
+/// synq's SYN and SYN-ACK between two stacks with the kernel's buffer sizes.
+fn synq_shape(ts: &str, rmem: &str, rmem_max: &str) -> [(u16, Vec<u8>); 2] {
+    let mut cfg = Config::default();
+    cfg.set("net.ipv4.tcp_timestamps", ts).unwrap();
+    cfg.set("net.ipv4.tcp_rmem", rmem).unwrap();
+    cfg.set("net.core.rmem_max", rmem_max).unwrap();
+    let (a_ip, b_ip) = (
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+    );
+    let mut a = Stack::new(cfg.clone(), 1);
+    a.add_address(a_ip);
+    let mut b = Stack::new(cfg, 2);
+    b.add_address(b_ip);
+    b.listen(SocketAddr::new(b_ip, 80), 8).unwrap();
+    a.connect(Instant::ZERO, SocketAddr::new(b_ip, 80)).unwrap();
+    let mut buf = Vec::new();
+    let n = a.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let syn = buf[..n].to_vec();
+    b.handle_packet(Instant::ZERO, &syn);
+    let n = b.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let synack = buf[..n].to_vec();
+    [syn, synack].map(|p| {
+        let parsed = parse_packet(&p, ChecksumMode::Verify).unwrap();
+        let tcp = TcpPacket::new_checked(&p[20..]).unwrap();
+        (parsed.tcp.window, mask_ts(tcp.options()))
+    })
+}
+
+#[test]
+fn syn_and_synack_match_the_kernel() {
+    if let Some(why) = skip_reason() {
+        println!("SKIP syn_and_synack_match_the_kernel: {why}");
+        return;
+    }
+    for ts in ["1", "0"] {
+        let k = facts(&["shape", ts]);
+        let rmem = k["net.ipv4.tcp_rmem"].as_str().unwrap();
+        let rmem_max = k["net.core.rmem_max"].as_str().unwrap();
+        let [syn, synack] = synq_shape(ts, rmem, rmem_max);
+        for (name, mine) in [("syn", syn), ("synack", synack)] {
+            let kw = k[name]["window"].as_u64().unwrap();
+            let ko = mask_ts(&hex(k[name]["options"].as_str().unwrap().as_bytes()));
+            println!(
+                "timestamps={ts} {name}: kernel win {kw} opts {ko:02x?}; synq win {} opts {:02x?}",
+                mine.0, mine.1
+            );
+            assert_eq!(u64::from(mine.0), kw, "timestamps={ts} {name} window");
+            assert_eq!(
+                mine.1, ko,
+                "timestamps={ts} {name} options (TS values masked)"
+            );
+        }
+    }
+}
