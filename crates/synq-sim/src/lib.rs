@@ -11,7 +11,7 @@ mod stack_node;
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::rc::Rc;
 
@@ -320,9 +320,9 @@ enum Outcome {
 pub struct Network<N: Node> {
     now: Instant,
     hosts: Vec<HostState<N>>,
-    routes: HashMap<IpAddr, HostId>,
+    routes: BTreeMap<IpAddr, HostId>,
     default_link: LinkConfig,
-    links: HashMap<(HostId, HostId), Link>,
+    links: BTreeMap<(HostId, HostId), Link>,
     queue: BinaryHeap<Event>,
     next_seq: u64,
     dirty: Vec<HostId>,
@@ -346,9 +346,9 @@ impl<N: Node> Network<N> {
         Self {
             now: Instant::ZERO,
             hosts: Vec::new(),
-            routes: HashMap::new(),
+            routes: BTreeMap::new(),
             default_link: LinkConfig::default(),
-            links: HashMap::new(),
+            links: BTreeMap::new(),
             queue: BinaryHeap::new(),
             next_seq: 0,
             dirty: Vec::new(),
