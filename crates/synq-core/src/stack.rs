@@ -831,6 +831,7 @@ impl Stack {
     }
 
     /// The next application event.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         while let Some(owner) = self.events.pop_front() {
             match owner {

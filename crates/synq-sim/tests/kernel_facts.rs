@@ -8,31 +8,11 @@ use std::process::Command;
 use synq_core::wire::{parse_packet, ChecksumMode, TcpPacket};
 use synq_core::{Config, Instant, Stack};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/facts.py");
+#[path = "kernel/util.rs"]
+mod util;
+use util::skip_reason;
 
-fn skip_reason() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root".into());
-    }
-    for tool in ["unshare", "python3", "ip"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map_or(true, |o| !o.status.success())
-        {
-            return Some(format!("{tool} not found"));
-        }
-    }
-    if !Command::new("unshare")
-        .args(["-n", "true"])
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        return Some("cannot create a network namespace (unshare -n failed)".into());
-    }
-    None
-}
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/facts.py");
 
 fn facts(args: &[&str]) -> serde_json::Value {
     let out = Command::new("unshare")

@@ -9,28 +9,11 @@ use std::process::Command;
 use synq_core::{Config, ConnError, Instant, Stack, State};
 use synq_sim::{LinkConfig, Network, TapKind};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/syn_client.py");
+#[path = "kernel/util.rs"]
+mod util;
+use util::skip_reason;
 
-fn skip_reason() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root".into());
-    }
-    for tool in ["unshare", "python3", "ip"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map_or(true, |o| !o.status.success())
-        {
-            return Some(format!("{tool} not found"));
-        }
-    }
-    let probe = Command::new("unshare").args(["-n", "true"]).status();
-    if !probe.is_ok_and(|s| s.success()) {
-        return Some("cannot create a network namespace (unshare -n failed)".into());
-    }
-    None
-}
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/syn_client.py");
 
 struct Outcome {
     syns: Vec<f64>,

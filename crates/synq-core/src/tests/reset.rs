@@ -13,25 +13,16 @@ fn inject(
     payload: &[u8],
 ) {
     let t = p.a.info(c).unwrap().tuple;
-    let tcp = TcpRepr {
-        src_port: t.local.port(),
-        dst_port: t.remote.port(),
+    let pkt = segment(
+        t.local,
+        t.remote,
+        flags,
         seq,
         ack,
-        flags,
-        window: 1000,
-        urgent: 0,
-        options: TcpOptions::default(),
+        TcpOptions::default(),
         payload,
-    };
-    let ip = IpRepr {
-        src: t.local.ip(),
-        dst: t.remote.ip(),
-        hop_limit: 64,
-    };
-    let mut buf = vec![0u8; 1500];
-    let n = emit_packet(&ip, &tcp, &mut buf).unwrap();
-    p.b.handle_packet(p.now, &buf[..n]);
+    );
+    p.b.handle_packet(p.now, &pkt);
 }
 
 #[test]

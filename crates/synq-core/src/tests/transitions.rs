@@ -18,7 +18,7 @@
 use super::util::*;
 use crate::{ConnError, ConnHandle, Duration, FourTuple, ListenerHandle, Stack, State};
 use core::net::SocketAddr;
-use synq_wire::{emit_packet, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+use synq_wire::{SeqNumber, TcpFlags, TcpOptions};
 
 const SYN: TcpFlags = TcpFlags::SYN;
 const ACK: TcpFlags = TcpFlags::ACK;
@@ -349,26 +349,17 @@ impl Bench {
         let len = payload.len() as u32 + u32::from(flags.syn()) + u32::from(flags.fin());
         self.last_in = Some((seq, ack, len));
         let t = self.tuple;
-        let tcp = TcpRepr {
-            src_port: t.remote.port(),
-            dst_port: t.local.port(),
+        let pkt = segment(
+            t.remote,
+            t.local,
+            flags,
             seq,
             ack,
-            flags,
-            window: 1000,
-            urgent: 0,
-            options: TcpOptions::default(),
+            TcpOptions::default(),
             payload,
-        };
-        let ip = IpRepr {
-            src: t.remote.ip(),
-            dst: t.local.ip(),
-            hop_limit: 64,
-        };
-        let mut buf = vec![0u8; 1500];
-        let n = emit_packet(&ip, &tcp, &mut buf).unwrap();
+        );
         let now = self.p.now;
-        self.stack().handle_packet(now, &buf[..n]);
+        self.stack().handle_packet(now, &pkt);
         self.settle();
     }
 

@@ -3,7 +3,9 @@
 
 use crate::{Config, ConnHandle, Duration, Event, Instant, ListenerHandle, Stack};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use synq_wire::{parse_packet, ChecksumMode, SeqNumber, TcpFlags};
+use synq_wire::{
+    emit_packet, parse_packet, ChecksumMode, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr,
+};
 
 pub(crate) const A4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 pub(crate) const B4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
@@ -225,4 +227,36 @@ pub(crate) fn pattern(n: usize, seed: u32) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// A crafted IP packet carrying one TCP segment from `from` to `to` (window 1000).
+pub(crate) fn segment(
+    from: SocketAddr,
+    to: SocketAddr,
+    flags: TcpFlags,
+    seq: SeqNumber,
+    ack: SeqNumber,
+    options: TcpOptions,
+    payload: &[u8],
+) -> Vec<u8> {
+    let tcp = TcpRepr {
+        src_port: from.port(),
+        dst_port: to.port(),
+        seq,
+        ack,
+        flags,
+        window: 1000,
+        urgent: 0,
+        options,
+        payload,
+    };
+    let ip = IpRepr {
+        src: from.ip(),
+        dst: to.ip(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; synq_wire::packet_len(&ip, &tcp)];
+    let n = emit_packet(&ip, &tcp, &mut buf).expect("well-formed test segment");
+    buf.truncate(n);
+    buf
 }
