@@ -122,27 +122,22 @@ errno_enum! {
     }
 }
 
-impl From<ConnError> for SendError {
-    fn from(e: ConnError) -> Self {
-        match e {
-            ConnError::Refused => Self::Refused,
-            ConnError::Reset => Self::Reset,
-            ConnError::TimedOut => Self::TimedOut,
-            ConnError::BrokenPipe => Self::BrokenPipe,
+/// A call on a connection that already ended reports the connection's error.
+macro_rules! from_conn_error {
+    ($($t:ident),*) => {$(
+        impl From<ConnError> for $t {
+            fn from(e: ConnError) -> Self {
+                match e {
+                    ConnError::Refused => Self::Refused,
+                    ConnError::Reset => Self::Reset,
+                    ConnError::TimedOut => Self::TimedOut,
+                    ConnError::BrokenPipe => Self::BrokenPipe,
+                }
+            }
         }
-    }
+    )*};
 }
-
-impl From<ConnError> for RecvError {
-    fn from(e: ConnError) -> Self {
-        match e {
-            ConnError::Refused => Self::Refused,
-            ConnError::Reset => Self::Reset,
-            ConnError::TimedOut => Self::TimedOut,
-            ConnError::BrokenPipe => Self::BrokenPipe,
-        }
-    }
-}
+from_conn_error!(SendError, RecvError);
 
 #[cfg(test)]
 mod tests {

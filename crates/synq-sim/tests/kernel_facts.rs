@@ -68,27 +68,25 @@ fn sysctl_defaults_match_a_fresh_namespace() {
     args.extend(FIXED);
     args.extend(SIZED);
     let k = facts(&args);
-    let ours = Config::default();
+    // Our default, spaced as the kernel's (tabs folded).
+    let ours = |name: &str| {
+        Config::default()
+            .get(name)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     for name in FIXED {
         let Some(kv) = k[*name].as_str() else {
             println!("note: {name} does not exist on this kernel");
             continue;
         };
-        let mine = ours
-            .get(name)
-            .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let mine = ours(name);
         assert_eq!(mine, kv, "{name}: synq default {mine}, kernel {kv}");
     }
     for name in SIZED {
-        let mine = ours
-            .get(name)
-            .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let mine = ours(name);
         println!(
             "{name}: synq {mine}, this kernel {} (sized from memory)",
             k[*name]

@@ -55,15 +55,8 @@ fn lone_segment_acked_after_delay() {
 fn fast_retransmit_on_three_dupacks() {
     let mut p = Pair::new();
     let (c, s, _) = p.connected(false);
-    let mut n = 0;
-    p.filter = Some(Box::new(move |seg| {
-        // Drop the third data segment, once.
-        if seg.a_to_b && seg.len > 0 {
-            n += 1;
-            return n != 3;
-        }
-        true
-    }));
+    // Drop the third data segment, once.
+    p.filter = Some(drop_data(|n| n == 3));
     let data = pattern(100_000, 4);
     assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(10)), data);
     let k = p.a.counters();
@@ -156,14 +149,7 @@ fn reordering_is_reassembled() {
     let mut p = Pair::new();
     let (c, s, _) = p.connected(false);
     // Every seventh data segment is lost: the ones after it arrive out of order.
-    let mut n = 0;
-    p.filter = Some(Box::new(move |seg| {
-        if seg.a_to_b && seg.len > 0 {
-            n += 1;
-            return n % 7 != 3;
-        }
-        true
-    }));
+    p.filter = Some(drop_data(|n| n % 7 == 3));
     let data = pattern(200_000, 7);
     assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(60)), data);
     assert!(p.b.counters().ofo_queue > 0);

@@ -260,3 +260,15 @@ pub(crate) fn segment(
     buf.truncate(n);
     buf
 }
+
+/// A filter that counts A-to-B data segments (1, 2, ...) and drops those `drop(n)` picks.
+pub(crate) fn drop_data(drop: impl Fn(u32) -> bool + 'static) -> Filter {
+    let mut n = 0;
+    Box::new(move |seg| {
+        if seg.a_to_b && seg.len > 0 {
+            n += 1;
+            return !drop(n);
+        }
+        true
+    })
+}
