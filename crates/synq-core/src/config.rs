@@ -3,6 +3,7 @@
 //! Names, meanings and defaults follow Linux 6.x (`Documentation/networking/ip-sysctl.rst`);
 //! `net.ipv4.*` TCP knobs apply to IPv6 too, as on Linux.
 
+use crate::listener::Model;
 use core::fmt;
 
 /// A sysctl could not be set.
@@ -89,6 +90,15 @@ pub struct Config {
     pub max_connections: u32,
     /// `synq.tx_queue_len`: stateless replies (RST, SYN-ACK) waiting for `poll_transmit`.
     pub tx_queue_len: u32,
+    /// `synq.listen_model`: the backlog semantics (`linux`, `linux-4.10`, `bsd`,
+    /// `bsd-exact`).
+    pub model: Model,
+    /// `synq.bsd_drop_incomplete`: single-queue models drop a random half-open connection to
+    /// admit a SYN when full (FreeBSD 2.2-4.x and XNU `sodropablereq`).
+    pub bsd_drop_incomplete: bool,
+    /// `synq.tcp_metrics_entries`: peers whose RTT is remembered (Linux's tcp_metrics
+    /// table, consulted by the `tcp_max_syn_backlog` quarter rule).
+    pub tcp_metrics_entries: u32,
 }
 
 impl Default for Config {
@@ -118,6 +128,9 @@ impl Default for Config {
             mtu: 1500,
             max_connections: 1_000_000,
             tx_queue_len: 65_536,
+            model: Model::Linux,
+            bsd_drop_incomplete: false,
+            tcp_metrics_entries: 16_384,
         }
     }
 }
@@ -282,6 +295,13 @@ const KNOBS: &[Knob] = &[
         i32::MAX as u32
     )),
     knob!("synq.tx_queue_len", tx_queue_len, |v| int(v, 1u32, 1 << 24)),
+    knob!("synq.listen_model", model, |v: &str| v.parse::<Model>()),
+    knob!("synq.bsd_drop_incomplete", bool bsd_drop_incomplete),
+    knob!("synq.tcp_metrics_entries", tcp_metrics_entries, |v| int(
+        v,
+        0u32,
+        1 << 24
+    )),
 ];
 
 impl Config {

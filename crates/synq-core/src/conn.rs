@@ -1463,6 +1463,11 @@ impl Connection {
     // ---- introspection ----
 
     /// Snapshot for tests, `ss`-like views and the simulator.
+    /// An RTT sample was taken (Linux saves tcp_metrics only then).
+    pub(crate) fn has_rtt(&self) -> bool {
+        self.rtt.srtt().is_some()
+    }
+
     pub(crate) fn info(&self) -> ConnInfo {
         ConnInfo {
             state: self.state,

@@ -75,6 +75,8 @@ counters! {
     in_not_for_us => "SynqInNoSocket",
     conn_table_full => "SynqConnTableFull",
     tx_queue_drops => "SynqTxQueueDrops",
+    synacks_sent => "SynqSynAcksSent",
+    metrics_full => "SynqMetricsFull",
 }
 
 #[cfg(test)]

@@ -38,8 +38,10 @@ pub mod error;
 pub mod time;
 
 mod buffer;
+mod cookie;
 mod hash;
 mod listener;
+mod request;
 mod rtt;
 mod slab;
 mod stack;
@@ -51,8 +53,9 @@ pub use error::{
     AcceptError, CloseError, ConnError, ConnectError, Errno, ListenError, RecvError, SendError,
 };
 pub use hash::FourTuple;
+pub use listener::Model;
 pub use rtt::{RttEstimator, RTO_INIT, RTO_MAX, RTO_MIN};
-pub use stack::{ConnHandle, Event, ListenerHandle, ListenerInfo, Stack};
+pub use stack::{ConnHandle, Event, ListenerHandle, ListenerInfo, Stack, SynRecvInfo};
 pub use synq_wire as wire;
 pub use time::{Duration, Instant};
 

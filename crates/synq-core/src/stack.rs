@@ -1,22 +1,26 @@
 //! The stack: demultiplexing, listeners, timers, transmit scheduling and the socket API.
 
+mod passive;
+
+pub use passive::SynRecvInfo;
+
 use crate::config::Config;
-use crate::conn::{
-    self, emit, ev, rst_reply, ConnInfo, Connection, Ctx, Disposition, Negotiated, State,
-};
+use crate::conn::{emit, ev, rst_reply, ConnInfo, Connection, Ctx, Disposition, State};
+use crate::cookie::CookieKeys;
 use crate::counters::Counters;
 use crate::error::{AcceptError, CloseError, ConnectError, ListenError, RecvError, SendError};
 use crate::hash::{FourTuple, HashMap, Secret, SeededState};
-use crate::listener::{Listener, Request};
+use crate::listener::Listener;
+use crate::request::RequestTable;
 use crate::slab::{Key, Slab};
-use crate::{Duration, Instant};
+use crate::Instant;
 use core::net::{IpAddr, SocketAddr};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashSet;
 use std::collections::{BTreeSet, VecDeque};
 use synq_wire::{
-    ChecksumMode, Error as WireError, IpRepr, Ipv4Packet, Ipv6Packet, SeqNumber, TcpFlags,
-    TcpOptions, TcpPacket, TcpRepr, Timestamps,
+    ChecksumMode, Error as WireError, IpRepr, Ipv4Packet, Ipv6Packet, SeqNumber, TcpPacket, TcpRepr,
 };
 
 /// A connection, as the application holds it.
@@ -56,12 +60,6 @@ pub struct ListenerInfo {
     pub syn_recv: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKey {
-    Conn(Key),
-    Req(Key),
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Owner {
     Conn(Key),
@@ -82,6 +80,8 @@ struct Slot {
     hashed: bool,
     /// Counted against `tcp_max_tw_buckets`.
     in_tw: bool,
+    /// The peer's RTT was recorded (once, when the connection ended).
+    metrics_saved: bool,
 }
 
 /// A sans-IO TCP/IP stack. See the crate documentation for the calling contract.
@@ -93,9 +93,9 @@ pub struct Stack {
     by_tuple: HashMap<FourTuple, Key>,
     listeners: Slab<Listener>,
     listener_by_addr: HashMap<SocketAddr, Key>,
-    requests: Slab<Request>,
-    req_by_tuple: HashMap<FourTuple, Key>,
-    timers: BTreeSet<(Instant, TimerKey)>,
+    requests: RequestTable,
+    /// Connection timers (request timers live in the request table).
+    timers: BTreeSet<(Instant, Key)>,
     control: VecDeque<(IpRepr, TcpRepr<'static>)>,
     tx_ready: VecDeque<Key>,
     events: VecDeque<Owner>,
@@ -105,7 +105,11 @@ pub struct Stack {
     orphans: u32,
     time_wait: u32,
     /// Scratch for `handle_timeout`, kept to avoid an allocation per call.
-    due: Vec<TimerKey>,
+    due: Vec<Key>,
+    due_reqs: Vec<crate::request::ReqId>,
+    cookie_keys: CookieKeys,
+    /// Peers with an RTT on record (Linux tcp_metrics, for `tcp_peer_is_proven`).
+    metrics: HashSet<IpAddr, SeededState>,
 }
 
 impl core::fmt::Debug for Stack {
@@ -133,6 +137,10 @@ impl Stack {
         let hash = SeededState::new(k(), k());
         let isn_secret = Secret::new(k(), k());
         let ts_secret = Secret::new(k(), k());
+        let cookie_keys = CookieKeys {
+            k0: Secret::new(k(), k()),
+            k1: Secret::new(k(), k()),
+        };
         Self {
             config,
             counters: Counters::default(),
@@ -141,8 +149,7 @@ impl Stack {
             by_tuple: HashMap::with_hasher(hash),
             listeners: Slab::new(),
             listener_by_addr: HashMap::with_hasher(hash),
-            requests: Slab::new(),
-            req_by_tuple: HashMap::with_hasher(hash),
+            requests: RequestTable::new(hash),
             timers: BTreeSet::new(),
             control: VecDeque::new(),
             tx_ready: VecDeque::new(),
@@ -153,6 +160,9 @@ impl Stack {
             orphans: 0,
             time_wait: 0,
             due: Vec::new(),
+            due_reqs: Vec::new(),
+            cookie_keys,
+            metrics: HashSet::with_hasher(hash),
         }
     }
 
@@ -204,6 +214,7 @@ impl Stack {
             local: SocketAddr::new(ip.src, seg.dst_port),
             remote: SocketAddr::new(ip.dst, seg.src_port),
         };
+        let mut reopened = false;
         if let Some(&key) = self.by_tuple.get(&tuple) {
             let (conns, mut ctx) = self.ctx(now);
             let Some(slot) = conns.get_mut(key) else {
@@ -227,15 +238,15 @@ impl Stack {
                 Disposition::Done => return,
                 Disposition::Rst(rst) => return self.queue_control(ip, rst, true),
                 // TIME_WAIT gave way to the listener below, or stays and re-ACKs.
-                Disposition::Reopen if listening => {}
+                Disposition::Reopen if listening => reopened = true,
                 Disposition::Reopen => return,
             }
         }
-        if let Some(&rkey) = self.req_by_tuple.get(&tuple) {
-            return self.on_request_segment(now, rkey, ip, &seg);
+        if let Some(id) = self.find_request(&tuple) {
+            return self.on_request_segment(now, id, tuple, ip, &seg);
         }
         if let Some(lkey) = self.find_listener(tuple.local) {
-            return self.on_listener_segment(now, lkey, tuple, ip, &seg);
+            return self.on_listener_segment(now, lkey, tuple, ip, &seg, reopened);
         }
         self.counters.in_not_for_us += 1;
         if !seg.flags.rst() {
@@ -351,6 +362,9 @@ impl Stack {
             self.counters.tx_queue_drops += 1;
             return;
         }
+        if tcp.flags.syn() {
+            self.counters.synacks_sent += 1;
+        }
         if counted_rst && tcp.flags.rst() {
             self.counters.out_rsts += 1;
         }
@@ -368,306 +382,6 @@ impl Stack {
         match self.config.tcp_timestamps {
             1 => self.ts_secret.hash_tuple(tuple, 0) as u32,
             _ => 0,
-        }
-    }
-
-    // ------------------------------------------------------------ listeners
-
-    fn on_listener_segment(
-        &mut self,
-        now: Instant,
-        lkey: Key,
-        tuple: FourTuple,
-        ip: IpRepr,
-        seg: &TcpRepr<'_>,
-    ) {
-        if seg.flags.rst() {
-            return;
-        }
-        if seg.flags.ack() {
-            // No request matches: RST (SYN cookies will be tried here first).
-            return self.queue_control(ip, rst_reply(seg), true);
-        }
-        if !seg.flags.syn() || seg.flags.fin() {
-            return;
-        }
-        let Some(l) = self.listeners.get(lkey) else {
-            return;
-        };
-        if l.syn_full() {
-            self.counters.req_q_full_drop += 1;
-            self.counters.listen_drops += 1;
-            return;
-        }
-        if l.accept_full() {
-            self.counters.listen_overflows += 1;
-            self.counters.listen_drops += 1;
-            return;
-        }
-        if self.requests.len() + self.conns.len() >= self.config.max_connections as usize {
-            self.counters.conn_table_full += 1;
-            self.counters.listen_drops += 1;
-            return;
-        }
-        let ts_ok = self.config.tcp_timestamps != 0;
-        let req = Request {
-            listener: lkey,
-            tuple,
-            iss: self.isn(&tuple, now),
-            irs: seg.seq,
-            peer_mss: seg.options.mss,
-            peer_wscale: seg
-                .options
-                .window_scale
-                .filter(|_| self.config.tcp_window_scaling),
-            sack: seg.options.sack_permitted && self.config.tcp_sack,
-            ts_recent: seg.options.timestamps.filter(|_| ts_ok).map(|t| t.tsval),
-            num_timeout: 0,
-            acked: false,
-            deadline: now + crate::rtt::RTO_INIT,
-            last_oow: None,
-        };
-        let rkey = self.requests.insert(req);
-        self.req_by_tuple.insert(tuple, rkey);
-        if let Some(l) = self.listeners.get_mut(lkey) {
-            l.syn.len += 1;
-            l.syn.young += 1;
-        }
-        self.timers.insert((req.deadline, TimerKey::Req(rkey)));
-        self.send_synack(now, &req);
-    }
-
-    fn send_synack(&mut self, now: Instant, req: &Request) {
-        let c = &self.config;
-        let mut options = TcpOptions {
-            mss: Some(conn::mss_for(&req.tuple, c)),
-            ..TcpOptions::default()
-        };
-        if req.peer_wscale.is_some() {
-            options.window_scale = Some(conn::wscale_for(c));
-        }
-        options.sack_permitted = req.sack;
-        if let Some(tsecr) = req.ts_recent {
-            let tsval = (now.total_millis() as u32).wrapping_add(self.ts_offset(&req.tuple));
-            options.timestamps = Some(Timestamps { tsval, tsecr });
-        }
-        let tcp = TcpRepr {
-            src_port: req.tuple.local.port(),
-            dst_port: req.tuple.remote.port(),
-            seq: req.iss,
-            ack: req.irs + 1,
-            flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: request_window(c, req) as u16,
-            urgent: 0,
-            options,
-            payload: &[],
-        };
-        let ip = IpRepr {
-            src: req.tuple.local.ip(),
-            dst: req.tuple.remote.ip(),
-            hop_limit: c.ip_default_ttl,
-        };
-        self.queue_control(ip, tcp, false);
-    }
-
-    fn remove_request(&mut self, rkey: Key) -> Option<Request> {
-        let req = self.requests.remove(rkey)?;
-        self.req_by_tuple.remove(&req.tuple);
-        self.timers.remove(&(req.deadline, TimerKey::Req(rkey)));
-        if let Some(l) = self.listeners.get_mut(req.listener) {
-            l.syn.len -= 1;
-            if req.num_timeout == 0 {
-                l.syn.young -= 1;
-            }
-        }
-        Some(req)
-    }
-
-    fn oow_limited(&mut self, now: Instant, rkey: Key) -> bool {
-        let gap = Duration::from_millis(u64::from(self.config.tcp_invalid_ratelimit_ms));
-        let Some(r) = self.requests.get_mut(rkey) else {
-            return true;
-        };
-        match r.last_oow {
-            Some(t) if now < t + gap => true,
-            _ => {
-                r.last_oow = Some(now);
-                false
-            }
-        }
-    }
-
-    /// A segment for a half-open request (Linux `tcp_check_req`, in its order).
-    fn on_request_segment(&mut self, now: Instant, rkey: Key, ip: IpRepr, seg: &TcpRepr<'_>) {
-        let Some(&req) = self.requests.get(rkey) else {
-            return;
-        };
-        let f = seg.flags;
-        if f.syn() && !f.ack() && !f.rst() && !f.fin() && seg.seq == req.irs {
-            // Retransmitted SYN: resend the SYN-ACK, at most once per rate-limit interval.
-            if self.oow_limited(now, rkey) {
-                self.counters.ack_skipped_syn_recv += 1;
-                return;
-            }
-            let deadline = now + request_rto(req.num_timeout);
-            self.rearm_request(rkey, deadline);
-            self.send_synack(now, &req);
-            return;
-        }
-        if f.ack() && seg.ack != req.iss + 1 {
-            return self.queue_control(ip, rst_reply(seg), true);
-        }
-        let rcv_nxt = req.irs + 1;
-        let wnd = request_window(&self.config, &req);
-        let end = seg.seq + seg.payload.len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
-        let in_window = seg.seq == rcv_nxt || (end > rcv_nxt && seg.seq < rcv_nxt + wnd);
-        if !in_window {
-            if !f.rst() && !self.oow_limited(now, rkey) {
-                let ack = self.ack_for_request(now, &req);
-                self.queue_control(ip, ack, false);
-            }
-            return;
-        }
-        if f.rst() || f.syn() {
-            self.remove_request(rkey);
-            self.counters.embryonic_rsts += 1;
-            self.counters.attempt_fails += 1;
-            if !f.rst() {
-                self.queue_control(ip, rst_reply(seg), true);
-            }
-            return;
-        }
-        if !f.ack() {
-            return;
-        }
-        let Some(l) = self.listeners.get(req.listener) else {
-            // The listener closed: nobody to hand the child to.
-            self.remove_request(rkey);
-            return self.queue_control(ip, rst_reply(seg), true);
-        };
-        if l.accept_full() {
-            self.counters.listen_overflows += 1;
-            self.counters.listen_drops += 1;
-            if self.config.tcp_abort_on_overflow {
-                self.remove_request(rkey);
-                self.counters.embryonic_rsts += 1;
-                return self.queue_control(ip, rst_reply(seg), true);
-            }
-            if let Some(r) = self.requests.get_mut(rkey) {
-                r.acked = true;
-            }
-            return;
-        }
-        self.remove_request(rkey);
-        let neg = Negotiated {
-            peer_mss: req.peer_mss,
-            peer_wscale: req.peer_wscale,
-            sack: req.sack,
-            ts_recent: req.ts_recent,
-            // Linux tcp_synack_rtt_meas: time the SYN-ACK unless it was retransmitted (Karn).
-            rtt: (req.num_timeout == 0).then(|| now - (req.deadline - crate::rtt::RTO_INIT)),
-        };
-        let ts_offset = self.ts_offset(&req.tuple);
-        let mut conn = Connection::accept(
-            req.tuple,
-            &self.config,
-            now,
-            req.iss,
-            req.irs,
-            neg,
-            ts_offset,
-        );
-        conn.set_initial_window(seg);
-        let key = self.conns.insert(Slot {
-            conn,
-            armed: None,
-            in_tx: false,
-            in_events: false,
-            unaccepted: true,
-            hashed: true,
-            in_tw: false,
-        });
-        self.by_tuple.insert(req.tuple, key);
-        self.counters.passive_opens += 1;
-        {
-            let (conns, mut ctx) = self.ctx(now);
-            if let Some(slot) = conns.get_mut(key) {
-                // The ACK may carry data or FIN.
-                let _ = slot.conn.on_segment(&mut ctx, seg);
-            }
-        }
-        if let Some(l) = self.listeners.get_mut(req.listener) {
-            l.accept.push(key);
-        }
-        self.notify_listener(req.listener);
-        self.touch(now, key);
-    }
-
-    fn ack_for_request(&self, now: Instant, req: &Request) -> TcpRepr<'static> {
-        let mut options = TcpOptions::default();
-        if let Some(tsecr) = req.ts_recent {
-            let tsval = (now.total_millis() as u32).wrapping_add(self.ts_offset(&req.tuple));
-            options.timestamps = Some(Timestamps { tsval, tsecr });
-        }
-        TcpRepr {
-            src_port: req.tuple.local.port(),
-            dst_port: req.tuple.remote.port(),
-            seq: req.iss + 1,
-            ack: req.irs + 1,
-            flags: TcpFlags::ACK,
-            // Linux tcp_v4_reqsk_send_ack: the request's window, scaled.
-            window: (request_window(&self.config, req)
-                >> req
-                    .peer_wscale
-                    .map_or(0, |_| conn::wscale_for(&self.config))) as u16,
-            urgent: 0,
-            options,
-            payload: &[],
-        }
-    }
-
-    fn rearm_request(&mut self, rkey: Key, deadline: Instant) {
-        if let Some(r) = self.requests.get_mut(rkey) {
-            self.timers.remove(&(r.deadline, TimerKey::Req(rkey)));
-            r.deadline = deadline;
-            self.timers.insert((deadline, TimerKey::Req(rkey)));
-        }
-    }
-
-    /// SYN-ACK timer (Linux `reqsk_timer_handler`, without the pruning rule yet).
-    fn on_request_timer(&mut self, now: Instant, rkey: Key) {
-        let Some(&req) = self.requests.get(rkey) else {
-            return;
-        };
-        self.counters.timeouts += 1;
-        if self.listeners.get(req.listener).is_none()
-            || req.num_timeout >= self.config.tcp_synack_retries
-        {
-            // Expiry is silent: the client learns on its next segment.
-            self.remove_request(rkey);
-            return;
-        }
-        if let Some(r) = self.requests.get_mut(rkey) {
-            r.num_timeout += 1;
-        }
-        if req.num_timeout == 0 {
-            if let Some(l) = self.listeners.get_mut(req.listener) {
-                l.syn.young -= 1;
-            }
-        }
-        self.rearm_request(rkey, now + request_rto(req.num_timeout + 1));
-        self.counters.syn_retrans += 1;
-        self.counters.retrans_segs += 1;
-        // Linux tcp_make_synack counts every SYN-ACK in TcpOutSegs, retransmissions too.
-        self.send_synack(now, &req);
-    }
-
-    fn notify_listener(&mut self, lkey: Key) {
-        if let Some(l) = self.listeners.get_mut(lkey) {
-            if !l.event_pending && l.accept.len() > 0 {
-                l.event_pending = true;
-                self.events.push_back(Owner::Listener(lkey));
-            }
         }
     }
 
@@ -706,6 +420,18 @@ impl Stack {
             self.time_wait -= 1;
             slot.in_tw = false;
         }
+        let ended = matches!(slot.conn.state, State::Closed | State::TimeWait);
+        if ended && !slot.metrics_saved {
+            slot.metrics_saved = true;
+            if slot.conn.has_rtt() {
+                let ip = slot.conn.tuple.remote.ip();
+                self.save_metrics(ip);
+                return self.touch(now, key);
+            }
+        }
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         if slot.hashed && slot.conn.state == State::Closed {
             slot.hashed = false;
             self.by_tuple.remove(&slot.conn.tuple);
@@ -727,10 +453,10 @@ impl Stack {
         let deadline = slot.conn.deadline().map(|t| t.max(now));
         if deadline != slot.armed {
             if let Some(old) = slot.armed {
-                self.timers.remove(&(old, TimerKey::Conn(key)));
+                self.timers.remove(&(old, key));
             }
             if let Some(new) = deadline {
-                self.timers.insert((new, TimerKey::Conn(key)));
+                self.timers.insert((new, key));
             }
             slot.armed = deadline;
         }
@@ -739,7 +465,7 @@ impl Stack {
     fn free(&mut self, key: Key) {
         if let Some(slot) = self.conns.remove(key) {
             if let Some(t) = slot.armed {
-                self.timers.remove(&(t, TimerKey::Conn(key)));
+                self.timers.remove(&(t, key));
             }
             if slot.hashed {
                 self.by_tuple.remove(&slot.conn.tuple);
@@ -798,7 +524,11 @@ impl Stack {
     /// The earliest instant at which [`Stack::handle_timeout`] has work.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|&(t, _)| t)
+        let conn = self.timers.first().map(|&(t, _)| t);
+        match (conn, self.requests.first_entry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fire every timer due at `now`. Spurious calls are harmless.
@@ -813,21 +543,26 @@ impl Stack {
             self.timers.pop_first();
             due.push(k);
         }
-        for &k in &due {
-            match k {
-                TimerKey::Conn(key) => {
-                    let (conns, mut ctx) = self.ctx(now);
-                    let Some(slot) = conns.get_mut(key) else {
-                        continue;
-                    };
-                    slot.armed = None;
-                    slot.conn.on_timer(&mut ctx);
-                    self.touch(now, key);
-                }
-                TimerKey::Req(rkey) => self.on_request_timer(now, rkey),
-            }
+        for &key in &due {
+            let (conns, mut ctx) = self.ctx(now);
+            let Some(slot) = conns.get_mut(key) else {
+                continue;
+            };
+            slot.armed = None;
+            slot.conn.on_timer(&mut ctx);
+            self.touch(now, key);
         }
         self.due = due;
+        let mut reqs = core::mem::take(&mut self.due_reqs);
+        reqs.clear();
+        while let Some(id) = self.requests.pop_due(now) {
+            reqs.push(id);
+        }
+        for &id in &reqs {
+            self.on_request_timer(now, id);
+        }
+        self.due_reqs = reqs;
+        self.requests.purge_front();
     }
 
     /// The next application event.
@@ -889,13 +624,10 @@ impl Stack {
         if !local.ip().is_unspecified() && !self.addrs.contains(&local.ip()) {
             return Err(ListenError::AddrNotAvailable);
         }
-        let somaxconn = self.config.somaxconn;
-        // Linux: `if ((unsigned int)backlog > somaxconn) backlog = somaxconn`.
-        let backlog = if (backlog as u32) > somaxconn {
-            somaxconn
-        } else {
-            backlog as u32
-        };
+        let backlog = self
+            .config
+            .model
+            .clamp_backlog(backlog, self.config.somaxconn);
         if let Some(&key) = self.listener_by_addr.get(&local) {
             if let Some(l) = self.listeners.get_mut(key) {
                 l.backlog = backlog;
@@ -981,7 +713,7 @@ impl Stack {
             let local = SocketAddr::new(local_ip, port);
             let tuple = FourTuple { local, remote };
             if !self.by_tuple.contains_key(&tuple)
-                && !self.req_by_tuple.contains_key(&tuple)
+                && self.find_request(&tuple).is_none()
                 && self.find_listener(local).is_none()
             {
                 return self.connect_tuple(now, tuple);
@@ -1004,7 +736,7 @@ impl Stack {
             return Err(ConnectError::InvalidInput);
         }
         let tuple = FourTuple { local, remote };
-        if self.by_tuple.contains_key(&tuple) || self.req_by_tuple.contains_key(&tuple) {
+        if self.by_tuple.contains_key(&tuple) || self.find_request(&tuple).is_some() {
             return Err(ConnectError::AddrInUse);
         }
         self.connect_tuple(now, tuple)
@@ -1033,6 +765,7 @@ impl Stack {
             unaccepted: false,
             hashed: true,
             in_tw: false,
+            metrics_saved: false,
         });
         self.by_tuple.insert(tuple, key);
         self.counters.active_opens += 1;
@@ -1184,12 +917,6 @@ impl Stack {
     }
 }
 
-/// The window a request's SYN-ACK offers (MSS less 12 with timestamps, as Linux).
-fn request_window(c: &Config, req: &Request) -> u32 {
-    let mss = conn::mss_for(&req.tuple, c) - if req.ts_recent.is_some() { 12 } else { 0 };
-    conn::initial_window(c.tcp_rmem[1] as usize, mss)
-}
-
 /// Count an IP-layer rejection under Linux's name for it.
 fn ip_error<'a>(c: &mut Counters, e: WireError) -> Parsed<'a> {
     if e == WireError::Truncated {
@@ -1198,9 +925,4 @@ fn ip_error<'a>(c: &mut Counters, e: WireError) -> Parsed<'a> {
         c.ip_in_hdr_errors += 1;
     }
     Parsed::Drop
-}
-
-/// SYN-ACK retransmission interval after `n` retransmissions: min(1 s << n, 120 s).
-fn request_rto(n: u8) -> Duration {
-    Duration::from_secs(1u64 << n.min(7)).min(crate::rtt::RTO_MAX)
 }

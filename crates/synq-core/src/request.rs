@@ -1,0 +1,393 @@
+//! Half-open requests (Linux `request_sock`), kept small: a 60-byte record in a flat table,
+//! found by 4-tuple through a hash index of 4-byte slot numbers, with its timer in an
+//! ordered set. A request holds what answering the final ACK needs and nothing more.
+
+use crate::hash::{FourTuple, SeededState};
+use crate::slab::Key;
+use crate::Instant;
+use core::hash::BuildHasher;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use hashbrown::HashTable;
+use std::collections::BTreeSet;
+use synq_wire::SeqNumber;
+
+const SACK: u8 = 1;
+const ACKED: u8 = 2;
+const TS: u8 = 4;
+const V6: u8 = 8;
+const RESENT: u8 = 16;
+const LIVE: u8 = 32;
+
+/// A half-open connection. Addresses are stored compactly: the peer's as 16 bytes (IPv4
+/// mapped), ours as an index into the stack's address list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Request {
+    remote_ip: [u8; 16],
+    pub(crate) listener: Key,
+    pub(crate) iss: SeqNumber,
+    pub(crate) irs: SeqNumber,
+    /// Peer's TSval from its SYN (valid when `has_ts`).
+    ts_recent: u32,
+    /// Last reply to an invalid segment, in µs (wrapping), plus one; 0 = never.
+    last_oow: u32,
+    /// First SYN-ACK, in µs (wrapping): the RTT sample and the request's age.
+    sent: u32,
+    /// Bumped on every re-arm, so stale timer entries are recognised.
+    timer_id: u32,
+    remote_port: u16,
+    local_port: u16,
+    peer_mss: u16,
+    local_ip: u16,
+    peer_wscale: u8,
+    /// SYN-ACK retransmissions by the timer (Linux `num_timeout`).
+    pub(crate) num_timeout: u8,
+    flags: u8,
+}
+
+/// What a new request is made from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NewRequest {
+    pub(crate) listener: Key,
+    pub(crate) tuple: FourTuple,
+    pub(crate) local_ip: u16,
+    pub(crate) iss: SeqNumber,
+    pub(crate) irs: SeqNumber,
+    pub(crate) peer_mss: Option<u16>,
+    pub(crate) peer_wscale: Option<u8>,
+    pub(crate) sack: bool,
+    pub(crate) ts_recent: Option<u32>,
+}
+
+fn micros32(t: Instant) -> u32 {
+    t.total_micros() as u32
+}
+
+impl Request {
+    pub(crate) fn tuple(&self, addrs: &[IpAddr]) -> FourTuple {
+        let local = addrs
+            .get(usize::from(self.local_ip))
+            .copied()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let v6 = Ipv6Addr::from(self.remote_ip);
+        let remote = if self.flags & V6 != 0 {
+            IpAddr::V6(v6)
+        } else {
+            IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED))
+        };
+        FourTuple {
+            local: SocketAddr::new(local, self.local_port),
+            remote: SocketAddr::new(remote, self.remote_port),
+        }
+    }
+    fn matches(&self, local_ip: u16, t: &FourTuple) -> bool {
+        self.local_ip == local_ip
+            && self.local_port == t.local.port()
+            && self.remote_port == t.remote.port()
+            && self.remote_ip == ip16(t.remote.ip())
+            && (self.flags & V6 != 0) == t.remote.is_ipv6()
+    }
+    pub(crate) fn peer_mss(&self) -> Option<u16> {
+        (self.peer_mss != 0).then_some(self.peer_mss)
+    }
+    pub(crate) fn peer_wscale(&self) -> Option<u8> {
+        (self.peer_wscale != u8::MAX).then_some(self.peer_wscale)
+    }
+    pub(crate) fn sack(&self) -> bool {
+        self.flags & SACK != 0
+    }
+    pub(crate) fn ts_recent(&self) -> Option<u32> {
+        (self.flags & TS != 0).then_some(self.ts_recent)
+    }
+    pub(crate) fn acked(&self) -> bool {
+        self.flags & ACKED != 0
+    }
+    pub(crate) fn set_acked(&mut self) {
+        self.flags |= ACKED;
+    }
+    /// A SYN-ACK was resent (by timer or duplicate SYN): no RTT sample (Karn).
+    pub(crate) fn set_resent(&mut self) {
+        self.flags |= RESENT;
+    }
+    /// Handshake RTT, if the SYN-ACK was never resent.
+    pub(crate) fn rtt(&self, now: Instant) -> Option<crate::Duration> {
+        (self.flags & RESENT == 0)
+            .then(|| crate::Duration::from_micros(u64::from(micros32(now).wrapping_sub(self.sent))))
+    }
+    /// Time since the first SYN-ACK.
+    pub(crate) fn age(&self, now: Instant) -> crate::Duration {
+        crate::Duration::from_micros(u64::from(micros32(now).wrapping_sub(self.sent)))
+    }
+    /// Whether a reply to an invalid segment must wait (`tcp_oow_rate_limited`); records
+    /// the reply when it may go.
+    pub(crate) fn oow_limited(&mut self, now: Instant, gap: crate::Duration) -> bool {
+        let now32 = micros32(now);
+        if self.last_oow != 0 {
+            let since = now32.wrapping_sub(self.last_oow.wrapping_sub(1));
+            if u64::from(since) < gap.total_micros() {
+                return true;
+            }
+        }
+        self.last_oow = now32.wrapping_add(1).max(1);
+        false
+    }
+}
+
+fn ip16(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+        IpAddr::V6(v) => v.octets(),
+    }
+}
+
+/// Slot number of a request. Stale numbers are harmless: lookups check the tuple, timers
+/// check `timer_id`.
+pub(crate) type ReqId = u32;
+
+/// Every half-open request of the stack.
+#[derive(Debug)]
+pub(crate) struct RequestTable {
+    slots: Vec<Request>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    hasher: SeededState,
+    timers: BTreeSet<(Instant, u32, u32)>,
+    next_timer_id: u32,
+    len: usize,
+}
+
+impl RequestTable {
+    pub(crate) fn new(hasher: SeededState) -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher,
+            timers: BTreeSet::new(),
+            next_timer_id: 0,
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn hash(&self, local_ip: u16, t: &FourTuple) -> u64 {
+        self.hasher
+            .hash_one((local_ip, t.local.port(), t.remote.ip(), t.remote.port()))
+    }
+
+    pub(crate) fn find(&self, local_ip: u16, t: &FourTuple) -> Option<ReqId> {
+        let slots = &self.slots;
+        self.index
+            .find(self.hash(local_ip, t), |&i| {
+                slots[i as usize].matches(local_ip, t)
+            })
+            .copied()
+    }
+
+    pub(crate) fn get(&self, id: ReqId) -> Option<&Request> {
+        self.slots.get(id as usize).filter(|r| r.flags & LIVE != 0)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ReqId) -> Option<&mut Request> {
+        self.slots
+            .get_mut(id as usize)
+            .filter(|r| r.flags & LIVE != 0)
+    }
+
+    /// Add a request whose first SYN-ACK goes out at `now`, its timer due at `deadline`.
+    pub(crate) fn insert(&mut self, n: NewRequest, now: Instant, deadline: Instant) -> ReqId {
+        let mut flags = LIVE;
+        for (on, bit) in [
+            (n.sack, SACK),
+            (n.ts_recent.is_some(), TS),
+            (n.tuple.remote.is_ipv6(), V6),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        let req = Request {
+            remote_ip: ip16(n.tuple.remote.ip()),
+            listener: n.listener,
+            iss: n.iss,
+            irs: n.irs,
+            ts_recent: n.ts_recent.unwrap_or(0),
+            last_oow: 0,
+            sent: micros32(now),
+            timer_id: 0,
+            remote_port: n.tuple.remote.port(),
+            local_port: n.tuple.local.port(),
+            peer_mss: n.peer_mss.unwrap_or(0),
+            local_ip: n.local_ip,
+            peer_wscale: n.peer_wscale.unwrap_or(u8::MAX),
+            num_timeout: 0,
+            flags,
+        };
+        let id = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = req;
+                i
+            }
+            None => {
+                self.slots.push(req);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let h = self.hash(n.local_ip, &n.tuple);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(h, id, |&i| {
+            let r = &slots[i as usize];
+            hasher.hash_one((r.local_ip, r.local_port, r_ip(r), r.remote_port))
+        });
+        self.len += 1;
+        self.rearm(id, deadline);
+        id
+    }
+
+    pub(crate) fn remove(&mut self, id: ReqId, local_tuple: &FourTuple) -> Option<Request> {
+        let r = *self.get(id)?;
+        let h = self.hash(r.local_ip, local_tuple);
+        if let Ok(e) = self.index.find_entry(h, |&i| i == id) {
+            e.remove();
+        }
+        self.slots[id as usize].flags = 0;
+        self.free.push(id);
+        self.len -= 1;
+        Some(r)
+    }
+
+    /// (Re)arm a request's timer; any earlier entry becomes stale.
+    pub(crate) fn rearm(&mut self, id: ReqId, deadline: Instant) {
+        self.next_timer_id = self.next_timer_id.wrapping_add(1);
+        let tid = self.next_timer_id;
+        if let Some(r) = self.get_mut(id) {
+            r.timer_id = tid;
+            self.timers.insert((deadline, id, tid));
+        }
+    }
+
+    /// Drop stale entries from the front so `first_entry` is a live deadline; returns it.
+    pub(crate) fn purge_front(&mut self) -> Option<Instant> {
+        while let Some(&(t, id, tid)) = self.timers.first() {
+            if self.get(id).is_some_and(|r| r.timer_id == tid) {
+                return Some(t);
+            }
+            self.timers.pop_first();
+        }
+        None
+    }
+
+    /// The earliest timer entry (live or stale), for `poll_timeout` on a shared borrow.
+    pub(crate) fn first_entry(&self) -> Option<Instant> {
+        self.timers.first().map(|e| e.0)
+    }
+
+    /// Pop a live timer due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<ReqId> {
+        while let Some(&(t, id, tid)) = self.timers.first() {
+            if t > now {
+                return None;
+            }
+            self.timers.pop_first();
+            if self.get(id).is_some_and(|r| r.timer_id == tid) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Live requests of one listener, in slot order.
+    pub(crate) fn of_listener(&self, l: Key) -> impl Iterator<Item = ReqId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| r.flags & LIVE != 0 && r.listener == l)
+            .map(|(i, _)| i as u32)
+    }
+
+    /// Every live request.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Request> + '_ {
+        self.slots.iter().filter(|r| r.flags & LIVE != 0)
+    }
+
+    /// Heap bytes held, for the per-entry cost report.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * size_of::<Request>()
+            + self.free.capacity() * 4
+            + self.index.capacity() * (size_of::<u32>() + 1)
+    }
+}
+
+fn r_ip(r: &Request) -> IpAddr {
+    let v6 = Ipv6Addr::from(r.remote_ip);
+    if r.flags & V6 != 0 {
+        IpAddr::V6(v6)
+    } else {
+        IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_record_is_small() {
+        assert!(size_of::<Request>() <= 64, "{}", size_of::<Request>());
+    }
+
+    fn new(port: u16) -> NewRequest {
+        NewRequest {
+            listener: Key {
+                index: 0,
+                generation: 0,
+            },
+            tuple: FourTuple {
+                local: "10.0.0.1:80".parse().unwrap(),
+                remote: SocketAddr::new("10.0.0.2".parse().unwrap(), port),
+            },
+            local_ip: 0,
+            iss: SeqNumber(1),
+            irs: SeqNumber(2),
+            peer_mss: Some(1460),
+            peer_wscale: Some(7),
+            sack: true,
+            ts_recent: None,
+        }
+    }
+
+    #[test]
+    fn insert_find_remove_and_timers() {
+        let addrs = ["10.0.0.1".parse().unwrap()];
+        let mut t = RequestTable::new(SeededState::new(1, 2));
+        let now = Instant::from_secs(1);
+        let ids: Vec<_> = (1..=100)
+            .map(|p| t.insert(new(p), now, now + crate::Duration::from_secs(u64::from(p))))
+            .collect();
+        assert_eq!(t.len(), 100);
+        let tu = new(42).tuple;
+        let id = t.find(0, &tu).unwrap();
+        assert_eq!(t.get(id).unwrap().tuple(&addrs), tu);
+        assert_eq!(t.get(id).unwrap().peer_wscale(), Some(7));
+        t.remove(id, &tu).unwrap();
+        assert_eq!(t.find(0, &tu), None);
+        // Re-arming makes the old entry stale; removed requests never fire.
+        t.rearm(ids[0], now + crate::Duration::from_secs(500));
+        let mut fired = Vec::new();
+        while let Some(id) = t.pop_due(now + crate::Duration::from_secs(200)) {
+            fired.push(id);
+        }
+        assert_eq!(fired.len(), 98);
+        assert!(!fired.contains(&ids[0]) && !fired.contains(&id));
+        assert_eq!(
+            t.purge_front(),
+            Some(now + crate::Duration::from_secs(500))
+        );
+        // A freed slot is reused and found under its new tuple only.
+        let n = t.insert(new(4242), now, now);
+        assert_eq!(n, id);
+        assert_eq!(t.find(0, &new(4242).tuple), Some(id));
+    }
+}
