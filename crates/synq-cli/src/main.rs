@@ -2,8 +2,11 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
-use synq_core::{Config, Duration};
-use synq_sim::scenario::{transfer, TransferParams};
+use synq_core::{Config, Duration, Model};
+use synq_sim::scenario::{
+    overflow, synflood, transfer, BacklogParams, BacklogReport, OverflowParams,
+    SynfloodParams, TransferParams, PORT, SERVER_ADDR,
+};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +37,10 @@ enum Cmd {
 enum SimCmd {
     /// One connection sends N pseudo-random bytes and closes; the peer reads to the end.
     Transfer(TransferArgs),
+    /// C clients connect G ms apart to a listener that never accepts; report its queues.
+    Overflow(OverflowArgs),
+    /// N SYNs from spoofed sources hit a listener; nobody answers the SYN-ACKs.
+    Synflood(SynfloodArgs),
 }
 
 /// Flags every stack-running command takes.
@@ -45,6 +52,64 @@ struct StackArgs {
     /// Apply a file in sysctl.conf syntax before the --sysctl flags.
     #[arg(long = "sysctl-file", value_name = "PATH")]
     sysctl_file: Option<std::path::PathBuf>,
+    /// Start from this host's own values in /proc/sys (names it lacks keep our defaults).
+    #[arg(long = "sysctl-from-host")]
+    from_host: bool,
+    /// Backlog model: linux, linux-4.10, bsd or bsd-exact.
+    #[arg(long, value_name = "M")]
+    model: Option<String>,
+}
+
+/// Flags of both backlog scenarios.
+#[derive(Args, Debug)]
+struct BacklogArgs {
+    /// listen() backlog (negative and huge values are clamped as the model does).
+    #[arg(long, allow_hyphen_values = true)]
+    backlog: i32,
+    /// Report the state at this many virtual seconds.
+    #[arg(long, default_value_t = 1.5)]
+    duration: f64,
+    /// Round-trip propagation delay in microseconds.
+    #[arg(long = "rtt-us", default_value_t = 100)]
+    rtt_us: u64,
+    /// TCP_DEFER_ACCEPT seconds on the listener (0: off).
+    #[arg(long = "defer-accept", default_value_t = 0)]
+    defer_accept: u32,
+    /// Seed of every random choice: same seed, same output.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: StackArgs,
+}
+
+#[derive(Args, Debug)]
+struct OverflowArgs {
+    /// Client hosts, each connecting once.
+    #[arg(long)]
+    clients: u32,
+    /// Milliseconds between successive connects.
+    #[arg(long = "gap-ms", default_value_t = 1.0)]
+    gap_ms: f64,
+    /// After the report, drain the accept queue and report how many accept() returned.
+    #[arg(long = "accept-after")]
+    accept_after: bool,
+    #[command(flatten)]
+    b: BacklogArgs,
+}
+
+#[derive(Args, Debug)]
+struct SynfloodArgs {
+    /// SYNs to send, each from its own spoofed address and port.
+    #[arg(long)]
+    syns: u32,
+    /// SYNs per second (default: all at time zero).
+    #[arg(long)]
+    rate: Option<f64>,
+    #[command(flatten)]
+    b: BacklogArgs,
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +156,9 @@ struct Usage(String);
 
 fn config(args: &StackArgs) -> Result<Config, Usage> {
     let mut c = Config::default();
+    if args.from_host {
+        host_sysctls(&mut c)?;
+    }
     if let Some(path) = &args.sysctl_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Usage(format!("cannot read {}: {e}", path.display())))?;
@@ -101,7 +169,133 @@ fn config(args: &StackArgs) -> Result<Config, Usage> {
         c.set_assignment(a)
             .map_err(|e| Usage(format!("--sysctl {a}: {e}")))?;
     }
+    if let Some(m) = &args.model {
+        c.model = m
+            .parse()
+            .map_err(|why| Usage(format!("--model {m:?}: {why}")))?;
+    }
     Ok(c)
+}
+
+/// Import every sysctl we know from /proc/sys (Linux writes tabs between fields).
+fn host_sysctls(c: &mut Config) -> Result<(), Usage> {
+    for name in Config::names() {
+        let path = format!("/proc/sys/{}", name.replace('.', "/"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        c.set(name, text.trim())
+            .map_err(|e| Usage(format!("{path}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn backlog_params(a: &BacklogArgs) -> Result<BacklogParams, Usage> {
+    if !(a.duration.is_finite() && a.duration >= 0.0 && a.duration <= 1e6) {
+        return Err(Usage(format!(
+            "--duration {}: expected seconds between 0 and 1000000",
+            a.duration
+        )));
+    }
+    Ok(BacklogParams {
+        backlog: a.backlog,
+        duration: Duration::from_micros((a.duration * 1e6).round() as u64),
+        rtt: Duration::from_micros(a.rtt_us),
+        config: config(&a.common)?,
+        seed: a.seed,
+        defer_accept: a.defer_accept,
+    })
+}
+
+fn print_backlog(scenario: &str, a: &BacklogArgs, model: Model, r: &BacklogReport, overflow: bool) {
+    if a.json {
+        let counters: serde_json::Map<String, serde_json::Value> = r
+            .counters
+            .iter()
+            .map(|&(k, v)| (k.to_string(), v.into()))
+            .collect();
+        let mut v = serde_json::json!({
+            "scenario": scenario,
+            "model": model.name(),
+            "listener": r.listener,
+            "accepted_after": r.accepted_after,
+            "synacks_sent": r.synacks_sent,
+            "counters": counters,
+        });
+        if overflow {
+            v["clients"] = serde_json::json!(r.clients);
+        }
+        println!("{v}");
+        return;
+    }
+    println!(
+        "{scenario}: model {model}, backlog {}, {} s, seed {}",
+        a.backlog, a.duration, a.seed
+    );
+    println!("State   Recv-Q  Send-Q  SYN-RECV  Local Address:Port");
+    println!(
+        "LISTEN  {:<6}  {:<6}  {:<8}  {}:{}",
+        r.listener.recv_q, r.listener.send_q, r.listener.syn_recv, SERVER_ADDR, PORT
+    );
+    if overflow {
+        println!(
+            "clients: {} established, {} syn-sent, {} failed; accepted after: {}",
+            r.clients.established, r.clients.syn_sent, r.clients.failed, r.accepted_after
+        );
+    }
+    println!("SYN-ACKs sent: {}", r.synacks_sent);
+    println!("#kernel-style counters (nstat -az, non-zero)");
+    for &(k, v) in &r.counters {
+        if v != 0 {
+            println!("{k:<32} {v}");
+        }
+    }
+}
+
+fn run_overflow(a: &OverflowArgs) -> Result<(), Usage> {
+    if !(a.gap_ms.is_finite() && a.gap_ms >= 0.0 && a.gap_ms <= 1e6) {
+        return Err(Usage(format!(
+            "--gap-ms {}: expected milliseconds between 0 and 1000000",
+            a.gap_ms
+        )));
+    }
+    if a.clients > 200_000 {
+        return Err(Usage(format!("--clients {}: at most 200000", a.clients)));
+    }
+    let common = backlog_params(&a.b)?;
+    let model = common.config.model;
+    let p = OverflowParams {
+        common,
+        clients: a.clients,
+        gap: Duration::from_micros((a.gap_ms * 1000.0).round() as u64),
+        accept_after: a.accept_after,
+    };
+    let r = overflow(&p).map_err(|e| Usage(e.to_string()))?;
+    print_backlog("overflow", &a.b, model, &r, true);
+    Ok(())
+}
+
+fn run_synflood(a: &SynfloodArgs) -> Result<(), Usage> {
+    if let Some(r) = a.rate {
+        if !(r.is_finite() && r > 0.0 && r <= 1e9) {
+            return Err(Usage(format!(
+                "--rate {r}: expected SYNs per second between 0 and 1e9"
+            )));
+        }
+    }
+    if a.syns > 10_000_000 {
+        return Err(Usage(format!("--syns {}: at most 10000000", a.syns)));
+    }
+    let common = backlog_params(&a.b)?;
+    let model = common.config.model;
+    let p = SynfloodParams {
+        common,
+        syns: a.syns,
+        rate: a.rate,
+    };
+    let r = synflood(&p).map_err(|e| Usage(e.to_string()))?;
+    print_backlog("synflood", &a.b, model, &r, false);
+    Ok(())
 }
 
 fn prob(name: &str, p: f64) -> Result<f64, Usage> {
@@ -195,6 +389,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::Sim(SimCmd::Transfer(a)) => run_transfer(a),
+        Cmd::Sim(SimCmd::Overflow(a)) => run_overflow(a),
+        Cmd::Sim(SimCmd::Synflood(a)) => run_synflood(a),
         Cmd::Sysctl { common, names } => run_sysctl(common, names),
     };
     match r {

@@ -1,7 +1,12 @@
 //! Ready-made experiments over simulated networks of real synq stacks.
 
+mod backlog;
 mod transfer;
 
+pub use backlog::{
+    client_addr, flood_source, overflow, synflood, BacklogParams, BacklogReport, ClientsReport,
+    Flooder, Host, ListenerReport, OverflowParams, SynfloodParams, PORT,
+};
 pub use transfer::{transfer, TransferParams, TransferReport};
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
