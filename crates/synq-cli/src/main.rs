@@ -4,8 +4,8 @@ use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 use synq_core::{Config, Duration, Model};
 use synq_sim::scenario::{
-    overflow, synflood, transfer, BacklogParams, BacklogReport, OverflowParams,
-    SynfloodParams, TransferParams, PORT, SERVER_ADDR,
+    overflow, synflood, transfer, BacklogParams, BacklogReport, OverflowParams, SynfloodParams,
+    TransferParams, PORT, SERVER_ADDR,
 };
 
 #[derive(Parser)]

@@ -381,10 +381,7 @@ mod tests {
         }
         assert_eq!(fired.len(), 98);
         assert!(!fired.contains(&ids[0]) && !fired.contains(&id));
-        assert_eq!(
-            t.purge_front(),
-            Some(now + crate::Duration::from_secs(500))
-        );
+        assert_eq!(t.purge_front(), Some(now + crate::Duration::from_secs(500)));
         // A freed slot is reused and found under its new tuple only.
         let n = t.insert(new(4242), now, now);
         assert_eq!(n, id);

@@ -5,6 +5,7 @@ mod util;
 mod close;
 mod data;
 mod handshake;
+mod listen;
 mod malformed;
 mod reset;
 mod transitions;

@@ -4,7 +4,9 @@
 use super::{subseed, SERVER_ADDR};
 use crate::{Duration, Instant, LinkConfig, Network, Node, SimError};
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
-use synq_core::wire::{emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps};
+use synq_core::wire::{
+    emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps,
+};
 use synq_core::{Config, ConnHandle, ListenerHandle, Stack, State};
 
 /// The port the server listens on.
@@ -312,7 +314,10 @@ pub fn synflood(p: &SynfloodParams) -> Result<BacklogReport, SimError> {
     };
     // The flooder's own address; replies to the spoofed sources are unroutable, as on a
     // real network where nobody owns them.
-    net.add_host(IpAddr::V4(Ipv4Addr::new(198, 19, 255, 254)), Host::Flood(flooder));
+    net.add_host(
+        IpAddr::V4(Ipv4Addr::new(198, 19, 255, 254)),
+        Host::Flood(flooder),
+    );
     net.run_until(Instant::ZERO + c.duration);
     Ok(report(&mut net, srv, l))
 }
