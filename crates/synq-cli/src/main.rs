@@ -67,7 +67,7 @@ struct BacklogArgs {
     #[arg(long, allow_hyphen_values = true)]
     backlog: i32,
     /// Report the state at this many virtual seconds.
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = 1.5, allow_negative_numbers = true)]
     duration: f64,
     /// Round-trip propagation delay in microseconds.
     #[arg(long = "rtt-us", default_value_t = 100)]
@@ -91,7 +91,7 @@ struct OverflowArgs {
     #[arg(long)]
     clients: u32,
     /// Milliseconds between successive connects.
-    #[arg(long = "gap-ms", default_value_t = 1.0)]
+    #[arg(long = "gap-ms", default_value_t = 1.0, allow_negative_numbers = true)]
     gap_ms: f64,
     /// After the report, drain the accept queue and report how many accept() returned.
     #[arg(long = "accept-after")]
@@ -106,7 +106,7 @@ struct SynfloodArgs {
     #[arg(long)]
     syns: u32,
     /// SYNs per second (default: all at time zero).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     rate: Option<f64>,
     #[command(flatten)]
     b: BacklogArgs,
@@ -386,7 +386,21 @@ fn run_sysctl(common: &StackArgs, names: &[String]) -> Result<(), Usage> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One line, as for every other bad input: clap's first line, less its prefix.
+            let text = e.render().to_string();
+            let msg: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            eprintln!("synq: {}", msg.join(" "));
+            return ExitCode::from(2);
+        }
+    };
     let r = match &cli.cmd {
         Cmd::Sim(SimCmd::Transfer(a)) => run_transfer(a),
         Cmd::Sim(SimCmd::Overflow(a)) => run_overflow(a),

@@ -141,3 +141,226 @@ fn help_works() {
         assert_eq!(synq(args).0, 0, "{args:?}");
     }
 }
+
+const LISTEN_COUNTERS: [&str; 14] = [
+    "TcpPassiveOpens",
+    "TcpAttemptFails",
+    "TcpRetransSegs",
+    "TcpExtListenOverflows",
+    "TcpExtListenDrops",
+    "TcpExtTCPReqQFullDrop",
+    "TcpExtTCPReqQFullDoCookies",
+    "TcpExtSyncookiesSent",
+    "TcpExtSyncookiesRecv",
+    "TcpExtSyncookiesFailed",
+    "TcpExtTCPSynRetrans",
+    "TcpExtTCPTimeouts",
+    "TcpExtEmbryonicRsts",
+    "TcpExtTCPDeferAcceptDrop",
+];
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let (code, out, err) = synq(args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+#[test]
+fn overflow_json_contract_every_model() {
+    for (model, est) in [
+        ("linux", 3),
+        ("linux-4.10", 3),
+        ("bsd", 4),
+        ("bsd-exact", 2),
+    ] {
+        let v = json(&[
+            "sim",
+            "overflow",
+            "--backlog",
+            "2",
+            "--clients",
+            "8",
+            "--model",
+            model,
+            "--json",
+        ]);
+        assert_eq!(v["scenario"], "overflow");
+        assert_eq!(v["model"], model);
+        assert_eq!(v["listener"]["send_q"], 2);
+        assert_eq!(v["clients"]["established"], est, "{model}: {v}");
+        assert_eq!(v["clients"]["syn_sent"], 8 - est);
+        assert_eq!(v["clients"]["failed"], 0);
+        assert_eq!(v["accepted_after"], 0);
+        for c in LISTEN_COUNTERS {
+            assert!(v["counters"][c].is_u64(), "{model}: missing {c}");
+        }
+    }
+    // The spec's example, figure for figure.
+    let v = json(&[
+        "sim",
+        "overflow",
+        "--backlog",
+        "2",
+        "--clients",
+        "8",
+        "--json",
+    ]);
+    assert_eq!(v["listener"]["recv_q"], 3);
+    assert_eq!(v["synacks_sent"], 3);
+    assert_eq!(v["counters"]["TcpExtListenOverflows"], 10);
+    assert_eq!(v["counters"]["TcpExtListenDrops"], 10);
+    assert_eq!(v["counters"]["TcpPassiveOpens"], 3);
+    let v = json(&[
+        "sim",
+        "overflow",
+        "--backlog",
+        "2",
+        "--clients",
+        "8",
+        "--accept-after",
+        "--json",
+    ]);
+    assert_eq!(v["accepted_after"], 3);
+}
+
+#[test]
+fn synflood_json_contract_and_cookie_modes() {
+    for (mode, rows, synacks) in [("0", 5, 5), ("1", 5, 20), ("2", 0, 20)] {
+        let v = json(&[
+            "sim",
+            "synflood",
+            "--backlog",
+            "4",
+            "--syns",
+            "20",
+            "--duration",
+            "0.5",
+            "--sysctl",
+            &format!("net.ipv4.tcp_syncookies={mode}"),
+            "--json",
+        ]);
+        assert_eq!(v["scenario"], "synflood");
+        assert_eq!(v["listener"]["syn_recv"], rows, "mode {mode}");
+        assert_eq!(v["synacks_sent"], synacks, "mode {mode}");
+        assert!(v.get("clients").is_none());
+    }
+    for model in ["linux-4.10", "bsd", "bsd-exact"] {
+        let v = json(&[
+            "sim",
+            "synflood",
+            "--backlog",
+            "4",
+            "--syns",
+            "20",
+            "--model",
+            model,
+            "--json",
+        ]);
+        assert_eq!(v["model"], model);
+    }
+}
+
+#[test]
+fn backlog_scenarios_are_deterministic_and_reject_bad_input() {
+    let a = [
+        "sim",
+        "synflood",
+        "--backlog",
+        "3",
+        "--syns",
+        "50",
+        "--rate",
+        "20",
+        "--duration",
+        "4",
+        "--seed",
+        "7",
+        "--json",
+    ];
+    assert_eq!(json(&a), json(&a));
+    for bad in [
+        &[
+            "sim",
+            "overflow",
+            "--backlog",
+            "2",
+            "--clients",
+            "3",
+            "--model",
+            "freebsd",
+        ][..],
+        &[
+            "sim",
+            "overflow",
+            "--backlog",
+            "2",
+            "--clients",
+            "3",
+            "--gap-ms",
+            "-1",
+        ],
+        &[
+            "sim",
+            "synflood",
+            "--backlog",
+            "2",
+            "--syns",
+            "3",
+            "--rate",
+            "0",
+        ],
+        &[
+            "sim",
+            "synflood",
+            "--backlog",
+            "2",
+            "--syns",
+            "3",
+            "--duration",
+            "nan",
+        ],
+        &[
+            "sim",
+            "synflood",
+            "--backlog",
+            "2",
+            "--syns",
+            "3",
+            "--sysctl",
+            "net.ipv4.tcp_syncookies=3",
+        ],
+    ] {
+        let (code, out, err) = synq(bad);
+        assert_eq!(code, 2, "{bad:?}");
+        assert!(out.is_empty());
+        assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
+    }
+    // Negative backlogs are values, not flags.
+    let v = json(&[
+        "sim",
+        "overflow",
+        "--backlog",
+        "-1",
+        "--clients",
+        "3",
+        "--sysctl",
+        "net.core.somaxconn=1",
+        "--json",
+    ]);
+    assert_eq!(v["listener"]["send_q"], 1);
+}
+
+#[test]
+fn sysctl_from_host_and_model_knob() {
+    let (code, out, err) = synq(&["sysctl", "--model", "bsd", "synq.listen_model"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "synq.listen_model = bsd");
+    if std::path::Path::new("/proc/sys/net/core/somaxconn").exists() {
+        let host = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap();
+        let (code, out, err) = synq(&["sysctl", "--sysctl-from-host", "net.core.somaxconn"]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.trim(), format!("net.core.somaxconn = {}", host.trim()));
+    } else {
+        println!("SKIP sysctl --sysctl-from-host: no /proc/sys here");
+    }
+}

@@ -9,7 +9,6 @@
 //! tools or /dev/net/tun the test prints why and skips.
 
 use std::process::Command;
-use std::thread;
 use synq_core::{Config, Duration};
 use synq_sim::scenario::{
     overflow, synflood, BacklogParams, BacklogReport, OverflowParams, SynfloodParams,
@@ -133,7 +132,7 @@ fn rows(
     v
 }
 
-fn kernel(p: &Point) -> Result<Vec<(String, u64)>, String> {
+fn kernel_start(p: &Point) -> Result<std::process::Child, String> {
     let mut input = serde_json::json!({
         "sysctls": p.sysctls.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v.parse::<i64>().unwrap()))).collect::<serde_json::Map<_, _>>(),
         "duration": p.duration,
@@ -161,11 +160,19 @@ fn kernel(p: &Point) -> Result<Vec<(String, u64)>, String> {
             input["rate"] = rate.map_or(serde_json::Value::Null, Into::into);
         }
     }
-    let out = Command::new("python3")
+    Command::new("python3")
         .arg(SCRIPT)
         .arg(input.to_string())
-        .output()
-        .map_err(|e| format!("spawn python3: {e}"))?;
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn python3: {e}"))
+}
+
+fn kernel_finish(child: std::process::Child) -> Result<Vec<(String, u64)>, String> {
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("wait for python3: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "backlog.py failed: {}",
@@ -254,13 +261,9 @@ fn backlog_grid_matches_the_kernel() {
     // Kernel runs are real time: four at a time, each in its own namespaces.
     let mut kernel_rows = Vec::new();
     for chunk in points.chunks(4) {
-        let handles: Vec<_> = chunk
-            .iter()
-            .cloned()
-            .map(|p| thread::spawn(move || kernel(&p)))
-            .collect();
-        for h in handles {
-            kernel_rows.push(h.join().expect("kernel thread"));
+        let children: Vec<_> = chunk.iter().map(kernel_start).collect();
+        for c in children {
+            kernel_rows.push(c.and_then(kernel_finish));
         }
     }
     let mut diffs = Vec::new();

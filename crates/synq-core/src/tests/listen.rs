@@ -86,7 +86,7 @@ impl Raw {
                 to: SocketAddr::new(p.ip.dst, p.tcp.dst_port),
                 flags: p.tcp.flags,
                 seq: p.tcp.seq,
-                opts: p.tcp.options.clone(),
+                opts: p.tcp.options,
             });
         }
         while self.s.poll_event().is_some() {}
