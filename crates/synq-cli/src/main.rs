@@ -41,6 +41,32 @@ enum SimCmd {
     Overflow(OverflowArgs),
     /// N SYNs from spoofed sources hit a listener; nobody answers the SYN-ACKs.
     Synflood(SynfloodArgs),
+    /// Every backlog model side by side: a burst of clients and a SYN flood.
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// listen() backlog of every server.
+    #[arg(long, default_value_t = 5, allow_hyphen_values = true)]
+    backlog: i32,
+    /// Clients of the overflow run (1 ms apart).
+    #[arg(long, default_value_t = 20)]
+    clients: u32,
+    /// SYNs of the flood run (all at time zero).
+    #[arg(long, default_value_t = 100)]
+    syns: u32,
+    /// Report at this many virtual seconds.
+    #[arg(long, default_value_t = 1.5, allow_negative_numbers = true)]
+    duration: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: StackArgs,
 }
 
 /// Flags every stack-running command takes.
@@ -275,6 +301,94 @@ fn run_overflow(a: &OverflowArgs) -> Result<(), Usage> {
     Ok(())
 }
 
+fn run_compare(a: &CompareArgs) -> Result<(), Usage> {
+    let b = BacklogArgs {
+        backlog: a.backlog,
+        duration: a.duration,
+        rtt_us: 100,
+        defer_accept: 0,
+        seed: a.seed,
+        json: a.json,
+        common: a.common.clone(),
+    };
+    let base = backlog_params(&b)?;
+    if a.common.model.is_some() {
+        return Err(Usage("--model: compare runs every model".into()));
+    }
+    let mut runs = Vec::new();
+    for model in Model::ALL {
+        let mut common = base.clone();
+        common.config.model = model;
+        let o = overflow(&OverflowParams {
+            common: common.clone(),
+            clients: a.clients,
+            gap: Duration::from_millis(1),
+            accept_after: false,
+        })
+        .map_err(|e| Usage(e.to_string()))?;
+        let f = synflood(&SynfloodParams {
+            common,
+            syns: a.syns,
+            rate: None,
+        })
+        .map_err(|e| Usage(e.to_string()))?;
+        runs.push((model, o, f));
+    }
+    let c = |r: &BacklogReport, n: &str| {
+        r.counters
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map_or(0, |&(_, v)| v)
+    };
+    if a.json {
+        let v: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|(m, o, f)| {
+                serde_json::json!({
+                    "model": m.name(),
+                    "overflow": {"listener": o.listener, "clients": o.clients,
+                        "synacks_sent": o.synacks_sent,
+                        "listen_drops": c(o, "TcpExtListenDrops")},
+                    "synflood": {"listener": f.listener, "synacks_sent": f.synacks_sent,
+                        "syncookies_sent": c(f, "TcpExtSyncookiesSent"),
+                        "listen_drops": c(f, "TcpExtListenDrops")},
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({"scenario": "compare", "runs": v}));
+        return Ok(());
+    }
+    println!(
+        "backlog {} at {} s: {} clients 1 ms apart (overflow), {} spoofed SYNs at t=0 (synflood)",
+        a.backlog, a.duration, a.clients, a.syns
+    );
+    println!(
+        "{:<11} | {:<38} | {:<35}",
+        "", "overflow: clients / listener", "synflood: listener / server"
+    );
+    println!(
+        "{:<11} | {:>6} {:>6} {:>6} {:>6} {:>8} | {:>8} {:>8} {:>8} {:>6}",
+        "model", "estab", "synsnt", "Recv-Q", "Send-Q", "drops", "SYN-RECV", "SYN-ACKs", "cookies",
+        "drops"
+    );
+    for (m, o, f) in &runs {
+        println!(
+            "{:<11} | {:>6} {:>6} {:>6} {:>6} {:>8} | {:>8} {:>8} {:>8} {:>6}",
+            m.name(),
+            o.clients.established,
+            o.clients.syn_sent,
+            o.listener.recv_q,
+            o.listener.send_q,
+            c(o, "TcpExtListenDrops"),
+            f.listener.syn_recv,
+            f.synacks_sent,
+            c(f, "TcpExtSyncookiesSent"),
+            c(f, "TcpExtListenDrops"),
+        );
+    }
+    Ok(())
+}
+
 fn run_synflood(a: &SynfloodArgs) -> Result<(), Usage> {
     if let Some(r) = a.rate {
         if !(r.is_finite() && r > 0.0 && r <= 1e9) {
@@ -405,6 +519,7 @@ fn main() -> ExitCode {
         Cmd::Sim(SimCmd::Transfer(a)) => run_transfer(a),
         Cmd::Sim(SimCmd::Overflow(a)) => run_overflow(a),
         Cmd::Sim(SimCmd::Synflood(a)) => run_synflood(a),
+        Cmd::Sim(SimCmd::Compare(a)) => run_compare(a),
         Cmd::Sysctl { common, names } => run_sysctl(common, names),
     };
     match r {

@@ -364,3 +364,22 @@ fn sysctl_from_host_and_model_knob() {
         println!("SKIP sysctl --sysctl-from-host: no /proc/sys here");
     }
 }
+
+#[test]
+fn compare_runs_every_model() {
+    let v = json(&["sim", "compare", "--json"]);
+    let runs = v["runs"].as_array().unwrap();
+    let models: Vec<&str> = runs.iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["linux", "linux-4.10", "bsd", "bsd-exact"]);
+    // Backlog 5: Linux queues 6, 4.4BSD floor(3*5/2)+1 = 8, the textbook 5.
+    let est: Vec<u64> = runs
+        .iter()
+        .map(|r| r["overflow"]["clients"]["established"].as_u64().unwrap())
+        .collect();
+    assert_eq!(est, [6, 6, 8, 5]);
+    let (code, out, _) = synq(&["sim", "compare"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("bsd-exact"));
+    let (code, _, err) = synq(&["sim", "compare", "--model", "bsd"]);
+    assert_eq!((code, err.trim().lines().count()), (2, 1));
+}
