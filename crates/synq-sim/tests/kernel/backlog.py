@@ -14,7 +14,8 @@ S side (outgoing frames). synflood: TUN in S (10.98.0.1/24, 10.99.0.0/16 routed 
 crafted SYNs from distinct 10.99.x.y sources written into it (all at t0, or `rate` per second);
 the SYN-ACKs are read back from it and never answered. At t0 + duration: listener queues
 (TCP_INFO), SYN-RECV rows of port 8080 (/proc/net/tcp), S's MIB deltas and the client states;
-then, if accept_after, accept() until EAGAIN.
+then, if accept_after, accept() until EAGAIN. Clients/SYNs due at or after `duration` are never
+started (and not counted).
 """
 import ctypes, errno, fcntl, json, os, random, select, signal, socket, struct, subprocess, sys, time
 
@@ -146,7 +147,9 @@ def listen(sock, backlog):
     check(libc.listen(sock.fileno(), ctypes.c_int(backlog)), "listen")
 
 def run(cfg, home, fds, socks):
-    scenario, sysctls = cfg["scenario"], {k: v for k, v in cfg.get("sysctls", {}).items()}
+    scenario, sysctls = cfg["scenario"], dict(cfg.get("sysctls") or {})
+    if scenario not in ("overflow", "synflood"):
+        raise ValueError("scenario must be overflow or synflood")
     duration, pid = float(cfg["duration"]), os.getpid()
     dev_s, dev_c = f"bl{pid}s", f"bl{pid}c"
     S = new_netns(home)
@@ -208,11 +211,15 @@ def run(cfg, home, fds, socks):
     cap.drain()
     base = mibs()
     cap.counting = True
+    started = []  # clients whose connect() was due before the snapshot
     t0 = time.monotonic()
     if scenario == "overflow":
         gap = float(cfg.get("gap_ms", 1)) / 1000
         for i, c in enumerate(clients):
+            if i * gap >= duration:
+                break
             wait_until(t0 + i * gap, cap)
+            started.append(c)
             e = c.connect_ex((SERVER, PORT))
             if e != errno.EINPROGRESS:
                 raise OSError(e, "connect")
@@ -220,6 +227,8 @@ def run(cfg, home, fds, socks):
         rate = cfg.get("rate")
         for i, pkt in enumerate(syns):
             if rate:
+                if i / float(rate) >= duration:
+                    break
                 wait_until(t0 + i / float(rate), cap)
             os.write(tun, pkt)
     wait_until(t0 + duration, cap)
@@ -229,7 +238,7 @@ def run(cfg, home, fds, socks):
     now = mibs()
     rq, sq = struct.unpack_from("=II", tcp_info(lsock), 24)  # tcpi_unacked, tcpi_sacked
     rows = syn_recv_rows()
-    states = [tcp_info(c)[0] for c in clients]
+    states = [tcp_info(c)[0] for c in started]
     accepted = 0
     if cfg.get("accept_after"):
         lsock.setblocking(False)
