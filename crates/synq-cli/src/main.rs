@@ -368,7 +368,15 @@ fn run_compare(a: &CompareArgs) -> Result<(), Usage> {
     );
     println!(
         "{:<11} | {:>6} {:>6} {:>6} {:>6} {:>8} | {:>8} {:>8} {:>8} {:>6}",
-        "model", "estab", "synsnt", "Recv-Q", "Send-Q", "drops", "SYN-RECV", "SYN-ACKs", "cookies",
+        "model",
+        "estab",
+        "synsnt",
+        "Recv-Q",
+        "Send-Q",
+        "drops",
+        "SYN-RECV",
+        "SYN-ACKs",
+        "cookies",
         "drops"
     );
     for (m, o, f) in &runs {
