@@ -151,6 +151,17 @@ mod tests {
         assert_eq!(encode_mss(&t, 1400), (1, 1300));
         assert_eq!(encode_mss(&t, 9000), (3, 1460));
         assert_eq!(encode_mss(&t, 100), (0, 536));
+        let v6 = FourTuple {
+            local: "[2001:db8::2]:80".parse().unwrap(),
+            remote: "[2001:db8::1]:40000".parse().unwrap(),
+        };
+        assert_eq!(encode_mss(&v6, 1440), (2, 1440));
+        assert_eq!(encode_mss(&v6, 1400), (0, 1220));
+        assert_eq!(encode_mss(&v6, 9000), (3, 8940));
+        let k = keys();
+        let now = Instant::from_secs(600);
+        let iss = k.make(&v6, 77, 2, now);
+        assert_eq!(k.check(&v6, 78, iss.wrapping_add(1), now), Some(1440));
     }
 
     #[test]

@@ -740,3 +740,15 @@ fn half_open_state_is_small() {
     assert!(size_of::<crate::request::Request>() <= 64);
     assert!(Stack::request_entry_bytes() < 320 / 3);
 }
+
+#[test]
+fn cookie_handshake_over_ipv6() {
+    let mut p = Pair::with(Config::default(), cfg(&[("net.ipv4.tcp_syncookies", "2")]));
+    let (c, s, _) = p.connected(true);
+    assert_eq!(p.a.state(c), Some(State::Established));
+    let i = p.b.info(s).unwrap();
+    // Client MSS 1440 is in the IPv6 table; options came back through the TSval.
+    assert_eq!((i.mss, i.timestamps, i.sack, i.snd_wscale), (1440 - 12, true, true, 10));
+    assert_eq!(p.b.counters().syncookies_recv, 1);
+    assert_eq!(p.b.syn_recv().count(), 0);
+}
