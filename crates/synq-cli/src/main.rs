@@ -334,12 +334,7 @@ fn run_compare(a: &CompareArgs) -> Result<(), Usage> {
         .map_err(|e| Usage(e.to_string()))?;
         runs.push((model, o, f));
     }
-    let c = |r: &BacklogReport, n: &str| {
-        r.counters
-            .iter()
-            .find(|(k, _)| *k == n)
-            .map_or(0, |&(_, v)| v)
-    };
+    let c = |r: &BacklogReport, n: &str| r.counter(n);
     if a.json {
         let v: Vec<serde_json::Value> = runs
             .iter()

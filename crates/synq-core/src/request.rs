@@ -68,15 +68,17 @@ impl Request {
             .get(usize::from(self.local_ip))
             .copied()
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        FourTuple {
+            local: SocketAddr::new(local, self.local_port),
+            remote: SocketAddr::new(self.remote_ip(), self.remote_port),
+        }
+    }
+    fn remote_ip(&self) -> IpAddr {
         let v6 = Ipv6Addr::from(self.remote_ip);
-        let remote = if self.flags & V6 != 0 {
+        if self.flags & V6 != 0 {
             IpAddr::V6(v6)
         } else {
             IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED))
-        };
-        FourTuple {
-            local: SocketAddr::new(local, self.local_port),
-            remote: SocketAddr::new(remote, self.remote_port),
         }
     }
     fn matches(&self, local_ip: u16, t: &FourTuple) -> bool {
@@ -239,7 +241,7 @@ impl RequestTable {
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(h, id, |&i| {
             let r = &slots[i as usize];
-            hasher.hash_one((r.local_ip, r.local_port, r_ip(r), r.remote_port))
+            hasher.hash_one((r.local_ip, r.local_port, r.remote_ip(), r.remote_port))
         });
         self.len += 1;
         self.rearm(id, deadline);
@@ -317,15 +319,6 @@ impl RequestTable {
         self.slots.capacity() * size_of::<Request>()
             + self.free.capacity() * 4
             + self.index.capacity() * (size_of::<u32>() + 1)
-    }
-}
-
-fn r_ip(r: &Request) -> IpAddr {
-    let v6 = Ipv6Addr::from(r.remote_ip);
-    if r.flags & V6 != 0 {
-        IpAddr::V6(v6)
-    } else {
-        IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED))
     }
 }
 

@@ -8,7 +8,6 @@
 //! client states, SYN-ACKs sent or the listen counters fails the test. Without root, the
 //! tools or /dev/net/tun the test prints why and skips.
 
-use std::process::Command;
 use synq_core::{Config, Duration};
 use synq_sim::scenario::{
     overflow, synflood, BacklogParams, BacklogReport, OverflowParams, SynfloodParams,
@@ -16,7 +15,7 @@ use synq_sim::scenario::{
 
 #[path = "kernel/util.rs"]
 mod util;
-use util::skip_reason;
+use util::{run_python, tun_skip_reason};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/backlog.py");
 
@@ -132,7 +131,7 @@ fn rows(
     v
 }
 
-fn kernel_start(p: &Point) -> Result<std::process::Child, String> {
+fn kernel_input(p: &Point) -> String {
     let mut input = serde_json::json!({
         "sysctls": p.sysctls.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v.parse::<i64>().unwrap()))).collect::<serde_json::Map<_, _>>(),
         "duration": p.duration,
@@ -160,31 +159,13 @@ fn kernel_start(p: &Point) -> Result<std::process::Child, String> {
             input["rate"] = rate.map_or(serde_json::Value::Null, Into::into);
         }
     }
-    Command::new("python3")
-        .arg(SCRIPT)
-        .arg(input.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn python3: {e}"))
+    input.to_string()
 }
 
-fn kernel_finish(child: std::process::Child) -> Result<Vec<(String, u64)>, String> {
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("wait for python3: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "backlog.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "backlog.py output: {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })?;
+fn kernel_parse(out: Result<Vec<u8>, String>) -> Result<Vec<(String, u64)>, String> {
+    let out = out?;
+    let v: serde_json::Value = serde_json::from_slice(&out)
+        .map_err(|e| format!("backlog.py output: {e}: {}", String::from_utf8_lossy(&out)))?;
     let n = |x: &serde_json::Value| x.as_u64().unwrap_or(0);
     let l = &v["listener"];
     let c = &v["clients"];
@@ -230,12 +211,7 @@ fn synq(p: &Point) -> Vec<(String, u64)> {
         }),
     }
     .expect("scenario runs");
-    let c = |name: &str| {
-        r.counters
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map_or(0, |&(_, v)| v)
-    };
+    let c = |name: &str| r.counter(name);
     let l = r.listener;
     let cl = r.clients;
     rows(
@@ -249,23 +225,14 @@ fn synq(p: &Point) -> Vec<(String, u64)> {
 
 #[test]
 fn backlog_grid_matches_the_kernel() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = tun_skip_reason() {
         println!("SKIP backlog_grid_matches_the_kernel: {why}");
-        return;
-    }
-    if !std::path::Path::new("/dev/net/tun").exists() {
-        println!("SKIP backlog_grid_matches_the_kernel: /dev/net/tun missing");
         return;
     }
     let points = grid();
     // Kernel runs are real time: four at a time, each in its own namespaces.
-    let mut kernel_rows = Vec::new();
-    for chunk in points.chunks(4) {
-        let children: Vec<_> = chunk.iter().map(kernel_start).collect();
-        for c in children {
-            kernel_rows.push(c.and_then(kernel_finish));
-        }
-    }
+    let inputs: Vec<String> = points.iter().map(kernel_input).collect();
+    let kernel_rows = run_python(SCRIPT, &inputs).into_iter().map(kernel_parse);
     let mut diffs = Vec::new();
     for (p, k) in points.iter().zip(kernel_rows) {
         let k = k.unwrap_or_else(|e| panic!("{p:?}: {e}"));

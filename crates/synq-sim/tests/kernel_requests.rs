@@ -7,7 +7,6 @@
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use serde_json::{json, Value};
-use std::process::Command;
 use synq_core::wire::{
     emit_packet, packet_len, parse_packet, ChecksumMode, IpRepr, SeqNumber, TcpFlags, TcpOptions,
     TcpRepr, Timestamps,
@@ -16,7 +15,7 @@ use synq_core::{Config, Duration, Instant, ListenerHandle, Stack};
 
 #[path = "kernel/util.rs"]
 mod util;
-use util::skip_reason;
+use util::{run_python, tun_skip_reason};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/requests.py");
 const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 98, 0, 1));
@@ -279,16 +278,6 @@ fn synq(script: &Value) -> Value {
     })
 }
 
-fn kernel_start(script: &Value) -> std::process::Child {
-    Command::new("python3")
-        .arg(SCRIPT)
-        .arg(script.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn python3")
-}
-
 fn scripts() -> Vec<(&'static str, Value)> {
     let syn = |t: f64, k: u64| json!({"t": t, "op": "syn", "peer": k});
     let ack = |t: f64, k: u64, kind: &str| json!({"t": t, "op": "ack", "peer": k, "ack": kind});
@@ -452,28 +441,18 @@ fn compare(k: &Value, s: &Value) -> Vec<String> {
 
 #[test]
 fn request_scripts_match_the_kernel() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = tun_skip_reason() {
         println!("SKIP request_scripts_match_the_kernel: {why}");
         return;
     }
-    if !std::path::Path::new("/dev/net/tun").exists() {
-        println!("SKIP request_scripts_match_the_kernel: /dev/net/tun missing");
-        return;
-    }
     let all = scripts();
-    let mut outcomes = Vec::new();
-    for chunk in all.chunks(4) {
-        let children: Vec<_> = chunk.iter().map(|(_, s)| kernel_start(s)).collect();
-        for c in children {
-            let out = c.wait_with_output().expect("python3 runs");
-            assert!(
-                out.status.success(),
-                "requests.py: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            outcomes.push(serde_json::from_slice::<Value>(&out.stdout).expect("requests.py JSON"));
-        }
-    }
+    let inputs: Vec<String> = all.iter().map(|(_, s)| s.to_string()).collect();
+    let outcomes: Vec<Value> = run_python(SCRIPT, &inputs)
+        .into_iter()
+        .map(|o| {
+            serde_json::from_slice(&o.unwrap_or_else(|e| panic!("{e}"))).expect("requests.py JSON")
+        })
+        .collect();
     let mut failed = Vec::new();
     for ((name, script), k) in all.iter().zip(&outcomes) {
         let s = synq(script);

@@ -748,7 +748,10 @@ fn cookie_handshake_over_ipv6() {
     assert_eq!(p.a.state(c), Some(State::Established));
     let i = p.b.info(s).unwrap();
     // Client MSS 1440 is in the IPv6 table; options came back through the TSval.
-    assert_eq!((i.mss, i.timestamps, i.sack, i.snd_wscale), (1440 - 12, true, true, 10));
+    assert_eq!(
+        (i.mss, i.timestamps, i.sack, i.snd_wscale),
+        (1440 - 12, true, true, 10)
+    );
     assert_eq!(p.b.counters().syncookies_recv, 1);
     assert_eq!(p.b.syn_recv().count(), 0);
 }

@@ -79,6 +79,16 @@ pub struct BacklogReport {
     pub counters: Vec<(&'static str, u64)>,
 }
 
+impl BacklogReport {
+    /// A server counter by nstat name (0 for a name the stack does not keep).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or(0, |&(_, v)| v)
+    }
+}
+
 /// A host of these scenarios: a real stack, or a source of spoofed SYNs.
 #[allow(clippy::large_enum_variant)]
 pub enum Host {

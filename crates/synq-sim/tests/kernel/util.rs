@@ -25,3 +25,39 @@ pub(crate) fn skip_reason() -> Option<String> {
     }
     None
 }
+
+/// As [`skip_reason`], and the kernel must offer TUN devices.
+#[allow(dead_code)]
+pub(crate) fn tun_skip_reason() -> Option<String> {
+    skip_reason().or_else(|| {
+        (!std::path::Path::new("/dev/net/tun").exists()).then(|| "/dev/net/tun missing".into())
+    })
+}
+
+/// `python3 SCRIPT INPUT` for every input, four at a time (each run makes its own
+/// namespaces); stdout of each, or why it failed.
+#[allow(dead_code)]
+pub(crate) fn run_python(script: &str, inputs: &[String]) -> Vec<Result<Vec<u8>, String>> {
+    let mut out = Vec::new();
+    for chunk in inputs.chunks(4) {
+        let children: Vec<_> = chunk
+            .iter()
+            .map(|input| {
+                Command::new("python3")
+                    .arg(script)
+                    .arg(input)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+            })
+            .collect();
+        for c in children {
+            out.push(match c.and_then(|c| c.wait_with_output()) {
+                Ok(o) if o.status.success() => Ok(o.stdout),
+                Ok(o) => Err(format!("{script}: {}", String::from_utf8_lossy(&o.stderr))),
+                Err(e) => Err(format!("python3: {e}")),
+            });
+        }
+    }
+    out
+}
