@@ -72,8 +72,8 @@ struct Replay {
     l: Option<ListenerHandle>,
     now: Instant,
     replies: Vec<Value>,
-    /// Per peer: (first SYN-ACK ISS, last SYN-ACK ISS, last SYN-ACK TSval).
-    synack: std::collections::BTreeMap<u64, (u32, u32, u32)>,
+    /// Per peer: (first SYN-ACK ISS, last SYN-ACK ISS, last SYN-ACK TSval if it had one).
+    synack: std::collections::BTreeMap<u64, (u32, u32, Option<u32>)>,
     accepted: Vec<Value>,
     children: Vec<synq_core::ConnHandle>,
 }
@@ -92,7 +92,7 @@ impl Replay {
             let t = &p.tcp;
             if t.flags.syn() && t.flags.ack() {
                 let first = self.synack.get(&k).map_or(t.seq.0, |e| e.0);
-                let tsval = t.options.timestamps.map_or(0, |x| x.tsval);
+                let tsval = t.options.timestamps.map(|x| x.tsval);
                 self.synack.insert(k, (first, t.seq.0, tsval));
             }
             let base = self.synack.get(&k).map_or(0, |e| e.0);
@@ -132,6 +132,7 @@ impl Replay {
         flags: TcpFlags,
         seq: u32,
         ack: u32,
+        window: u16,
         options: TcpOptions,
         data: &[u8],
     ) {
@@ -142,7 +143,7 @@ impl Replay {
             seq: SeqNumber(seq),
             ack: SeqNumber(ack),
             flags,
-            window: if flags.syn() { 64240 } else { 502 },
+            window,
             urgent: 0,
             options,
             payload: data,
@@ -175,21 +176,23 @@ impl Replay {
                     }),
                     ..TcpOptions::default()
                 };
-                self.send(k, TcpFlags::SYN, isn(k), 0, o, &[]);
+                self.send(k, TcpFlags::SYN, isn(k), 0, 64240, o, &[]);
             }
             "ack" => {
                 let kind = st["ack"].as_str().unwrap();
                 let last = self.synack.get(&k).copied();
                 let (seq, ack, tsecr) = match (kind, last) {
-                    ("stray", _) => (123_456, 654_321, 0),
+                    ("stray", _) => (123_456, 654_321, None),
                     ("good", Some(e)) => (isn(k) + 1, e.1.wrapping_add(1), e.2),
                     ("bad", Some(e)) => (isn(k) + 1, e.1.wrapping_add(5), e.2),
                     _ => panic!("ack before any SYN-ACK: {st}"),
                 };
+                // Timestamps when the step says so, else when the SYN-ACK had them.
+                let ts = st["ts"].as_bool().unwrap_or(tsecr.is_some());
                 let o = TcpOptions {
-                    timestamps: st["ts"].as_bool().unwrap_or(true).then_some(Timestamps {
+                    timestamps: ts.then_some(Timestamps {
                         tsval: 6000 + k as u32,
-                        tsecr,
+                        tsecr: tsecr.unwrap_or(0),
                     }),
                     ..TcpOptions::default()
                 };
@@ -199,9 +202,18 @@ impl Replay {
                 } else {
                     TcpFlags::ACK | TcpFlags::PSH
                 };
-                self.send(k, f, seq, ack, o, &data);
+                let win = st["win"].as_u64().unwrap_or(502) as u16;
+                self.send(k, f, seq, ack, win, o, &data);
             }
-            "rst" => self.send(k, TcpFlags::RST, isn(k) + 1, 0, TcpOptions::default(), &[]),
+            "rst" => self.send(
+                k,
+                TcpFlags::RST,
+                isn(k) + 1,
+                0,
+                0,
+                TcpOptions::default(),
+                &[],
+            ),
             "accept" => {
                 while let Some(Ok((c, remote))) = self.l.map(|l| self.s.accept(l)) {
                     let i = self.s.info(c).unwrap();
@@ -321,7 +333,7 @@ fn scripts() -> Vec<(&'static str, Value)> {
             json!({"sysctls": {"net.ipv4.tcp_syncookies": 2}, "backlog": 10,
             "end": 0.2, "steps": [syn(0.0, 1), ack(0.01, 1, "good"),
                 {"t": 0.02, "op": "syn", "peer": 2, "ts": false, "mss": 1400},
-                {"t": 0.03, "op": "ack", "peer": 2, "ack": "good", "ts": false}, accept(0.1)]}),
+                {"t": 0.03, "op": "ack", "peer": 2, "ack": "good", "ts": false, "win": 64240}, accept(0.1)]}),
         ),
         (
             "18 stray ACK after cookies",

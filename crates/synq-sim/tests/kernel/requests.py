@@ -9,9 +9,10 @@ Run as root in the host namespace. The server lives in an anonymous netns made w
 10.99.0.k:40000+k with ISN 1000000*k+7; its segments are written into the TUN and everything
 the server sends to 10.99.0.k is read back from it. Ops (t relative to t0, increasing):
   syn   {"peer", "ts": true, "mss": 1460, "wscale": 7, "sack": true}  (defaults shown; null omits)
-  ack   {"peer", "ack": "good"|"bad"|"stray", "data": 0, "ts": <whether the peer's last SYN-ACK
-        had TS>}  good/bad: seq ISN+1, ack ISS+1 / ISS+5 (ISS of the peer's last SYN-ACK);
-        stray: seq 123456, ack 654321. TS option: TSval 6000+k, TSecr = that SYN-ACK's TSval.
+  ack   {"peer", "ack": "good"|"bad"|"stray", "data": 0, "win": 502, "ts": <whether the peer's
+        last SYN-ACK had TS; false for stray>}  good/bad: seq ISN+1, ack ISS+1 / ISS+5 (ISS of
+        the peer's last SYN-ACK); stray: seq 123456, ack 654321. TS option: TSval 6000+k,
+        TSecr = that SYN-ACK's TSval. "win" is the raw 16-bit window field.
   rst   {"peer"}: RST, seq ISN+1, no ACK.     accept: non-blocking accept() until EAGAIN.
   close_listener: close the listening socket.
 Reply "seq" is relative to the first SYN-ACK ISS seen for that peer (raw before one), "ack" to
@@ -190,7 +191,7 @@ def wait_until(t, cap):
         if left <= 0:
             cap.drain()
             return
-        cap.drain(min(left, 0.05) if left > 0.002 else 0)
+        cap.drain(min(left - 0.0015, 0.05) if left > 0.002 else 0)
 
 def do_ack(step, cap, tun):
     k, kind = int(step["peer"]), step.get("ack", "good")
@@ -207,7 +208,8 @@ def do_ack(step, cap, tun):
         raise ValueError(f"ack must be good, bad or stray, not {kind!r}")
     opts = struct.pack("!BBBBII", 1, 1, 8, 10, 6000 + k, tsecr or 0) if ts else b""
     n = int(step.get("data", 0))
-    os.write(tun, segment(k, 0x18 if n else 0x10, seq, ack, 502, opts, b"x" * n))
+    os.write(tun, segment(k, 0x18 if n else 0x10, seq, ack, int(step.get("win", 502)), opts,
+                          b"x" * n))
 
 def do_accept(lsock, keep, t):
     out = []
