@@ -29,7 +29,9 @@
 //! Linux's 200 ms floor, RFC 5681 congestion control with NewReno recovery (RFC 6582),
 //! delayed ACKs, out-of-order reassembly with SACK blocks sent (RFC 2018; received SACK
 //! blocks are parsed but recovery is NewReno), zero-window probing, TIME_WAIT, RFC 6528
-//! ISNs, and a listener with separate SYN and accept queues bounded Linux-style.
+//! ISNs, and listeners whose backlog follows a [`Model`]: Linux (two queues, SYN cookies in
+//! Linux's encoding, request pruning, `TCP_DEFER_ACCEPT`), Linux 4.10-6.12, 4.4BSD's single
+//! queue, or the textbook single queue.
 
 pub mod config;
 pub mod conn;

@@ -1,5 +1,5 @@
 //! Benchmarks of synq: simulated bulk transfers, handshake rates (through the simulator and
-//! engine-only) and packet parse/emit.
+//! engine-only), SYN-flood handling per cookie mode and packet parse/emit.
 //!
 //! Figures are reported by divan, never asserted. Throughput counters are per iteration, so
 //! divan's bytes/s and items/s are per second of *wall* time, not of virtual time.
@@ -194,6 +194,83 @@ mod handshakes {
                 assert_eq!(accepted, N);
                 check_established(&client, &conns);
                 (client, server)
+            });
+    }
+}
+
+/// A SYN flood into one listener, engine only: SYNs from distinct spoofed sources handled
+/// and answered, with `tcp_syncookies` 0 (every SYN becomes a request), 1 (cookies once the
+/// SYN queue of backlog+1 is full) and 2 (cookies only, nothing stored).
+mod synflood {
+    use super::{Bencher, ItemsCount, B};
+    use synq_core::wire::{
+        emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps,
+    };
+    use synq_core::{Config, Instant, Stack};
+    use synq_sim::scenario::flood_source;
+
+    const N: u32 = 100_000;
+
+    fn syns() -> Vec<Vec<u8>> {
+        (0..N)
+            .map(|i| {
+                let src = flood_source(i);
+                let tcp = TcpRepr {
+                    src_port: src.port(),
+                    dst_port: 80,
+                    seq: SeqNumber(i.wrapping_mul(2_654_435_761)),
+                    ack: SeqNumber(0),
+                    flags: TcpFlags::SYN,
+                    window: 64240,
+                    urgent: 0,
+                    options: TcpOptions {
+                        mss: Some(1460),
+                        sack_permitted: true,
+                        window_scale: Some(7),
+                        timestamps: Some(Timestamps { tsval: i, tsecr: 0 }),
+                        ..TcpOptions::default()
+                    },
+                    payload: &[],
+                };
+                let ip = IpRepr {
+                    src: src.ip(),
+                    dst: B,
+                    hop_limit: 64,
+                };
+                let mut buf = vec![0; packet_len(&ip, &tcp)];
+                emit_packet(&ip, &tcp, &mut buf).expect("well-formed SYN");
+                buf
+            })
+            .collect()
+    }
+
+    #[divan::bench(args = ["0", "1", "2"], sample_count = 10, sample_size = 1)]
+    fn syncookies(bencher: Bencher<'_, '_>, mode: &str) {
+        let packets = syns();
+        bencher
+            .counter(ItemsCount::new(N))
+            .with_inputs(|| {
+                let mut c = Config::default();
+                c.set("net.ipv4.tcp_syncookies", mode).expect("valid");
+                c.set("net.core.somaxconn", "2147483647").expect("valid");
+                c.set("net.ipv4.tcp_max_syn_backlog", "2147483647")
+                    .expect("valid");
+                let mut s = Stack::new(c, 1);
+                s.add_address(B);
+                let backlog = if mode == "0" { -1 } else { 128 };
+                s.listen(core::net::SocketAddr::new(B, 80), backlog)
+                    .expect("listen");
+                s
+            })
+            .bench_local_values(|mut s| {
+                let now = Instant::from_secs(1);
+                let mut buf = Vec::with_capacity(2048);
+                for p in &packets {
+                    s.handle_packet(now, p);
+                    while s.poll_transmit(now, &mut buf).is_some() {}
+                }
+                assert_eq!(s.counters().synacks_sent, u64::from(N));
+                s
             });
     }
 }
