@@ -73,11 +73,13 @@ proptest! {
         defer in 0u32..4,
         ops in proptest::collection::vec(op(), 1..150),
     ) {
-        let mut c = Config::default();
-        c.model = model;
-        c.tcp_syncookies = cookies;
-        c.tcp_abort_on_overflow = abort;
-        c.tcp_synack_retries = 2;
+        let c = Config {
+            model,
+            tcp_syncookies: cookies,
+            tcp_abort_on_overflow: abort,
+            tcp_synack_retries: 2,
+            ..Config::default()
+        };
         let mut s = Stack::new(c, 3);
         s.add_address(SERVER);
         let l = s.listen(SocketAddr::new(SERVER, 80), backlog).unwrap();
