@@ -126,13 +126,12 @@ impl Replay {
         self.now = self.now.max(t);
     }
 
+    /// Peer `k` sends a segment; `(seq, ack, window)` are its header numbers.
     fn send(
         &mut self,
         k: u64,
         flags: TcpFlags,
-        seq: u32,
-        ack: u32,
-        window: u16,
+        (seq, ack, window): (u32, u32, u16),
         options: TcpOptions,
         data: &[u8],
     ) {
@@ -176,7 +175,7 @@ impl Replay {
                     }),
                     ..TcpOptions::default()
                 };
-                self.send(k, TcpFlags::SYN, isn(k), 0, 64240, o, &[]);
+                self.send(k, TcpFlags::SYN, (isn(k), 0, 64240), o, &[]);
             }
             "ack" => {
                 let kind = st["ack"].as_str().unwrap();
@@ -203,14 +202,12 @@ impl Replay {
                     TcpFlags::ACK | TcpFlags::PSH
                 };
                 let win = st["win"].as_u64().unwrap_or(502) as u16;
-                self.send(k, f, seq, ack, win, o, &data);
+                self.send(k, f, (seq, ack, win), o, &data);
             }
             "rst" => self.send(
                 k,
                 TcpFlags::RST,
-                isn(k) + 1,
-                0,
-                0,
+                (isn(k) + 1, 0, 0),
                 TcpOptions::default(),
                 &[],
             ),
