@@ -611,8 +611,9 @@ impl Stack {
     // ---------------------------------------------------------- socket API
 
     /// `listen(2)`: start listening on `local` (an unspecified IP listens on every address).
-    /// The backlog is clamped like Linux: negative or above `net.core.somaxconn` means
-    /// somaxconn. Listening again on the same address only changes the backlog.
+    /// The backlog is clamped as the [`crate::Model`] says (Linux: negative or above
+    /// `net.core.somaxconn` means somaxconn; BSD: negative means 0). Listening again on the
+    /// same address only changes the backlog.
     pub fn listen(
         &mut self,
         local: SocketAddr,
@@ -673,8 +674,12 @@ impl Stack {
     }
 
     /// Stop listening: queued, unaccepted connections are reset (their peers see
-    /// ECONNRESET); half-open requests stay until their timer fires, as on Linux.
+    /// ECONNRESET). Half-open requests stay until their timer fires and then vanish, as on
+    /// Linux; the single-queue models abort them at once with RST, as 4.4BSD `soclose` does.
     pub fn close_listener(&mut self, now: Instant, l: ListenerHandle) {
+        if self.config.model.single_queue() {
+            self.abort_requests(l.0);
+        }
         let Some(mut listener) = self.listeners.remove(l.0) else {
             return;
         };

@@ -568,6 +568,17 @@ impl Stack {
         self.requests.rearm(id, at);
     }
 
+    /// Remove every request of a listener, resetting each peer (4.4BSD `soabort`).
+    pub(super) fn abort_requests(&mut self, lkey: Key) {
+        let ids: Vec<ReqId> = self.requests.of_listener(lkey).collect();
+        for id in ids {
+            if let Some(req) = self.remove_request(id) {
+                let tuple = req.tuple(&self.addrs);
+                self.queue_reset(&req, tuple);
+            }
+        }
+    }
+
     fn queue_reset(&mut self, req: &Request, tuple: FourTuple) {
         let tcp = TcpRepr {
             src_port: tuple.local.port(),

@@ -755,3 +755,13 @@ fn cookie_handshake_over_ipv6() {
     assert_eq!(p.b.counters().syncookies_recv, 1);
     assert_eq!(p.b.syn_recv().count(), 0);
 }
+
+#[test]
+fn bsd_close_listener_resets_embryos_at_once() {
+    let mut r = flood(bsd(Model::Bsd, &[]), 5, 3);
+    let l = r.l;
+    r.s.close_listener(r.now, l);
+    let out = r.drain();
+    assert_eq!(out.iter().filter(|o| o.flags.rst()).count(), 3);
+    assert_eq!(r.s.syn_recv().count(), 0);
+}
