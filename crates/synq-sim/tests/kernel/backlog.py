@@ -17,75 +17,17 @@ the SYN-ACKs are read back from it and never answered. At t0 + duration: listene
 then, if accept_after, accept() until EAGAIN. Clients/SYNs due at or after `duration` are never
 started (and not counted).
 """
-import ctypes, errno, fcntl, json, os, random, select, signal, socket, struct, subprocess, sys, time
+import ctypes, errno, os, random, select, socket, struct, time
 
-NEWNET = 0x40000000
+from netns import (check, csum, enter, ip, libc, main, mibs, new_netns, open_tun,
+                   set_sysctls, syn_recv_rows, tcp_info, wait_links)
+
 SERVER, CLIENT, PORT = "10.98.0.1", "10.98.0.2", 8080
 COUNTERS = ["TcpPassiveOpens", "TcpAttemptFails", "TcpRetransSegs", "TcpOutSegs",
             "TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPReqQFullDrop",
             "TcpExtTCPReqQFullDoCookies", "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv",
             "TcpExtSyncookiesFailed", "TcpExtTCPSynRetrans", "TcpExtTCPTimeouts",
             "TcpExtEmbryonicRsts", "TcpExtTCPDeferAcceptDrop"]
-libc = ctypes.CDLL(None, use_errno=True)
-
-def check(ret, what):
-    if ret != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"{what}: {os.strerror(e)}")
-
-def enter(nsfd):
-    check(libc.setns(nsfd, NEWNET), "setns")
-
-def new_netns(home):
-    """A fresh anonymous netns: returns an fd for it; the thread goes back to `home`."""
-    check(libc.unshare(NEWNET), "unshare")
-    fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    enter(home)
-    return fd
-
-def ip(cmds):
-    """iproute2 commands in the current thread's netns (the child inherits it)."""
-    subprocess.run(["ip", "-batch", "-"], input="\n".join(cmds) + "\n", text=True, check=True)
-
-def wait_links(names):
-    deadline = time.monotonic() + 5
-    while True:
-        out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-        rows = [l for l in out.splitlines() if l.split(":")[1].strip().split("@")[0] in names]
-        if len(rows) == len(names) and all("LOWER_UP" in r and "qdisc noop" not in r for r in rows):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError("links not up: " + out)
-        time.sleep(0.005)
-
-def set_sysctls(values):
-    for name, value in values.items():
-        with open("/proc/sys/" + name.replace(".", "/"), "w") as f:
-            f.write(str(value))
-
-def mibs():
-    """Tcp*/TcpExt* counters of the current thread's netns, named as nstat names them."""
-    out = {}
-    for fname, prefix in (("snmp", "Tcp"), ("netstat", "TcpExt")):
-        with open("/proc/thread-self/net/" + fname) as f:
-            lines = f.read().splitlines()
-        for head, vals in zip(lines[::2], lines[1::2]):
-            kind, _, names = head.partition(":")
-            if kind == prefix:
-                out.update({prefix + n: int(v) for n, v in zip(names.split(), vals.split()[1:])})
-    return out
-
-def syn_recv_rows():
-    n = 0
-    with open("/proc/thread-self/net/tcp") as f:
-        next(f)
-        for line in f:
-            p = line.split()
-            n += p[1].endswith(":%04X" % PORT) and p[3] == "03"
-    return n
-
-def tcp_info(sock):
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
 
 def tcp_flags(ip4):
     """TCP flags of an IPv4 TCP packet with source port PORT, else None."""
@@ -95,14 +37,6 @@ def tcp_flags(ip4):
     if len(t) < 14 or struct.unpack("!H", t[:2])[0] != PORT:
         return None
     return t[13]
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 def make_syn(i):
     """SYN i: source 10.99.x.y:10000+i, shaped like a Linux client's (MSS, SACKOK, TS, NOP, WS)."""
@@ -189,14 +123,8 @@ def run(cfg, home, fds, socks):
         cap = Capture(pk, read_packet)
     else:
         enter(S)
-        tun = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+        tun = open_tun(dev_s, SERVER)
         fds.append(tun)
-        fcntl.ioctl(tun, 0x400454CA, struct.pack("16sH22x", dev_s.encode(), 0x1001))  # TUNSETIFF TUN|NO_PI
-        set_sysctls({"net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0,
-                     f"net.ipv4.conf.{dev_s}.rp_filter": 0})
-        ip([f"link set {dev_s} txqueuelen 65536", f"addr add {SERVER}/24 dev {dev_s}",
-            f"link set {dev_s} up", "link set lo up", f"route add 10.99.0.0/16 dev {dev_s}"])
-        wait_links([dev_s])
         set_sysctls(sysctls)
         cap = Capture(tun, lambda: os.read(tun, 65535))
         syns = [make_syn(i) for i in range(int(cfg["syns"]))]
@@ -237,7 +165,7 @@ def run(cfg, home, fds, socks):
     cap.drain()
     now = mibs()
     rq, sq = struct.unpack_from("=II", tcp_info(lsock), 24)  # tcpi_unacked, tcpi_sacked
-    rows = syn_recv_rows()
+    rows = syn_recv_rows(PORT)
     states = [tcp_info(c)[0] for c in started]
     accepted = 0
     if cfg.get("accept_after"):
@@ -268,20 +196,4 @@ def run(cfg, home, fds, socks):
         "t_snapshot": round(t_snap, 6),
     }
 
-def main():
-    cfg = json.loads(sys.argv[1])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    fds, socks = [], []
-    try:
-        out = run(cfg, home, fds, socks)
-    finally:
-        for s in socks:
-            s.close()
-        for fd in fds:
-            os.close(fd)
-        enter(home)
-        os.close(home)
-    print(json.dumps(out))
-
-main()
+main(run)
