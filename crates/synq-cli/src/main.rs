@@ -216,13 +216,19 @@ fn host_sysctls(c: &mut Config) -> Result<(), Usage> {
     Ok(())
 }
 
-fn backlog_params(a: &BacklogArgs) -> Result<BacklogParams, Usage> {
-    if !(a.duration.is_finite() && a.duration >= 0.0 && a.duration <= 1e6) {
-        return Err(Usage(format!(
-            "--duration {}: expected seconds between 0 and 1000000",
-            a.duration
-        )));
+/// `v` must be a number in `lo..=hi`.
+fn within(flag: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Result<f64, Usage> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Usage(format!(
+            "--{flag} {v}: expected {unit} between {lo} and {hi}"
+        )))
     }
+}
+
+fn backlog_params(a: &BacklogArgs) -> Result<BacklogParams, Usage> {
+    within("duration", a.duration, 0.0, 1e6, "seconds")?;
     Ok(BacklogParams {
         backlog: a.backlog,
         duration: Duration::from_micros((a.duration * 1e6).round() as u64),
@@ -279,12 +285,7 @@ fn print_backlog(scenario: &str, a: &BacklogArgs, model: Model, r: &BacklogRepor
 }
 
 fn run_overflow(a: &OverflowArgs) -> Result<(), Usage> {
-    if !(a.gap_ms.is_finite() && a.gap_ms >= 0.0 && a.gap_ms <= 1e6) {
-        return Err(Usage(format!(
-            "--gap-ms {}: expected milliseconds between 0 and 1000000",
-            a.gap_ms
-        )));
-    }
+    within("gap-ms", a.gap_ms, 0.0, 1e6, "milliseconds")?;
     if a.clients > 200_000 {
         return Err(Usage(format!("--clients {}: at most 200000", a.clients)));
     }
@@ -394,10 +395,10 @@ fn run_compare(a: &CompareArgs) -> Result<(), Usage> {
 
 fn run_synflood(a: &SynfloodArgs) -> Result<(), Usage> {
     if let Some(r) = a.rate {
-        if !(r.is_finite() && r > 0.0 && r <= 1e9) {
-            return Err(Usage(format!(
-                "--rate {r}: expected SYNs per second between 0 and 1e9"
-            )));
+        if within("rate", r, 0.0, 1e9, "SYNs per second")? == 0.0 {
+            return Err(Usage(
+                "--rate 0: expected more than 0 SYNs per second".into(),
+            ));
         }
     }
     if a.syns > 10_000_000 {

@@ -1,6 +1,7 @@
 //! The command-line contract: JSON keys, exit codes, one-line errors.
 
 use std::process::Command;
+use synq_sim::scenario::LISTEN_COUNTERS;
 
 fn synq(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_synq"))
@@ -141,23 +142,6 @@ fn help_works() {
         assert_eq!(synq(args).0, 0, "{args:?}");
     }
 }
-
-const LISTEN_COUNTERS: [&str; 14] = [
-    "TcpPassiveOpens",
-    "TcpAttemptFails",
-    "TcpRetransSegs",
-    "TcpExtListenOverflows",
-    "TcpExtListenDrops",
-    "TcpExtTCPReqQFullDrop",
-    "TcpExtTCPReqQFullDoCookies",
-    "TcpExtSyncookiesSent",
-    "TcpExtSyncookiesRecv",
-    "TcpExtSyncookiesFailed",
-    "TcpExtTCPSynRetrans",
-    "TcpExtTCPTimeouts",
-    "TcpExtEmbryonicRsts",
-    "TcpExtTCPDeferAcceptDrop",
-];
 
 fn json(args: &[&str]) -> serde_json::Value {
     let (code, out, err) = synq(args);

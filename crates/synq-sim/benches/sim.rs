@@ -203,42 +203,17 @@ mod handshakes {
 /// SYN queue of backlog+1 is full) and 2 (cookies only, nothing stored).
 mod synflood {
     use super::{Bencher, ItemsCount, B};
-    use synq_core::wire::{
-        emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps,
-    };
     use synq_core::{Config, Instant, Stack};
-    use synq_sim::scenario::flood_source;
+    use synq_sim::scenario::spoofed_syn;
 
     const N: u32 = 100_000;
 
     fn syns() -> Vec<Vec<u8>> {
+        let dst = core::net::SocketAddr::new(B, 80);
         (0..N)
             .map(|i| {
-                let src = flood_source(i);
-                let tcp = TcpRepr {
-                    src_port: src.port(),
-                    dst_port: 80,
-                    seq: SeqNumber(i.wrapping_mul(2_654_435_761)),
-                    ack: SeqNumber(0),
-                    flags: TcpFlags::SYN,
-                    window: 64240,
-                    urgent: 0,
-                    options: TcpOptions {
-                        mss: Some(1460),
-                        sack_permitted: true,
-                        window_scale: Some(7),
-                        timestamps: Some(Timestamps { tsval: i, tsecr: 0 }),
-                        ..TcpOptions::default()
-                    },
-                    payload: &[],
-                };
-                let ip = IpRepr {
-                    src: src.ip(),
-                    dst: B,
-                    hop_limit: 64,
-                };
-                let mut buf = vec![0; packet_len(&ip, &tcp)];
-                emit_packet(&ip, &tcp, &mut buf).expect("well-formed SYN");
+                let mut buf = Vec::new();
+                spoofed_syn(i, i.wrapping_mul(2_654_435_761), dst, &mut buf);
                 buf
             })
             .collect()

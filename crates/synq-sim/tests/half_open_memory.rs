@@ -2,11 +2,9 @@
 //! SYN-queue entry (Linux 6.18: 320 bytes per request sock), and none at all under
 //! `tcp_syncookies=2`.
 
-use synq_core::wire::{
-    emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps,
-};
+use core::net::SocketAddr;
 use synq_core::{Config, Instant, Stack};
-use synq_sim::scenario::{flood_source, SERVER_ADDR};
+use synq_sim::scenario::{spoofed_syn, SERVER_ADDR};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -17,31 +15,13 @@ fn live() -> (u64, u64) {
 }
 
 fn syn(i: u32) -> Vec<u8> {
-    let src = flood_source(i);
-    let tcp = TcpRepr {
-        src_port: src.port(),
-        dst_port: 80,
-        seq: SeqNumber(i.wrapping_mul(2_654_435_761)),
-        ack: SeqNumber(0),
-        flags: TcpFlags::SYN,
-        window: 64240,
-        urgent: 0,
-        options: TcpOptions {
-            mss: Some(1460),
-            sack_permitted: true,
-            window_scale: Some(7),
-            timestamps: Some(Timestamps { tsval: i, tsecr: 0 }),
-            ..TcpOptions::default()
-        },
-        payload: &[],
-    };
-    let ip = IpRepr {
-        src: src.ip(),
-        dst: SERVER_ADDR,
-        hop_limit: 64,
-    };
-    let mut buf = vec![0; packet_len(&ip, &tcp)];
-    emit_packet(&ip, &tcp, &mut buf).unwrap();
+    let mut buf = Vec::new();
+    spoofed_syn(
+        i,
+        i.wrapping_mul(2_654_435_761),
+        SocketAddr::new(SERVER_ADDR, 80),
+        &mut buf,
+    );
     buf
 }
 
@@ -52,8 +32,7 @@ fn server(cookies: &str) -> Stack {
     c.set("net.ipv4.tcp_max_syn_backlog", "2147483647").unwrap();
     let mut s = Stack::new(c, 1);
     s.add_address(SERVER_ADDR);
-    s.listen(core::net::SocketAddr::new(SERVER_ADDR, 80), -1)
-        .unwrap();
+    s.listen(SocketAddr::new(SERVER_ADDR, 80), -1).unwrap();
     s
 }
 

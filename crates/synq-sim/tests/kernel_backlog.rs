@@ -11,6 +11,7 @@
 use synq_core::{Config, Duration};
 use synq_sim::scenario::{
     overflow, synflood, BacklogParams, BacklogReport, OverflowParams, SynfloodParams,
+    LISTEN_COUNTERS,
 };
 
 #[path = "kernel/util.rs"]
@@ -18,24 +19,6 @@ mod util;
 use util::{run_python, tun_skip_reason};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/backlog.py");
-
-/// Server counters compared (the listen-path ones of spec §1.8, plus retransmissions).
-const COUNTERS: &[&str] = &[
-    "TcpPassiveOpens",
-    "TcpAttemptFails",
-    "TcpRetransSegs",
-    "TcpExtListenOverflows",
-    "TcpExtListenDrops",
-    "TcpExtTCPReqQFullDrop",
-    "TcpExtTCPReqQFullDoCookies",
-    "TcpExtSyncookiesSent",
-    "TcpExtSyncookiesRecv",
-    "TcpExtSyncookiesFailed",
-    "TcpExtTCPSynRetrans",
-    "TcpExtTCPTimeouts",
-    "TcpExtEmbryonicRsts",
-    "TcpExtTCPDeferAcceptDrop",
-];
 
 #[derive(Clone, Debug)]
 enum Case {
@@ -127,7 +110,7 @@ fn rows(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    v.extend(COUNTERS.iter().map(|&c| (c.to_string(), counter(c))));
+    v.extend(LISTEN_COUNTERS.iter().map(|&c| (c.to_string(), counter(c))));
     v
 }
 

@@ -9,6 +9,25 @@ use synq_core::wire::{
 };
 use synq_core::{Config, ConnHandle, ListenerHandle, Stack, State};
 
+/// The listen-path counters spec/cli.md names (every report carries all counters; these
+/// are the ones a backlog experiment is about).
+pub const LISTEN_COUNTERS: [&str; 14] = [
+    "TcpPassiveOpens",
+    "TcpAttemptFails",
+    "TcpRetransSegs",
+    "TcpExtListenOverflows",
+    "TcpExtListenDrops",
+    "TcpExtTCPReqQFullDrop",
+    "TcpExtTCPReqQFullDoCookies",
+    "TcpExtSyncookiesSent",
+    "TcpExtSyncookiesRecv",
+    "TcpExtSyncookiesFailed",
+    "TcpExtTCPSynRetrans",
+    "TcpExtTCPTimeouts",
+    "TcpExtEmbryonicRsts",
+    "TcpExtTCPDeferAcceptDrop",
+];
+
 /// The port the server listens on.
 pub const PORT: u16 = 8080;
 
@@ -161,40 +180,47 @@ impl Flooder {
         if self.sent >= self.total || now < self.due() {
             return false;
         }
-        let src = flood_source(self.sent);
         let isn = subseed(self.seed, u64::from(self.sent)) as u32;
+        spoofed_syn(self.sent, isn, self.dst, buf);
         self.sent += 1;
-        // A Linux client's SYN: MSS, SACK-permitted, timestamps, window scale 7.
-        let options = TcpOptions {
-            mss: Some(1460),
-            sack_permitted: true,
-            timestamps: Some(Timestamps {
-                tsval: isn.rotate_left(7),
-                tsecr: 0,
-            }),
-            window_scale: Some(7),
-            ..TcpOptions::default()
-        };
-        let tcp = TcpRepr {
-            src_port: src.port(),
-            dst_port: self.dst.port(),
-            seq: SeqNumber(isn),
-            ack: SeqNumber(0),
-            flags: TcpFlags::SYN,
-            window: 64240,
-            urgent: 0,
-            options,
-            payload: &[],
-        };
-        let ip = IpRepr {
-            src: src.ip(),
-            dst: self.dst.ip(),
-            hop_limit: 64,
-        };
-        buf.clear();
-        buf.resize(packet_len(&ip, &tcp), 0);
-        emit_packet(&ip, &tcp, buf).is_ok()
+        true
     }
+}
+
+/// Write into `buf` the SYN of spoofed source `i` ([`flood_source`]) to `dst`: a Linux
+/// client's SYN (window 64240; MSS 1460, SACK-permitted, timestamps, window scale 7).
+pub fn spoofed_syn(i: u32, isn: u32, dst: SocketAddr, buf: &mut Vec<u8>) {
+    let src = flood_source(i);
+    let options = TcpOptions {
+        mss: Some(1460),
+        sack_permitted: true,
+        timestamps: Some(Timestamps {
+            tsval: isn.rotate_left(7),
+            tsecr: 0,
+        }),
+        window_scale: Some(7),
+        ..TcpOptions::default()
+    };
+    let tcp = TcpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        seq: SeqNumber(isn),
+        ack: SeqNumber(0),
+        flags: TcpFlags::SYN,
+        window: 64240,
+        urgent: 0,
+        options,
+        payload: &[],
+    };
+    let ip = IpRepr {
+        src: src.ip(),
+        dst: dst.ip(),
+        hop_limit: 64,
+    };
+    buf.clear();
+    buf.resize(packet_len(&ip, &tcp), 0);
+    // Both addresses are IPv4 and the segment is small: emitting cannot fail.
+    let _ = emit_packet(&ip, &tcp, buf);
 }
 
 fn network(p: &BacklogParams) -> Result<Network<Host>, SimError> {

@@ -4,8 +4,9 @@ mod backlog;
 mod transfer;
 
 pub use backlog::{
-    client_addr, flood_source, overflow, synflood, BacklogParams, BacklogReport, ClientsReport,
-    Flooder, Host, ListenerReport, OverflowParams, SynfloodParams, PORT,
+    client_addr, flood_source, overflow, spoofed_syn, synflood, BacklogParams, BacklogReport,
+    ClientsReport, Flooder, Host, ListenerReport, OverflowParams, SynfloodParams, LISTEN_COUNTERS,
+    PORT,
 };
 pub use transfer::{transfer, TransferParams, TransferReport};
 
