@@ -1,14 +1,16 @@
-//! Half-open requests (Linux `request_sock`), kept small: a 60-byte record in a flat table,
-//! found by 4-tuple through a hash index of 4-byte slot numbers, with its timer in an
-//! ordered set. A request holds what answering the final ACK needs and nothing more.
+//! Half-open requests (Linux `request_sock`), kept small: a 60-byte record in a table of
+//! fixed-size chunks (no doubling slack), found by 4-tuple through a hash index of 4-byte
+//! slot numbers, its timer a 16-byte entry in a FIFO per retransmission interval. A request
+//! holds what answering the final ACK needs and nothing more.
 
 use crate::hash::{FourTuple, SeededState};
 use crate::slab::Key;
+use crate::Duration;
 use crate::Instant;
 use core::hash::BuildHasher;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use hashbrown::HashTable;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, VecDeque};
 use synq_wire::SeqNumber;
 
 const SACK: u8 = 1;
@@ -111,17 +113,17 @@ impl Request {
         self.flags |= RESENT;
     }
     /// Handshake RTT, if the SYN-ACK was never resent.
-    pub(crate) fn rtt(&self, now: Instant) -> Option<crate::Duration> {
+    pub(crate) fn rtt(&self, now: Instant) -> Option<Duration> {
         (self.flags & RESENT == 0)
-            .then(|| crate::Duration::from_micros(u64::from(micros32(now).wrapping_sub(self.sent))))
+            .then(|| Duration::from_micros(u64::from(micros32(now).wrapping_sub(self.sent))))
     }
     /// Time since the first SYN-ACK.
-    pub(crate) fn age(&self, now: Instant) -> crate::Duration {
-        crate::Duration::from_micros(u64::from(micros32(now).wrapping_sub(self.sent)))
+    pub(crate) fn age(&self, now: Instant) -> Duration {
+        Duration::from_micros(u64::from(micros32(now).wrapping_sub(self.sent)))
     }
     /// Whether a reply to an invalid segment must wait (`tcp_oow_rate_limited`); records
     /// the reply when it may go.
-    pub(crate) fn oow_limited(&mut self, now: Instant, gap: crate::Duration) -> bool {
+    pub(crate) fn oow_limited(&mut self, now: Instant, gap: Duration) -> bool {
         let now32 = micros32(now);
         if self.last_oow != 0 {
             let since = now32.wrapping_sub(self.last_oow.wrapping_sub(1));
@@ -141,6 +143,64 @@ fn ip16(ip: IpAddr) -> [u8; 16] {
     }
 }
 
+/// An unused slot.
+const EMPTY: Request = Request {
+    remote_ip: [0; 16],
+    listener: Key {
+        index: 0,
+        generation: 0,
+    },
+    iss: SeqNumber(0),
+    irs: SeqNumber(0),
+    ts_recent: 0,
+    last_oow: 0,
+    sent: 0,
+    timer_id: 0,
+    remote_port: 0,
+    local_port: 0,
+    peer_mss: 0,
+    local_ip: 0,
+    peer_wscale: 0,
+    num_timeout: 0,
+    flags: 0,
+};
+
+/// Requests per chunk: the table grows a chunk at a time instead of doubling.
+const CHUNK: usize = 1024;
+
+/// Request slots in fixed-size chunks, addressed by slot number.
+#[derive(Debug, Default)]
+struct Chunks {
+    chunks: Vec<Box<[Request]>>,
+    used: usize,
+}
+
+impl Chunks {
+    fn get(&self, i: u32) -> Option<&Request> {
+        let i = i as usize;
+        self.chunks.get(i / CHUNK).map(|c| &c[i % CHUNK])
+    }
+    fn get_mut(&mut self, i: u32) -> Option<&mut Request> {
+        let i = i as usize;
+        self.chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK])
+    }
+    fn push(&mut self, r: Request) -> u32 {
+        if self.used == self.chunks.len() * CHUNK {
+            self.chunks.push(vec![EMPTY; CHUNK].into_boxed_slice());
+        }
+        let i = self.used;
+        self.used += 1;
+        self.chunks[i / CHUNK][i % CHUNK] = r;
+        i as u32
+    }
+    fn iter(&self) -> impl Iterator<Item = &Request> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter()).take(self.used)
+    }
+}
+
+/// Timer entries: (deadline, slot, timer id).
+type TimerEntry = (Instant, u32, u32);
+
 /// Slot number of a request. Stale numbers are harmless: lookups check the tuple, timers
 /// check `timer_id`.
 pub(crate) type ReqId = u32;
@@ -148,11 +208,13 @@ pub(crate) type ReqId = u32;
 /// Every half-open request of the stack.
 #[derive(Debug)]
 pub(crate) struct RequestTable {
-    slots: Vec<Request>,
+    slots: Chunks,
     free: Vec<u32>,
     index: HashTable<u32>,
     hasher: SeededState,
-    timers: BTreeSet<(Instant, u32, u32)>,
+    /// One FIFO per re-arm interval: entries join at `now + interval` with `now` never
+    /// decreasing, so each FIFO is in deadline order and its front is its earliest.
+    timers: BTreeMap<Duration, VecDeque<TimerEntry>>,
     next_timer_id: u32,
     len: usize,
 }
@@ -160,11 +222,11 @@ pub(crate) struct RequestTable {
 impl RequestTable {
     pub(crate) fn new(hasher: SeededState) -> Self {
         Self {
-            slots: Vec::new(),
+            slots: Chunks::default(),
             free: Vec::new(),
             index: HashTable::new(),
             hasher,
-            timers: BTreeSet::new(),
+            timers: BTreeMap::new(),
             next_timer_id: 0,
             len: 0,
         }
@@ -183,23 +245,21 @@ impl RequestTable {
         let slots = &self.slots;
         self.index
             .find(self.hash(local_ip, t), |&i| {
-                slots[i as usize].matches(local_ip, t)
+                slots.get(i).is_some_and(|r| r.matches(local_ip, t))
             })
             .copied()
     }
 
     pub(crate) fn get(&self, id: ReqId) -> Option<&Request> {
-        self.slots.get(id as usize).filter(|r| r.flags & LIVE != 0)
+        self.slots.get(id).filter(|r| r.flags & LIVE != 0)
     }
 
     pub(crate) fn get_mut(&mut self, id: ReqId) -> Option<&mut Request> {
-        self.slots
-            .get_mut(id as usize)
-            .filter(|r| r.flags & LIVE != 0)
+        self.slots.get_mut(id).filter(|r| r.flags & LIVE != 0)
     }
 
-    /// Add a request whose first SYN-ACK goes out at `now`, its timer due at `deadline`.
-    pub(crate) fn insert(&mut self, n: NewRequest, now: Instant, deadline: Instant) -> ReqId {
+    /// Add a request whose first SYN-ACK goes out at `now`, its timer due `after` that.
+    pub(crate) fn insert(&mut self, n: NewRequest, now: Instant, after: Duration) -> ReqId {
         let mut flags = LIVE;
         for (on, bit) in [
             (n.sack, SACK),
@@ -229,22 +289,21 @@ impl RequestTable {
         };
         let id = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = req;
+                if let Some(slot) = self.slots.get_mut(i) {
+                    *slot = req;
+                }
                 i
             }
-            None => {
-                self.slots.push(req);
-                (self.slots.len() - 1) as u32
-            }
+            None => self.slots.push(req),
         };
         let h = self.hash(n.local_ip, &n.tuple);
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(h, id, |&i| {
-            let r = &slots[i as usize];
+            let r = slots.get(i).unwrap_or(&EMPTY);
             hasher.hash_one((r.local_ip, r.local_port, r.remote_ip(), r.remote_port))
         });
         self.len += 1;
-        self.rearm(id, deadline);
+        self.rearm(id, now, after);
         id
     }
 
@@ -254,47 +313,77 @@ impl RequestTable {
         if let Ok(e) = self.index.find_entry(h, |&i| i == id) {
             e.remove();
         }
-        self.slots[id as usize].flags = 0;
+        if let Some(slot) = self.slots.get_mut(id) {
+            slot.flags = 0;
+        }
         self.free.push(id);
         self.len -= 1;
         Some(r)
     }
 
-    /// (Re)arm a request's timer; any earlier entry becomes stale.
-    pub(crate) fn rearm(&mut self, id: ReqId, deadline: Instant) {
+    /// (Re)arm a request's timer to fire `after` from `now`; any earlier entry goes stale.
+    /// `now` must not decrease from call to call (the stack's clock contract).
+    pub(crate) fn rearm(&mut self, id: ReqId, now: Instant, after: Duration) {
         self.next_timer_id = self.next_timer_id.wrapping_add(1);
         let tid = self.next_timer_id;
         if let Some(r) = self.get_mut(id) {
             r.timer_id = tid;
-            self.timers.insert((deadline, id, tid));
+            self.timers
+                .entry(after)
+                .or_default()
+                .push_back((now + after, id, tid));
         }
     }
 
-    /// Drop stale entries from the front so `first_entry` is a live deadline; returns it.
-    pub(crate) fn purge_front(&mut self) -> Option<Instant> {
-        while let Some(&(t, id, tid)) = self.timers.first() {
-            if self.get(id).is_some_and(|r| r.timer_id == tid) {
-                return Some(t);
+    fn live(&self, &(_, id, tid): &TimerEntry) -> bool {
+        self.get(id).is_some_and(|r| r.timer_id == tid)
+    }
+
+    /// The FIFO whose front is due first (ties: the shorter interval).
+    fn earliest(&self) -> Option<(Duration, TimerEntry)> {
+        self.timers
+            .iter()
+            .filter_map(|(&k, q)| q.front().map(|&e| (k, e)))
+            .min_by_key(|&(k, e)| (e.0, k))
+    }
+
+    fn pop_front_of(&mut self, k: Duration) {
+        if let Some(q) = self.timers.get_mut(&k) {
+            q.pop_front();
+            if q.is_empty() {
+                self.timers.remove(&k);
             }
-            self.timers.pop_first();
         }
-        None
+    }
+
+    /// Drop stale entries from the fronts so `first_entry` is a live deadline; returns it.
+    pub(crate) fn purge_front(&mut self) -> Option<Instant> {
+        let keys: Vec<Duration> = self.timers.keys().copied().collect();
+        for k in keys {
+            while let Some(&e) = self.timers.get(&k).and_then(VecDeque::front) {
+                if self.live(&e) {
+                    break;
+                }
+                self.pop_front_of(k);
+            }
+        }
+        self.first_entry()
     }
 
     /// The earliest timer entry (live or stale), for `poll_timeout` on a shared borrow.
     pub(crate) fn first_entry(&self) -> Option<Instant> {
-        self.timers.first().map(|e| e.0)
+        self.earliest().map(|(_, e)| e.0)
     }
 
-    /// Pop a live timer due at `now`.
+    /// Pop a live timer due at `now`, earliest first.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<ReqId> {
-        while let Some(&(t, id, tid)) = self.timers.first() {
-            if t > now {
+        while let Some((k, e)) = self.earliest() {
+            if e.0 > now {
                 return None;
             }
-            self.timers.pop_first();
-            if self.get(id).is_some_and(|r| r.timer_id == tid) {
-                return Some(id);
+            self.pop_front_of(k);
+            if self.live(&e) {
+                return Some(e.1);
             }
         }
         None
@@ -316,9 +405,14 @@ impl RequestTable {
 
     /// Heap bytes held, for the per-entry cost report.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * size_of::<Request>()
+        self.slots.chunks.len() * CHUNK * size_of::<Request>()
             + self.free.capacity() * 4
             + self.index.capacity() * (size_of::<u32>() + 1)
+            + self
+                .timers
+                .values()
+                .map(|q| q.capacity() * size_of::<TimerEntry>())
+                .sum::<usize>()
     }
 }
 
@@ -357,7 +451,7 @@ mod tests {
         let mut t = RequestTable::new(SeededState::new(1, 2));
         let now = Instant::from_secs(1);
         let ids: Vec<_> = (1..=100)
-            .map(|p| t.insert(new(p), now, now + crate::Duration::from_secs(u64::from(p))))
+            .map(|p| t.insert(new(p), now, Duration::from_secs(u64::from(p))))
             .collect();
         assert_eq!(t.len(), 100);
         let tu = new(42).tuple;
@@ -367,16 +461,18 @@ mod tests {
         t.remove(id, &tu).unwrap();
         assert_eq!(t.find(0, &tu), None);
         // Re-arming makes the old entry stale; removed requests never fire.
-        t.rearm(ids[0], now + crate::Duration::from_secs(500));
+        t.rearm(ids[0], now, Duration::from_secs(500));
         let mut fired = Vec::new();
-        while let Some(id) = t.pop_due(now + crate::Duration::from_secs(200)) {
+        while let Some(id) = t.pop_due(now + Duration::from_secs(200)) {
             fired.push(id);
         }
         assert_eq!(fired.len(), 98);
+        // Deadlines 1..100 s sit in 100 interval FIFOs; they fire earliest first.
+        assert!(fired.windows(2).all(|w| w[0] < w[1]), "{fired:?}");
         assert!(!fired.contains(&ids[0]) && !fired.contains(&id));
-        assert_eq!(t.purge_front(), Some(now + crate::Duration::from_secs(500)));
+        assert_eq!(t.purge_front(), Some(now + Duration::from_secs(500)));
         // A freed slot is reused and found under its new tuple only.
-        let n = t.insert(new(4242), now, now);
+        let n = t.insert(new(4242), now, Duration::ZERO);
         assert_eq!(n, id);
         assert_eq!(t.find(0, &new(4242).tuple), Some(id));
     }

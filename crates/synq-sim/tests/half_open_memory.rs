@@ -71,7 +71,7 @@ fn bytes_per_half_open_request() {
         Stack::request_entry_bytes() - 5 - 16,
         Stack::request_entry_bytes()
     );
-    assert!(per < 160.0, "{per} bytes per half-open request");
+    assert!(per < 96.0, "{per} bytes per half-open request");
 }
 
 fn cookie_mode_2_flood_allocates_nothing() {

@@ -175,8 +175,8 @@ impl Stack {
             sack,
             ts_recent: ts,
         };
-        let deadline = now + request_rto(self.config.model, 0, Duration::ZERO);
-        let id = self.requests.insert(n, now, deadline);
+        let after = request_rto(self.config.model, 0, Duration::ZERO);
+        let id = self.requests.insert(n, now, after);
         if let Some(l) = self.listeners.get_mut(lkey) {
             l.syn.len += 1;
             l.syn.young += 1;
@@ -365,8 +365,8 @@ impl Stack {
                 return;
             }
             if !model.single_queue() {
-                let at = now + request_rto(model, req.num_timeout, req.age(now));
-                self.requests.rearm(id, at);
+                let after = request_rto(model, req.num_timeout, req.age(now));
+                self.requests.rearm(id, now, after);
                 self.requests.purge_front();
             }
             return self.resend_synack(now, id, tuple);
@@ -564,8 +564,8 @@ impl Stack {
                 l.syn.young -= 1;
             }
         }
-        let at = now + request_rto(model, req.num_timeout.saturating_add(1), age);
-        self.requests.rearm(id, at);
+        let after = request_rto(model, req.num_timeout.saturating_add(1), age);
+        self.requests.rearm(id, now, after);
     }
 
     /// Remove every request of a listener, resetting each peer (4.4BSD `soabort`).
