@@ -660,14 +660,14 @@ impl Stack {
         })
     }
 
-    /// Heap bytes the request table holds (records, free list and hash index; the timer
-    /// set is counted by [`Stack::request_entry_bytes`]).
+    /// Heap bytes the request table holds: record chunks, free list, hash index and timer
+    /// FIFOs (allocator overhead aside).
     pub fn request_table_bytes(&self) -> usize {
         self.requests.heap_bytes()
     }
 
     /// Bytes one half-open request costs: its record, its hash-index slot (4 bytes plus a
-    /// control byte) and its timer-set key, before container slack.
+    /// control byte) and its timer-FIFO entry, before container slack.
     pub const fn request_entry_bytes() -> usize {
         size_of::<Request>() + 5 + size_of::<(Instant, u32, u32)>()
     }
