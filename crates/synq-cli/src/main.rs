@@ -1,6 +1,10 @@
 //! `synq`: the command line of the synq TCP stack (see spec/cli.md for the contract).
 
+mod serve;
+mod stat;
+
 use clap::{Args, Parser, Subcommand};
+use serve::Fail;
 use std::process::ExitCode;
 use synq_core::{Config, Duration, Model};
 use synq_sim::scenario::{
@@ -31,6 +35,10 @@ enum Cmd {
         /// Only these names (default: all).
         names: Vec<String>,
     },
+    /// Serve real traffic: a synq listener on a new TUN device (needs root).
+    Serve(serve::ServeArgs),
+    /// Show a running `synq serve`'s listeners, connections and counters.
+    Stat(stat::StatArgs),
 }
 
 #[derive(Subcommand)]
@@ -71,7 +79,7 @@ struct CompareArgs {
 
 /// Flags every stack-running command takes.
 #[derive(Args, Clone, Debug)]
-struct StackArgs {
+pub(crate) struct StackArgs {
     /// Set a sysctl, Linux name: --sysctl net.ipv4.tcp_syncookies=2 (repeatable).
     #[arg(long = "sysctl", value_name = "NAME=VALUE")]
     sysctl: Vec<String>,
@@ -178,9 +186,9 @@ struct TransferArgs {
 }
 
 /// Bad input: one line, exit status 2.
-struct Usage(String);
+pub(crate) struct Usage(pub(crate) String);
 
-fn config(args: &StackArgs) -> Result<Config, Usage> {
+pub(crate) fn config(args: &StackArgs) -> Result<Config, Usage> {
     let mut c = Config::default();
     if args.from_host {
         host_sysctls(&mut c)?;
@@ -520,17 +528,23 @@ fn main() -> ExitCode {
         }
     };
     let r = match &cli.cmd {
-        Cmd::Sim(SimCmd::Transfer(a)) => run_transfer(a),
-        Cmd::Sim(SimCmd::Overflow(a)) => run_overflow(a),
-        Cmd::Sim(SimCmd::Synflood(a)) => run_synflood(a),
-        Cmd::Sim(SimCmd::Compare(a)) => run_compare(a),
-        Cmd::Sysctl { common, names } => run_sysctl(common, names),
+        Cmd::Sim(SimCmd::Transfer(a)) => run_transfer(a).map_err(Fail::from),
+        Cmd::Sim(SimCmd::Overflow(a)) => run_overflow(a).map_err(Fail::from),
+        Cmd::Sim(SimCmd::Synflood(a)) => run_synflood(a).map_err(Fail::from),
+        Cmd::Sim(SimCmd::Compare(a)) => run_compare(a).map_err(Fail::from),
+        Cmd::Sysctl { common, names } => run_sysctl(common, names).map_err(Fail::from),
+        Cmd::Serve(a) => serve::run(a),
+        Cmd::Stat(a) => stat::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Usage(msg)) => {
+        Err(Fail::Usage(msg)) => {
             eprintln!("synq: error: {msg}");
             ExitCode::from(2)
+        }
+        Err(Fail::Run(msg)) => {
+            eprintln!("synq: error: {msg}");
+            ExitCode::from(1)
         }
     }
 }

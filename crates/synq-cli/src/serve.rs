@@ -1,0 +1,389 @@
+//! `synq serve`: a synq listener on a TUN device, and its control socket for `synq stat`.
+
+use crate::{config, StackArgs, Usage};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Body, Frame, SizeHint};
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use synq_tokio::{Direction, Stack, TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+/// What the server does with accepted connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum App {
+    /// Never accept: the accept queue fills and the backlog shows.
+    Hold,
+    /// Send back what arrives.
+    Echo,
+    /// HTTP/1.1 (hyper): GET / is a short page, GET /bytes/N is N bytes.
+    Http,
+    /// Read and drop.
+    Discard,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// TUN device to create in this network namespace.
+    #[arg(long, value_name = "IF")]
+    tun: String,
+    /// The stack's own address (it answers for it on the TUN link).
+    #[arg(long, value_name = "STACK_IP")]
+    addr: IpAddr,
+    /// The kernel side of the link: HOST_IP/PREFIX, given to IF.
+    #[arg(long, value_name = "HOST_IP/PREFIX")]
+    peer: String,
+    /// Port to listen on.
+    #[arg(long)]
+    port: u16,
+    /// listen() backlog (clamped as the model says).
+    #[arg(long, allow_hyphen_values = true)]
+    backlog: i32,
+    /// What to do with accepted connections.
+    #[arg(long, value_enum, default_value_t = App::Echo)]
+    app: App,
+    /// Unix socket `synq stat` asks (default /tmp/synq-IF.sock).
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Write every packet of the TUN device to PATH (pcap, raw IP, wall-clock times).
+    #[arg(long, value_name = "PATH")]
+    pcap: Option<PathBuf>,
+    /// MTU of the TUN device (and `synq.mtu`, so the MSS follows it). Up to 65535: a large
+    /// MTU moves 64 KB per read, as segmentation offload does for kernel links.
+    #[arg(long, default_value_t = 1500)]
+    mtu: u16,
+    /// Seed of the stack's secrets (default: from the OS; set it only for reproducible tests).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    common: StackArgs,
+}
+
+/// What went wrong: bad input (exit 2) or a failure while running (exit 1).
+pub(crate) enum Fail {
+    Usage(String),
+    Run(String),
+}
+
+impl From<Usage> for Fail {
+    fn from(u: Usage) -> Self {
+        Self::Usage(u.0)
+    }
+}
+
+/// The default control socket of a device.
+pub(crate) fn default_control(tun: &str) -> PathBuf {
+    PathBuf::from(format!("/tmp/synq-{tun}.sock"))
+}
+
+pub(crate) fn run(a: &ServeArgs) -> Result<(), Fail> {
+    let mut cfg = config(&a.common)?;
+    // The advertised MSS follows the device's MTU.
+    cfg.mtu = a.mtu;
+    let (host, prefix) = parse_peer(&a.peer)?;
+    if host.is_ipv4() != a.addr.is_ipv4() {
+        return Err(Fail::Usage(format!(
+            "--addr {} and --peer {}: not the same address family",
+            a.addr, a.peer
+        )));
+    }
+    if host == a.addr {
+        return Err(Fail::Usage(format!(
+            "--addr {}: the stack needs an address other than the host's",
+            a.addr
+        )));
+    }
+    if a.port == 0 {
+        return Err(Fail::Usage("--port 0: expected a port from 1 to 65535".into()));
+    }
+    if a.mtu < 576 {
+        return Err(Fail::Usage(format!("--mtu {}: at least 576", a.mtu)));
+    }
+    if let Some(why) = synq_tokio::synq_tun::unsupported() {
+        return Err(Fail::Usage(format!("serve: {why}")));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::Run(format!("tokio runtime: {e}")))?;
+    rt.block_on(serve(a, cfg, host, prefix))
+}
+
+fn parse_peer(s: &str) -> Result<(IpAddr, u8), Fail> {
+    let bad = || Fail::Usage(format!("--peer {s:?}: expected HOST_IP/PREFIX, e.g. 10.0.0.1/24"));
+    let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if prefix > if ip.is_ipv4() { 32 } else { 128 } {
+        return Err(bad());
+    }
+    Ok((ip, prefix))
+}
+
+type Pcap = Arc<Mutex<Option<pcap_file::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>>>>;
+
+fn open_pcap(path: &std::path::Path) -> Result<Pcap, Fail> {
+    use pcap_file::pcap::{PcapHeader, PcapWriter};
+    let file = std::fs::File::create(path)
+        .map_err(|e| Fail::Usage(format!("--pcap {}: {e}", path.display())))?;
+    let header = PcapHeader {
+        datalink: pcap_file::DataLink::RAW,
+        ..PcapHeader::default()
+    };
+    let w = PcapWriter::with_header(std::io::BufWriter::new(file), header)
+        .map_err(|e| Fail::Run(format!("--pcap {}: {e}", path.display())))?;
+    Ok(Arc::new(Mutex::new(Some(w))))
+}
+
+async fn serve(a: &ServeArgs, cfg: synq_core::Config, host: IpAddr, prefix: u8) -> Result<(), Fail> {
+    let control = a.control.clone().unwrap_or_else(|| default_control(&a.tun));
+    let pcap = a.pcap.as_deref().map(open_pcap).transpose()?;
+    let tun = synq_tokio::synq_tun::Tun::create_with_address(&a.tun, a.mtu, host, prefix)
+        .map_err(|e| Fail::Run(format!("cannot create TUN device {}: {e}", a.tun)))?;
+    let stack = match a.seed {
+        Some(seed) => Stack::with_seed(tun, cfg, seed),
+        None => Stack::new(tun, cfg),
+    }
+    .map_err(|e| Fail::Run(e.to_string()))?;
+    stack.add_address(a.addr);
+    if let Some(p) = &pcap {
+        let p = p.clone();
+        stack.set_tap(Box::new(move |_dir: Direction, pkt: &[u8]| {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let mut w = p.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(w) = w.as_mut() {
+                let packet = pcap_file::pcap::PcapPacket::new(ts, pkt.len() as u32, pkt);
+                let _ = w.write_packet(&packet);
+            }
+        }));
+    }
+    let local = SocketAddr::new(a.addr, a.port);
+    let listener = TcpListener::bind(&stack, local, a.backlog)
+        .map_err(|e| Fail::Run(format!("listen on {local}: {e}")))?;
+    let _ = std::fs::remove_file(&control);
+    let ctl = tokio::net::UnixListener::bind(&control)
+        .map_err(|e| Fail::Run(format!("control socket {}: {e}", control.display())))?;
+    let _cleanup = RemoveOnDrop(control.clone());
+    tokio::spawn(control_loop(ctl, stack.clone()));
+    tokio::spawn(app_loop(listener, a.app));
+
+    let mut out = std::io::stdout();
+    // A closed stdout is no reason to stop serving.
+    let _ = writeln!(out, "ready").and_then(|()| out.flush());
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Fail::Run(format!("signal handler: {e}")))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Fail::Run(format!("signal handler: {e}")))?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    stack.shutdown();
+    if let Some(p) = pcap {
+        if let Some(w) = p.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = w.into_writer().flush();
+        }
+    }
+    Ok(())
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn app_loop(listener: TcpListener, app: App) {
+    if app == App::Hold {
+        // Keep the listener (and its queue) alive without ever calling accept().
+        std::future::pending::<()>().await;
+    }
+    loop {
+        let Ok((conn, _peer)) = listener.accept().await else {
+            // Only a stopped driver makes accept fail; there is nothing left to serve.
+            return;
+        };
+        tokio::spawn(async move {
+            let _ = match app {
+                App::Echo => echo(conn).await,
+                App::Discard => discard(conn).await,
+                App::Http => http(conn).await,
+                App::Hold => Ok(()),
+            };
+        });
+    }
+}
+
+async fn echo(conn: TcpStream) -> std::io::Result<()> {
+    let (mut r, mut w) = conn.into_split();
+    tokio::io::copy(&mut r, &mut w).await?;
+    w.shutdown().await
+}
+
+async fn discard(mut conn: TcpStream) -> std::io::Result<()> {
+    let mut buf = vec![0; 65536];
+    while conn.read(&mut buf).await? > 0 {}
+    Ok(())
+}
+
+async fn http(conn: TcpStream) -> std::io::Result<()> {
+    let svc = hyper::service::service_fn(|req| async move { Ok::<_, Infallible>(route(&req)) });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(conn), svc)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+/// The page `GET /` answers.
+pub(crate) const PAGE: &str = "<!doctype html><title>synq</title>\
+<h1>synq</h1><p>This page crossed a userspace TCP stack.</p>\n";
+
+/// The largest `/bytes/N` served (1 TiB).
+const MAX_BYTES: u64 = 1 << 40;
+
+fn route<B>(req: &hyper::Request<B>) -> hyper::Response<BoxBody<Bytes, Infallible>> {
+    let reply = |status: u16, body: &'static str| {
+        hyper::Response::builder()
+            .status(status)
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from_static(body.as_bytes())).boxed())
+            .unwrap_or_default()
+    };
+    if req.method() != hyper::Method::GET {
+        return reply(405, "only GET\n");
+    }
+    let path = req.uri().path();
+    if path == "/" {
+        return hyper::Response::builder()
+            .header("content-type", "text/html")
+            .body(Full::new(Bytes::from_static(PAGE.as_bytes())).boxed())
+            .unwrap_or_default();
+    }
+    let Some(n) = path.strip_prefix("/bytes/") else {
+        return reply(404, "not found\n");
+    };
+    match n.parse::<u64>() {
+        Ok(n) if n <= MAX_BYTES => hyper::Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Pattern::new(n).boxed())
+            .unwrap_or_default(),
+        _ => reply(400, "expected /bytes/N with N at most 2^40\n"),
+    }
+}
+
+/// Byte `i` of every `/bytes/N` body, so a client can check what it got.
+pub(crate) fn pattern_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// A body of `total` pattern bytes, streamed in 64 KiB chunks cut from one shared buffer.
+struct Pattern {
+    sent: u64,
+    total: u64,
+    block: Bytes,
+}
+
+impl Pattern {
+    fn new(total: u64) -> Self {
+        let block: Vec<u8> = (0..(CHUNK + 251) as u64).map(pattern_byte).collect();
+        Self {
+            sent: 0,
+            total,
+            block: block.into(),
+        }
+    }
+}
+
+impl Body for Pattern {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let left = self.total - self.sent;
+        if left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = left.min(CHUNK as u64) as usize;
+        let off = (self.sent % 251) as usize;
+        let chunk = self.block.slice(off..off + n);
+        self.sent += n as u64;
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent == self.total
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.total - self.sent)
+    }
+}
+
+/// Longest control request accepted.
+const MAX_REQUEST: usize = 4096;
+
+async fn control_loop(ctl: tokio::net::UnixListener, stack: Stack) {
+    loop {
+        let Ok((conn, _)) = ctl.accept().await else {
+            continue;
+        };
+        let stack = stack.clone();
+        tokio::spawn(async move {
+            let _ = control_conn(conn, stack).await;
+        });
+    }
+}
+
+/// One request line, one JSON reply line, per request; errors are replies, never fatal.
+async fn control_conn(conn: tokio::net::UnixStream, stack: Stack) -> std::io::Result<()> {
+    let (r, mut w) = conn.into_split();
+    let mut r = tokio::io::BufReader::new(r).take(MAX_REQUEST as u64 * 64);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut r)
+            .take(MAX_REQUEST as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let reply = if line.len() > MAX_REQUEST {
+            error_reply("request too long")
+        } else {
+            match std::str::from_utf8(&line).map(str::trim) {
+                Ok("stat") => crate::stat::snapshot(&stack).to_string(),
+                Ok(other) => error_reply(&format!(
+                    "unknown command {:?} (expected \"stat\")",
+                    other.chars().take(64).collect::<String>()
+                )),
+                Err(_) => error_reply("request is not UTF-8"),
+            }
+        };
+        w.write_all(reply.as_bytes()).await?;
+        w.write_all(b"\n").await?;
+        if line.len() > MAX_REQUEST {
+            return Ok(());
+        }
+    }
+}
+
+fn error_reply(why: &str) -> String {
+    serde_json::json!({ "error": why }).to_string()
+}

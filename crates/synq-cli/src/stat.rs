@@ -1,0 +1,164 @@
+//! `synq stat`: a running `synq serve`'s queues, connections and counters, as `ss` and
+//! `nstat` show a kernel's.
+
+use crate::serve::Fail;
+use clap::Args;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use synq_tokio::Stack;
+
+#[derive(Args, Debug)]
+pub(crate) struct StatArgs {
+    /// The server's control socket (`synq serve --control`).
+    #[arg(long, value_name = "PATH")]
+    control: PathBuf,
+    /// One JSON object instead of the ss/nstat-style text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The state `synq stat` prints, read under one lock so the figures agree with each other.
+pub(crate) fn snapshot(stack: &Stack) -> Value {
+    let (listeners, mut connections, counters) = stack.with(|s| {
+        let listeners: Vec<Value> = s
+            .listeners()
+            .map(|l| {
+                json!({"local": l.local.to_string(), "recv_q": l.recv_q,
+                       "send_q": l.send_q, "syn_recv": l.syn_recv})
+            })
+            .collect();
+        let mut conns: Vec<Value> = s
+            .connections()
+            .map(|c| {
+                json!({"local": c.tuple.local.to_string(), "remote": c.tuple.remote.to_string(),
+                       "state": c.state.as_str(), "recv_q": c.recv_queue,
+                       "send_q": c.send_queue})
+            })
+            .collect();
+        conns.extend(s.syn_recv().map(|r| {
+            json!({"local": r.local.to_string(), "remote": r.remote.to_string(),
+                   "state": "SYN_RECEIVED", "recv_q": 0, "send_q": 0,
+                   "retransmits": r.retransmits})
+        }));
+        let counters: serde_json::Map<String, Value> =
+            s.counters().iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+        (listeners, conns, counters)
+    });
+    connections.sort_by(|a, b| a["local"].as_str().cmp(&b["local"].as_str()));
+    let d = stack.driver_stats();
+    json!({
+        "listeners": listeners,
+        "connections": connections,
+        "counters": counters,
+        "driver": {"rx_packets": d.rx_packets, "tx_packets": d.tx_packets,
+                   "tx_errors": d.tx_errors, "wakeups": d.wakeups},
+    })
+}
+
+/// Ask the server at `path` for its state.
+pub(crate) fn query(path: &std::path::Path) -> Result<Value, Fail> {
+    let mut conn = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        Fail::Usage(format!(
+            "--control {}: no synq serve answers there ({e})",
+            path.display()
+        ))
+    })?;
+    let timeout = Some(std::time::Duration::from_secs(5));
+    let _ = conn.set_read_timeout(timeout);
+    conn.write_all(b"stat\n")
+        .map_err(|e| Fail::Run(format!("control socket: {e}")))?;
+    let mut line = String::new();
+    BufReader::new(conn)
+        .read_line(&mut line)
+        .map_err(|e| Fail::Run(format!("control socket: {e}")))?;
+    let v: Value = serde_json::from_str(&line)
+        .map_err(|e| Fail::Run(format!("control socket: bad reply ({e})")))?;
+    if let Some(e) = v.get("error") {
+        return Err(Fail::Run(format!("server: {e}")));
+    }
+    Ok(v)
+}
+
+/// `ss`'s short state names.
+fn ss_state(rfc: &str) -> &str {
+    match rfc {
+        "ESTABLISHED" => "ESTAB",
+        "SYN_SENT" => "SYN-SENT",
+        "SYN_RECEIVED" => "SYN-RECV",
+        "FIN_WAIT_1" => "FIN-WAIT-1",
+        "FIN_WAIT_2" => "FIN-WAIT-2",
+        "CLOSE_WAIT" => "CLOSE-WAIT",
+        "LAST_ACK" => "LAST-ACK",
+        "TIME_WAIT" => "TIME-WAIT",
+        "CLOSED" => "UNCONN",
+        s => s,
+    }
+}
+
+/// The human form: `ss -lnt`, `ss -tn` (SYN-RECV rows included) and `nstat -az`.
+pub(crate) fn render(v: &Value, out: &mut impl Write) -> std::io::Result<()> {
+    let rows = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+    let s = |x: &Value| match x {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    writeln!(out, "# ss -lnt")?;
+    writeln!(
+        out,
+        "{:<10} {:<6} {:<6} {:<8} {:<24} {}",
+        "State", "Recv-Q", "Send-Q", "SYN-RECV", "Local Address:Port", "Peer Address:Port"
+    )?;
+    for l in rows("listeners") {
+        writeln!(
+            out,
+            "{:<10} {:<6} {:<6} {:<8} {:<24} *:*",
+            "LISTEN",
+            s(&l["recv_q"]),
+            s(&l["send_q"]),
+            s(&l["syn_recv"]),
+            s(&l["local"])
+        )?;
+    }
+    writeln!(out, "# ss -tan")?;
+    writeln!(
+        out,
+        "{:<10} {:<6} {:<6} {:<24} {}",
+        "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port"
+    )?;
+    for c in rows("connections") {
+        writeln!(
+            out,
+            "{:<10} {:<6} {:<6} {:<24} {}",
+            ss_state(c["state"].as_str().unwrap_or("?")),
+            s(&c["recv_q"]),
+            s(&c["send_q"]),
+            s(&c["local"]),
+            s(&c["remote"])
+        )?;
+    }
+    writeln!(out, "# nstat -az")?;
+    if let Some(m) = v["counters"].as_object() {
+        for (k, x) in m {
+            writeln!(out, "{k:<32} {:<12} 0.0", s(x))?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn run(a: &StatArgs) -> Result<(), Fail> {
+    let v = query(&a.control)?;
+    let mut out = std::io::stdout().lock();
+    let r = if a.json {
+        writeln!(out, "{v}")
+    } else {
+        render(&v, &mut out)
+    };
+    // A reader that went away (`synq stat | head`) is not an error.
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Fail::Run(format!("stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}

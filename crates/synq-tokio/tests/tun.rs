@@ -1,0 +1,165 @@
+//! synq-tokio on a real TUN device, with the kernel's own programs as peers, each test in a
+//! namespace of its own. They need root, /dev/net/tun and `ip`, and print SKIP otherwise.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+use synq_tokio::synq_tun::{link_exists, netns_exists, unsupported, Netns, Tun};
+use synq_tokio::{Stack, TcpListener, TcpStream};
+
+/// Shown by a plain `cargo test` (libtest captures `println!`, not the stderr handle).
+fn skip(test: &str, why: &str) -> bool {
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
+    true
+}
+
+fn cannot(test: &str, tools: &[&str]) -> bool {
+    if let Some(why) = unsupported() {
+        return skip(test, &why);
+    }
+    for t in tools {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .stdout(Stdio::null())
+            .status();
+        if !found.is_ok_and(|s| s.success()) {
+            return skip(test, &format!("{t} not found"));
+        }
+    }
+    false
+}
+
+/// A namespace with a TUN device in it: the kernel side is `10.N.0.1/24`, the returned
+/// stack answers as `10.N.0.2`.
+fn setup(tag: &str, net: u8) -> (Netns, Stack) {
+    let ns = Netns::create(&format!("sqt{tag}")).unwrap();
+    // Unique in the root namespace, where the device is born before it moves.
+    let name = format!("sqt{}{net}", std::process::id() % 10_000);
+    let tun = Tun::create(&name, 1500).unwrap();
+    tun.move_into(&ns, format!("10.{net}.0.1").parse().unwrap(), 24)
+        .unwrap();
+    let stack = Stack::new(tun, synq_core::Config::default()).unwrap();
+    stack.add_address(format!("10.{net}.0.2").parse().unwrap());
+    (ns, stack)
+}
+
+#[tokio::test]
+async fn axum_app_on_synq_answers_curl() {
+    if cannot("axum_app_on_synq_answers_curl", &["curl"]) {
+        return;
+    }
+    use axum::{routing::get, Router};
+    let (ns, stack) = setup("axum", 81);
+    let listener = TcpListener::bind(&stack, "10.81.0.2:80".parse().unwrap(), 64).unwrap();
+    let app = Router::new().route("/hi/{name}", get(|p: axum::extract::Path<String>| async move {
+        format!("hello {}", p.0)
+    }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let out = tokio::task::spawn_blocking(move || {
+        let out = ns
+            .command("curl")
+            .args(["-sS", "--max-time", "20", "http://10.81.0.2/hi/kernel"])
+            .output()
+            .unwrap();
+        drop(ns);
+        out
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello kernel",
+        "curl stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = stack.with(|s| s.counters().clone());
+    assert!(c.passive_opens >= 1, "{c:?}");
+}
+
+#[tokio::test]
+async fn hyper_client_on_synq_fetches_from_a_kernel_server() {
+    if cannot("hyper_client_on_synq_fetches_from_a_kernel_server", &["python3"]) {
+        return;
+    }
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::TokioIo;
+    let (ns, stack) = setup("hyper", 82);
+    let dir = std::env::temp_dir().join(format!("{}-www", ns.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(dir.join("blob"), &page).unwrap();
+    let mut server = ns
+        .command("python3")
+        .args(["-m", "http.server", "--bind", "10.82.0.1", "8080", "--directory"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let target: SocketAddr = "10.82.0.1:8080".parse().unwrap();
+    let mut conn = None;
+    // python binds after a moment: a refused connect is retried, at most 100 times.
+    for _ in 0..100 {
+        match TcpStream::connect(&stack, target).await {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+    let conn = conn.expect("the kernel server never listened");
+    let (mut tx, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let req = hyper::Request::get("/blob")
+        .header("host", "10.82.0.1")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(30), tx.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(30), resp.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(body == page, "got {} bytes, not the file", body.len());
+}
+
+#[test]
+fn a_panic_leaves_no_device_or_namespace() {
+    if cannot("a_panic_leaves_no_device_or_namespace", &[]) {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut names = None;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let (ns, stack) = setup("panic", 83);
+            let _l = TcpListener::bind(&stack, "10.83.0.2:80".parse().unwrap(), 8).unwrap();
+            names = Some(ns.name().to_string());
+            assert!(netns_exists(ns.name()));
+            panic!("the application panics with the stack and namespace live");
+        })
+    }));
+    assert!(r.is_err());
+    drop(rt);
+    let ns = names.unwrap();
+    assert!(!netns_exists(&ns), "namespace {ns} left behind");
+    let dev = format!("sqt{}83", std::process::id() % 10_000);
+    assert!(!link_exists(&dev), "device {dev} left behind");
+}

@@ -1,0 +1,229 @@
+//! # synq-tun: packet I/O for synq on Linux
+//!
+//! [`Tun`] is a Linux TUN device (`IFF_TUN | IFF_NO_PI`: whole IPv4 and IPv6 packets, no
+//! header in front) registered with tokio, read and written without blocking so a driver can
+//! drain every readable packet before it polls the stack. [`Netns`] makes a private network
+//! namespace for tests and examples and deletes it on drop, also when a test panics.
+//!
+//! The usual arrangement: the process stays where it is, creates the TUN device, and
+//! [`Tun::move_into`] hands the interface to a namespace. The file descriptor keeps working,
+//! so the kernel's own programs run inside the namespace (`ip netns exec`) and reach the
+//! userspace stack through the device, while nothing outside the namespace sees either.
+//!
+//! Everything here needs root (`CAP_NET_ADMIN`) and `/dev/net/tun`; [`unsupported`] says
+//! in one line why not, where it cannot work.
+
+use std::io;
+use std::net::IpAddr;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll};
+
+/// Why TUN devices and namespaces cannot be used here (not root, no `/dev/net/tun`, no `ip`),
+/// or `None` when they can.
+pub fn unsupported() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok();
+    if uid.is_none_or(|o| String::from_utf8_lossy(&o.stdout).trim() != "0") {
+        return Some("needs root (CAP_NET_ADMIN) for TUN devices and namespaces".into());
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun is missing".into());
+    }
+    if Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        return Some("`ip` (iproute2) not found".into());
+    }
+    None
+}
+
+/// A TUN device: one IP packet per read or write. Closing it (drop) removes the interface.
+pub struct Tun {
+    dev: tun_rs::AsyncDevice,
+    name: String,
+}
+
+impl std::fmt::Debug for Tun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tun").field("name", &self.name).finish()
+    }
+}
+
+impl Tun {
+    /// Create the TUN device `name` in the current network namespace, with no address and
+    /// down. Needs a tokio runtime (the fd is registered with its reactor).
+    pub fn create(name: &str, mtu: u16) -> io::Result<Self> {
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad interface name {name:?} (1 to 15 characters, no '/' or space)"),
+            ));
+        }
+        let dev = tun_rs::DeviceBuilder::new()
+            .name(name)
+            .mtu(mtu)
+            .packet_information(false)
+            .enable(false)
+            .build_async()?;
+        Ok(Self {
+            dev,
+            name: name.to_string(),
+        })
+    }
+
+    /// Create `name` and give the kernel side `host/prefix`, up: what `synq serve` does. The
+    /// userspace stack then answers for other addresses of that subnet.
+    pub fn create_with_address(name: &str, mtu: u16, host: IpAddr, prefix: u8) -> io::Result<Self> {
+        let tun = Self::create(name, mtu)?;
+        ip(None, &["addr", "add", &format!("{host}/{prefix}"), "dev", name])?;
+        ip(None, &["link", "set", "dev", name, "up"])?;
+        Ok(tun)
+    }
+
+    /// Move the interface into `ns` and configure it there: the kernel side gets
+    /// `host/prefix`, the device and the namespace's loopback come up. The descriptor stays
+    /// with this process.
+    pub fn move_into(&self, ns: &Netns, host: IpAddr, prefix: u8) -> io::Result<()> {
+        ip(None, &["link", "set", "dev", &self.name, "netns", ns.name()])?;
+        let n = Some(ns);
+        ip(n, &["addr", "add", &format!("{host}/{prefix}"), "dev", &self.name])?;
+        ip(n, &["link", "set", "dev", &self.name, "up"])?;
+        ip(n, &["link", "set", "dev", "lo", "up"])?;
+        Ok(())
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Ready when a packet may be readable (it may be a false positive: `try_recv` then says
+    /// `WouldBlock` and clears the readiness).
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.dev.poll_readable(cx)
+    }
+
+    /// Ready when a write may succeed.
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.dev.poll_writable(cx)
+    }
+
+    /// One packet into `buf` (at least the MTU long), or `WouldBlock`.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.dev.try_recv(buf)
+    }
+
+    /// Write one packet, or `WouldBlock`.
+    pub fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
+        self.dev.try_send(packet)
+    }
+}
+
+/// A network namespace of our own (`ip netns add`), deleted with everything in it on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+static NEXT_NS: AtomicU32 = AtomicU32::new(0);
+
+impl Netns {
+    /// A new, empty namespace named `{prefix}-{pid}-{n}` (unique in this process, and across
+    /// processes by the pid). Its loopback is brought up.
+    pub fn create(prefix: &str) -> io::Result<Self> {
+        let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        run_ok(Command::new("ip").args(["netns", "add", &name]))?;
+        let ns = Self { name };
+        ip(Some(&ns), &["link", "set", "dev", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name, as `ip netns` knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs `program` inside the namespace (`ip netns exec NAME program`).
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Set a sysctl inside the namespace (`net.*` knobs are per namespace).
+    pub fn sysctl(&self, name: &str, value: &str) -> io::Result<()> {
+        run_ok(self.command("sysctl").args(["-q", "-w", &format!("{name}={value}")]))
+            .map(drop)
+    }
+
+    /// Run `ip ARGS` inside the namespace.
+    pub fn ip(&self, args: &[&str]) -> io::Result<()> {
+        ip(Some(self), args)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill what still runs inside (a server a failed test left), then delete.
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            });
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether a namespace of that name exists (`ip netns list`).
+pub fn netns_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(name))
+        })
+}
+
+/// Whether an interface of that name exists in the current namespace.
+pub fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn ip(ns: Option<&Netns>, args: &[&str]) -> io::Result<()> {
+    let mut c = Command::new("ip");
+    if let Some(ns) = ns {
+        c.args(["-n", ns.name()]);
+    }
+    run_ok(c.args(args)).map(drop)
+}
+
+fn run_ok(c: &mut Command) -> io::Result<Output> {
+    let out = c.stdin(Stdio::null()).output()?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(io::Error::other(format!(
+            "{:?} failed: {}",
+            c,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
