@@ -236,7 +236,7 @@ fn server(net: &mut Network<Host>, p: &BacklogParams) -> (usize, ListenerHandle)
     let mut s = Stack::new(p.config.clone(), subseed(p.seed, 0));
     s.add_address(SERVER_ADDR);
     let l = s
-        .listen(SocketAddr::new(SERVER_ADDR, PORT), p.backlog)
+        .listen(Instant::ZERO, SocketAddr::new(SERVER_ADDR, PORT), p.backlog)
         .expect("the scenario's listen address is free");
     if p.defer_accept > 0 {
         let _ = s.set_defer_accept(l, p.defer_accept);
@@ -313,8 +313,9 @@ pub fn overflow(p: &OverflowParams) -> Result<BacklogReport, SimError> {
     }
     // Clients not yet started (duration shorter than the schedule) count nowhere.
     if p.accept_after {
+        let now = net.now();
         let s = net.host_mut(srv).stack();
-        while s.accept(l).is_ok() {
+        while s.accept(now, l).is_ok() {
             r.accepted_after += 1;
         }
     }

@@ -124,7 +124,7 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
     server.add_address(saddr);
     let server_addr = SocketAddr::new(saddr, 5001);
     let listener = server
-        .listen(server_addr, 128)
+        .listen(Instant::ZERO, server_addr, 128)
         .expect("fresh stack can listen");
     let conn = client
         .connect(Instant::ZERO, server_addr)
@@ -222,7 +222,7 @@ fn pump_receiver(
     buf: &mut [u8],
 ) {
     if rx.conn.is_none() {
-        rx.conn = stack.accept(l).ok().map(|(h, _)| h);
+        rx.conn = stack.accept(now, l).ok().map(|(h, _)| h);
     }
     let Some(h) = rx.conn else { return };
     loop {
