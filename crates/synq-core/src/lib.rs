@@ -8,15 +8,20 @@
 //!
 //! ## Calling contract
 //!
-//! A driver (the simulator, a TUN loop, a test) owns a [`Stack`] and repeats:
+//! A driver (the simulator, a TUN loop, a test) owns a [`Stack`] and runs it through the
+//! [`Driver`] trait, repeating:
 //!
 //! 1. **Input.** [`Stack::handle_packet`] for each received IP packet, and
 //!    [`Stack::handle_timeout`] once `now >= poll_timeout()`.
-//! 2. **Application.** Socket calls: [`Stack::listen`], [`Stack::accept`], [`Stack::connect`],
-//!    [`Stack::send`], [`Stack::recv`], [`Stack::shutdown`], [`Stack::close`].
+//! 2. **Application.** Socket calls, each taking `now` when it can change protocol state:
+//!    [`Stack::listen`], [`Stack::accept`], [`Stack::connect`], [`Stack::send`],
+//!    [`Stack::recv`], [`Stack::shutdown`], [`Stack::close`].
 //! 3. **Output,** in this order: [`Stack::poll_transmit`] until `None` (each call yields one
 //!    IP packet), [`Stack::poll_event`] until `None`, then [`Stack::poll_timeout`] to know
 //!    when to call back.
+//!
+//! [`Driver`]'s documentation has this loop as a runnable example: two stacks, a wire of
+//! two queues and a virtual clock, from `listen` and `connect` to `accept`.
 //!
 //! Malformed input is counted under Linux's counter names ([`Counters`]) and dropped;
 //! nothing in this crate panics on network input. Every queue is bounded by a knob of
@@ -36,6 +41,7 @@
 pub mod config;
 pub mod conn;
 pub mod counters;
+pub mod driver;
 pub mod error;
 pub mod time;
 
@@ -51,6 +57,7 @@ mod stack;
 pub use config::{Config, SysctlError};
 pub use conn::{ConnInfo, State};
 pub use counters::Counters;
+pub use driver::Driver;
 pub use error::{
     AcceptError, CloseError, ConnError, ConnectError, Errno, ListenError, RecvError, SendError,
 };

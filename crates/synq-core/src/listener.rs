@@ -171,6 +171,8 @@ pub(crate) struct SynQueue {
 #[derive(Debug)]
 pub(crate) struct Listener {
     pub(crate) local: SocketAddr,
+    /// When listen() opened it.
+    pub(crate) since: Instant,
     /// `sk_max_ack_backlog`: the listen() backlog after the clamp.
     pub(crate) backlog: u32,
     pub(crate) accept: AcceptQueue,
@@ -187,9 +189,10 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
-    pub(crate) fn new(local: SocketAddr, backlog: u32) -> Self {
+    pub(crate) fn new(now: Instant, local: SocketAddr, backlog: u32) -> Self {
         Self {
             local,
+            since: now,
             backlog,
             accept: AcceptQueue::default(),
             syn: SynQueue::default(),

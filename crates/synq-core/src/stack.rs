@@ -58,6 +58,8 @@ pub struct ListenerInfo {
     pub send_q: u32,
     /// Half-open requests held (rows of `ss -nt state syn-recv`).
     pub syn_recv: u32,
+    /// When `listen()` opened the listener (a second `listen()` keeps the first time).
+    pub since: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -613,9 +615,11 @@ impl Stack {
     /// `listen(2)`: start listening on `local` (an unspecified IP listens on every address).
     /// The backlog is clamped as the [`crate::Model`] says (Linux: negative or above
     /// `net.core.somaxconn` means somaxconn; BSD: negative means 0). Listening again on the
-    /// same address only changes the backlog.
+    /// same address only changes the backlog. `now` is recorded as the time the listener
+    /// opened ([`ListenerInfo::since`]).
     pub fn listen(
         &mut self,
+        now: Instant,
         local: SocketAddr,
         backlog: i32,
     ) -> Result<ListenerHandle, ListenError> {
@@ -643,13 +647,20 @@ impl Stack {
         if clash || self.by_tuple.keys().any(|t| t.local == local) {
             return Err(ListenError::AddrInUse);
         }
-        let key = self.listeners.insert(Listener::new(local, backlog));
+        let key = self.listeners.insert(Listener::new(now, local, backlog));
         self.listener_by_addr.insert(local, key);
         Ok(ListenerHandle(key))
     }
 
-    /// `accept(2)`: the oldest established connection and its peer address.
-    pub fn accept(&mut self, l: ListenerHandle) -> Result<(ConnHandle, SocketAddr), AcceptError> {
+    /// `accept(2)`: the oldest established connection and its peer address. The connection
+    /// gets an application handle at `now`: its events start (Writable, and Readable if
+    /// data, end of stream or an error is waiting) and its timers and transmits are
+    /// reconciled as after any other socket call.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        l: ListenerHandle,
+    ) -> Result<(ConnHandle, SocketAddr), AcceptError> {
         let listener = self
             .listeners
             .get_mut(l.0)
@@ -663,10 +674,8 @@ impl Stack {
         }
         slot.conn.events = bits;
         let remote = slot.conn.tuple.remote;
-        if !slot.in_events {
-            slot.in_events = true;
-            self.events.push_back(Owner::Conn(key));
-        }
+        // Queues the connection's events, as for any socket call.
+        self.touch(now, key);
         if self.listeners.get(l.0).is_some_and(|l| l.accept.len() > 0) {
             self.notify_listener(l.0);
         }
@@ -877,10 +886,13 @@ impl Stack {
         Ok(())
     }
 
-    /// `TCP_NODELAY`.
-    pub fn set_nodelay(&mut self, h: ConnHandle, on: bool) {
+    /// `TCP_NODELAY`: send small segments at once instead of waiting for outstanding data
+    /// to be acknowledged (Nagle). Turning it on at `now` releases data Nagle was holding,
+    /// as Linux pushes pending frames on this setsockopt.
+    pub fn set_nodelay(&mut self, now: Instant, h: ConnHandle, on: bool) {
         if let Some(slot) = self.slot(h) {
             slot.conn.nodelay = on;
+            self.touch(now, h.0);
         }
     }
 
@@ -906,6 +918,7 @@ impl Stack {
             recv_q: l.accept.len() as u32,
             send_q: l.backlog,
             syn_recv: l.syn.len,
+            since: l.since,
         })
     }
 

@@ -96,7 +96,7 @@ mod handshakes {
         let mut server = Stack::new(cfg, 2);
         server.add_address(B);
         let l = server
-            .listen(SocketAddr::new(B, PORT), BACKLOG)
+            .listen(Instant::ZERO, SocketAddr::new(B, PORT), BACKLOG)
             .expect("fresh stack can listen");
         (client, server, l)
     }
@@ -138,8 +138,9 @@ mod handshakes {
                 // Bounded by the deadline and by the network's step limit.
                 net.run_until_with(Instant::from_secs(1), |net| {
                     if net.host(s).listener_info(l).is_some_and(|i| i.recv_q > 0) {
+                        let now = net.now();
                         let server = net.host_mut(s);
-                        while server.accept(l).is_ok() {
+                        while server.accept(now, l).is_ok() {
                             accepted += 1;
                         }
                     }
@@ -184,7 +185,7 @@ mod handshakes {
                         moved += 1;
                         assert!(moved <= 20 * N, "server kept transmitting");
                     }
-                    while server.accept(l).is_ok() {
+                    while server.accept(now, l).is_ok() {
                         accepted += 1;
                     }
                     if moved == 0 {
@@ -233,7 +234,7 @@ mod synflood {
                 let mut s = Stack::new(c, 1);
                 s.add_address(B);
                 let backlog = if mode == "0" { -1 } else { 128 };
-                s.listen(core::net::SocketAddr::new(B, 80), backlog)
+                s.listen(Instant::ZERO, core::net::SocketAddr::new(B, 80), backlog)
                     .expect("listen");
                 s
             })

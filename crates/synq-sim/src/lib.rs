@@ -1,13 +1,20 @@
 //! synq-sim: a seeded, virtual-time, discrete-event network simulator.
 //!
-//! Hosts are anything implementing [`Node`]. Packets are routed by the
+//! Hosts are anything implementing [`synq_core::Driver`], the contract a TUN
+//! driver uses too; a [`synq_core::Stack`] is one. Packets are routed by the
 //! destination address in their IPv4/IPv6 header and cross directed links
 //! that model delay, jitter, loss, reordering, duplication, bandwidth and a
 //! tail-drop queue. Every random decision comes from the seed, and ties in
 //! the event queue break by insertion order, so a run is fully reproducible.
+//!
+//! After every input a host gets (a packet, a timeout, a call through
+//! [`Network::host_mut`]) the network runs the driver loop's output step on
+//! it: `poll_transmit` until `None`, then `poll_event` until `None`, handing
+//! each event to the [`EventHook`] if one is set, so the host's application
+//! can answer (accept, read, write). What it sends is drained at once, and
+//! so on until a pass yields no event.
 
 pub mod scenario;
-mod stack_node;
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -18,6 +25,7 @@ use std::rc::Rc;
 use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
+use synq_core::Driver;
 pub use synq_core::{Duration, Instant};
 
 /// Index of a host inside a [`Network`], in the order hosts were added.
@@ -26,24 +34,12 @@ pub type HostId = usize;
 /// Default bound on [`Network::step`] calls over a network's lifetime.
 pub const DEFAULT_STEP_LIMIT: u64 = 50_000_000;
 
-/// Bound on packets one host may emit in a single drain of `poll_transmit`.
+/// Bound on packets one host may emit in a single drain of `poll_transmit`, on
+/// events in a single drain of `poll_event`, and on drain passes after one input.
 pub const MAX_DRAIN: usize = 1_000_000;
 
 /// Free buffers kept for reuse; more are simply dropped.
 const POOL_LIMIT: usize = 4096;
-
-/// A host the simulator drives.
-pub trait Node {
-    /// An IP packet addressed to this host arrives.
-    fn handle_packet(&mut self, now: Instant, packet: &[u8]);
-    /// Called when `now >= poll_timeout()`; may be spurious.
-    fn handle_timeout(&mut self, now: Instant);
-    /// Write the next outgoing IP packet into `buf` (cleared by the callee)
-    /// and return true, or return false when there is nothing to send.
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool;
-    /// Earliest deadline, if any.
-    fn poll_timeout(&self) -> Option<Instant>;
-}
 
 /// Errors from configuring a [`Network`].
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +188,11 @@ pub struct TapEvent<'a> {
 /// Callback receiving every [`TapEvent`].
 pub type Tap = Box<dyn FnMut(&TapEvent<'_>)>;
 
+/// Callback receiving every event a host's `poll_event` yields: the time, the
+/// host's id, the host itself (to act on the event as its application would)
+/// and the event. Packets the host queues in answer leave at once.
+pub type EventHook<N> = Box<dyn FnMut(Instant, HostId, &mut N, <N as Driver>::Event)>;
+
 /// A SHA-256 fingerprint of a tap stream, for checking that two runs are
 /// identical. Clones share one hasher, so keep a clone and install
 /// [`TraceDigest::tap`].
@@ -317,7 +318,7 @@ enum Outcome {
 }
 
 /// A simulated network of hosts of type `N`.
-pub struct Network<N: Node> {
+pub struct Network<N: Driver> {
     now: Instant,
     hosts: Vec<HostState<N>>,
     routes: BTreeMap<IpAddr, HostId>,
@@ -334,9 +335,10 @@ pub struct Network<N: Node> {
     pool: Vec<Vec<u8>>,
     unroutable: u64,
     tap: Option<Tap>,
+    event_hook: Option<EventHook<N>>,
 }
 
-impl<N: Node> Network<N> {
+impl<N: Driver> Network<N> {
     /// An empty network at time zero whose randomness derives from `seed`.
     pub fn new(seed: u64) -> Self {
         // Separate ChaCha streams: scenario draws never shift link rolls.
@@ -360,6 +362,7 @@ impl<N: Node> Network<N> {
             pool: Vec::new(),
             unroutable: 0,
             tap: None,
+            event_hook: None,
         }
     }
 
@@ -461,7 +464,7 @@ impl<N: Node> Network<N> {
     }
 
     /// Mutable access to a host. Marks it dirty: before the next event it is
-    /// drained of transmits and its timeout is re-read.
+    /// drained of transmits and events and its timeout is re-read.
     pub fn host_mut(&mut self, id: HostId) -> &mut N {
         self.mark_dirty(id);
         &mut self.hosts[id].node
@@ -485,6 +488,17 @@ impl<N: Node> Network<N> {
     /// Remove the tap, returning it.
     pub fn take_tap(&mut self) -> Option<Tap> {
         self.tap.take()
+    }
+
+    /// Install the callback that receives every host event. Without one,
+    /// events are drained and dropped.
+    pub fn set_event_hook(&mut self, hook: EventHook<N>) {
+        self.event_hook = Some(hook);
+    }
+
+    /// Remove the event hook, returning it.
+    pub fn take_event_hook(&mut self) -> Option<EventHook<N>> {
+        self.event_hook.take()
     }
 
     /// Counters of the directed link `from -> to`.
@@ -645,24 +659,56 @@ impl<N: Node> Network<N> {
         }
     }
 
-    /// Drain the host's transmits into links, then re-arm its timer.
+    /// The driver loop's output step: drain the host's transmits into links and
+    /// re-arm its timer, then hand its events to the hook; if there were any,
+    /// what the hook did may have queued packets, so go again.
     fn service(&mut self, h: HostId) {
+        for _ in 0..MAX_DRAIN {
+            self.drain_transmits(h);
+            self.rearm(h);
+            if !self.drain_events(h) {
+                return;
+            }
+        }
+        panic!(
+            "host {h} kept yielding events for {MAX_DRAIN} passes at t={}",
+            self.now
+        );
+    }
+
+    fn drain_transmits(&mut self, h: HostId) {
         let now = self.now;
         let mut buf = std::mem::take(&mut self.scratch);
         let mut n = 0usize;
         loop {
             buf.clear();
-            if !self.hosts[h].node.poll_transmit(now, &mut buf) {
+            let Some(len) = self.hosts[h].node.poll_transmit(now, &mut buf) else {
                 break;
-            }
+            };
             n += 1;
             if n > MAX_DRAIN {
                 panic!("host {h} emitted more than {MAX_DRAIN} packets in one drain at t={now}");
             }
-            self.send(h, &buf);
+            self.send(h, &buf[..len]);
         }
         self.scratch = buf;
-        self.rearm(h);
+    }
+
+    /// Hand every pending event of the host to the hook; false if there was none.
+    fn drain_events(&mut self, h: HostId) -> bool {
+        let now = self.now;
+        let node = &mut self.hosts[h].node;
+        let mut n = 0usize;
+        while let Some(event) = node.poll_event() {
+            n += 1;
+            if n > MAX_DRAIN {
+                panic!("host {h} yielded more than {MAX_DRAIN} events in one drain at t={now}");
+            }
+            if let Some(hook) = self.event_hook.as_mut() {
+                hook(now, h, node, event);
+            }
+        }
+        n > 0
     }
 
     fn rearm(&mut self, h: HostId) {

@@ -32,7 +32,8 @@ fn server(cookies: &str) -> Stack {
     c.set("net.ipv4.tcp_max_syn_backlog", "2147483647").unwrap();
     let mut s = Stack::new(c, 1);
     s.add_address(SERVER_ADDR);
-    s.listen(SocketAddr::new(SERVER_ADDR, 80), -1).unwrap();
+    s.listen(Instant::ZERO, SocketAddr::new(SERVER_ADDR, 80), -1)
+        .unwrap();
     s
 }
 

@@ -82,7 +82,7 @@ proptest! {
         };
         let mut s = Stack::new(c, 3);
         s.add_address(SERVER);
-        let l = s.listen(SocketAddr::new(SERVER, 80), backlog).unwrap();
+        let l = s.listen(Instant::ZERO, SocketAddr::new(SERVER, 80), backlog).unwrap();
         s.set_defer_accept(l, defer).unwrap();
         let send_q = s.listener_info(l).unwrap().send_q;
         let mut now = Instant::ZERO;
@@ -128,7 +128,7 @@ proptest! {
                     }
                 }
                 Op::Accept => {
-                    let _ = s.accept(l);
+                    let _ = s.accept(now, l);
                 }
             }
             while let Some(n) = s.poll_transmit(now, &mut buf) {

@@ -79,13 +79,13 @@ proptest! {
         a.add_address(A);
         let mut b = Stack::new(Config::default(), 2);
         b.add_address(B);
-        let l = b.listen(SocketAddr::new(B, 80), 16).unwrap();
+        let l = b.listen(Instant::ZERO, SocketAddr::new(B, 80), 16).unwrap();
         let c = a.connect(Instant::ZERO, SocketAddr::new(B, 80)).unwrap();
         let ha = net.add_host(A, a);
         let hb = net.add_host(B, b);
         net.run_until(Instant::from_millis(10));
-        let (s, _) = net.host_mut(hb).accept(l).unwrap();
         let now = net.now();
+        let (s, _) = net.host_mut(hb).accept(now, l).unwrap();
         let payload = vec![0x5a; data];
         let _ = net.host_mut(ha).send(now, c, &payload);
         let tuple = net.host(ha).info(c).unwrap().tuple;

@@ -136,7 +136,8 @@ fn synq_shape(ts: &str, rmem: &str, rmem_max: &str) -> [(u16, Vec<u8>); 2] {
     a.add_address(a_ip);
     let mut b = Stack::new(cfg, 2);
     b.add_address(b_ip);
-    b.listen(SocketAddr::new(b_ip, 80), 8).unwrap();
+    b.listen(Instant::ZERO, SocketAddr::new(b_ip, 80), 8)
+        .unwrap();
     a.connect(Instant::ZERO, SocketAddr::new(b_ip, 80)).unwrap();
     let mut buf = Vec::new();
     let n = a.poll_transmit(Instant::ZERO, &mut buf).unwrap();

@@ -193,7 +193,7 @@ impl Replay {
                 &[],
             ),
             "accept" => {
-                while let Some(Ok((c, remote))) = self.l.map(|l| self.s.accept(l)) {
+                while let Some(Ok((c, remote))) = self.l.map(|l| self.s.accept(self.now, l)) {
                     let i = self.s.info(c).unwrap();
                     let IpAddr::V4(v4) = remote.ip() else {
                         unreachable!()
@@ -230,6 +230,7 @@ fn synq(script: &Value) -> Value {
     s.add_address(SERVER);
     let l = s
         .listen(
+            Instant::ZERO,
             SocketAddr::new(SERVER, PORT),
             script["backlog"].as_i64().unwrap() as i32,
         )

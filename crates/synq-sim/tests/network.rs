@@ -7,7 +7,8 @@ use std::rc::Rc;
 
 use proptest::prelude::*;
 use rand::Rng;
-use synq_sim::{Duration, Instant, LinkConfig, Network, Node, TapKind, TraceDigest};
+use synq_core::Driver;
+use synq_sim::{Duration, Instant, LinkConfig, Network, TapKind, TraceDigest};
 
 const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -55,6 +56,9 @@ struct Toy {
     received: Vec<(Instant, u32)>,
     timeouts: Vec<Instant>,
     size: usize,
+    /// Yield an event for each packet received.
+    notify: bool,
+    pending_events: u32,
 }
 
 impl Toy {
@@ -68,6 +72,8 @@ impl Toy {
             received: Vec::new(),
             timeouts: Vec::new(),
             size: 24,
+            notify: false,
+            pending_events: 0,
         }
     }
     fn pinger(addr: Ipv4Addr, peer: Ipv4Addr, interval_ms: u64, count: u32) -> Self {
@@ -91,9 +97,14 @@ impl Toy {
     }
 }
 
-impl Node for Toy {
+impl Driver for Toy {
+    type Event = ();
+
     fn handle_packet(&mut self, now: Instant, p: &[u8]) {
         self.received.push((now, seq_of(p)));
+        if self.notify {
+            self.pending_events += 1;
+        }
         if let Role::Echo = self.role {
             let mut reply = p.to_vec();
             reply[12..16].copy_from_slice(&p[16..20]);
@@ -130,16 +141,12 @@ impl Node for Toy {
         }
     }
 
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         buf.clear();
-        match self.outbox.pop_front() {
-            Some(p) => {
-                self.sent.push((now, seq_of(&p)));
-                buf.extend_from_slice(&p);
-                true
-            }
-            None => false,
-        }
+        let p = self.outbox.pop_front()?;
+        self.sent.push((now, seq_of(&p)));
+        buf.extend_from_slice(&p);
+        Some(p.len())
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -149,6 +156,11 @@ impl Node for Toy {
             Role::Alarm { at } => *at,
             Role::Echo | Role::Sink => None,
         }
+    }
+
+    fn poll_event(&mut self) -> Option<()> {
+        self.pending_events = self.pending_events.checked_sub(1)?;
+        Some(())
     }
 }
 
@@ -437,6 +449,49 @@ fn run_until_idle_returns_and_host_mut_wakes_hosts() {
     net.host_mut(0).burst(B, 2, 24);
     assert_eq!(net.run_until_idle(), 4);
     assert_eq!(net.host(0).received.len(), 7);
+}
+
+#[test]
+fn events_reach_the_hook_and_its_packets_leave_at_once() {
+    let cfg = LinkConfig {
+        delay: Duration::from_millis(5),
+        ..Default::default()
+    };
+    let mut net = pair(1, cfg, 10, 10, Role::Sink);
+    net.host_mut(1).notify = true;
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = Rc::clone(&seen);
+    net.set_event_hook(Box::new(move |now, id, toy: &mut Toy, ()| {
+        log.borrow_mut().push((now, id));
+        // B's application answers each arrival.
+        toy.burst(A, 1, 24);
+    }));
+    net.run_until_idle();
+    let b = net.host(1);
+    let arrivals: Vec<_> = b.received.iter().map(|&(t, _)| (t, 1)).collect();
+    assert_eq!(
+        *seen.borrow(),
+        arrivals,
+        "one event per arrival, at its time"
+    );
+    assert_eq!(b.pending_events, 0);
+    // Each answer left in the instant of its event: A sees a 2 x 5 ms round trip.
+    let a = net.host(0);
+    assert_eq!(a.received.len(), 10);
+    for (&(t_sent, _), &(t_recv, _)) in a.sent.iter().zip(&a.received) {
+        assert_eq!(t_recv - t_sent, Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn events_without_a_hook_are_drained_and_dropped() {
+    let mut net = pair(1, LinkConfig::default(), 5, 10, Role::Sink);
+    net.host_mut(1).notify = true;
+    net.run_until_idle();
+    assert_eq!(net.host(1).received.len(), 5);
+    assert_eq!(net.host(1).pending_events, 0);
+    assert!(net.host(1).sent.is_empty());
+    assert!(net.take_event_hook().is_none());
 }
 
 fn set_alarm(net: &mut Network<Toy>, at: Option<Instant>) {

@@ -29,7 +29,10 @@ fn at(ms: u64) -> Instant {
 #[test]
 fn handshake_many_clients() {
     let (mut n, a, b) = net(Config::default());
-    let l = n.host_mut(b).listen(SocketAddr::new(B, 80), 128).unwrap();
+    let l = n
+        .host_mut(b)
+        .listen(Instant::ZERO, SocketAddr::new(B, 80), 128)
+        .unwrap();
     let conns: Vec<_> = (0..50)
         .map(|_| {
             n.host_mut(a)
@@ -42,7 +45,8 @@ fn handshake_many_clients() {
         .iter()
         .all(|&c| n.host(a).state(c) == Some(State::Established)));
     let mut accepted = 0;
-    while n.host_mut(b).accept(l).is_ok() {
+    let now = n.now();
+    while n.host_mut(b).accept(now, l).is_ok() {
         accepted += 1;
     }
     assert_eq!(accepted, 50);
@@ -54,19 +58,23 @@ fn handshake_many_clients() {
 fn both_close_orders() {
     for client_first in [true, false] {
         let (mut n, a, b) = net(Config::default());
-        let l = n.host_mut(b).listen(SocketAddr::new(B, 80), 8).unwrap();
+        let now = n.now();
+        let l = n
+            .host_mut(b)
+            .listen(now, SocketAddr::new(B, 80), 8)
+            .unwrap();
         let c = n
             .host_mut(a)
             .connect(Instant::ZERO, SocketAddr::new(B, 80))
             .unwrap();
         n.run_until(at(5));
-        let (s, _) = n.host_mut(b).accept(l).unwrap();
+        let now = n.now();
+        let (s, _) = n.host_mut(b).accept(now, l).unwrap();
         let (first, h1, second, h2) = if client_first {
             (a, c, b, s)
         } else {
             (b, s, a, c)
         };
-        let now = n.now();
         n.host_mut(first).shutdown(now, h1).unwrap();
         n.run_until(at(10));
         assert_eq!(n.host(first).state(h1), Some(State::FinWait2));
@@ -92,12 +100,15 @@ fn reset_cases() {
     n.run_until(at(5));
     assert_eq!(n.host(a).info(c).unwrap().error, Some(ConnError::Refused));
     // Abort of an established connection: the peer sees ECONNRESET.
-    let l = n.host_mut(b).listen(SocketAddr::new(B, 80), 8).unwrap();
     let now = n.now();
+    let l = n
+        .host_mut(b)
+        .listen(now, SocketAddr::new(B, 80), 8)
+        .unwrap();
     let c = n.host_mut(a).connect(now, SocketAddr::new(B, 80)).unwrap();
     n.run_until(at(10));
-    let (s, _) = n.host_mut(b).accept(l).unwrap();
     let now = n.now();
+    let (s, _) = n.host_mut(b).accept(now, l).unwrap();
     n.host_mut(a).abort(now, c).unwrap();
     n.run_until(at(15));
     assert_eq!(n.host(b).info(s).unwrap().error, Some(ConnError::Reset));

@@ -629,7 +629,8 @@ impl Stack {
 
     /// `setsockopt(TCP_DEFER_ACCEPT, secs)`: a bare final ACK does not complete the handshake
     /// until data arrives or the deferral (rounded to SYN-ACK retransmissions) ends. Returns
-    /// the value `getsockopt` reads back (Linux rounds 2 up to 3).
+    /// the value `getsockopt` reads back (Linux rounds 2 up to 3). Read when a final ACK
+    /// or a request timer comes, so setting it changes nothing at once and takes no `now`.
     pub fn set_defer_accept(&mut self, l: ListenerHandle, secs: u32) -> Option<u32> {
         let listener = self.listeners.get_mut(l.0)?;
         listener.defer_accept = defer_secs_to_retrans(secs);
@@ -642,7 +643,8 @@ impl Stack {
     }
 
     /// `setsockopt(TCP_SYNCNT)` on a listener: SYN-ACK retransmissions for its requests
-    /// (0 means `tcp_synack_retries`).
+    /// (0 means `tcp_synack_retries`). Read when a request timer fires, so setting it
+    /// changes nothing at once and takes no `now`.
     pub fn set_syncnt(&mut self, l: ListenerHandle, n: u8) -> Option<()> {
         self.listeners.get_mut(l.0)?.syncnt = n;
         Some(())

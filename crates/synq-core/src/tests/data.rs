@@ -154,3 +154,24 @@ fn reordering_is_reassembled() {
     assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(60)), data);
     assert!(p.b.counters().ofo_queue > 0);
 }
+
+#[test]
+fn nodelay_releases_what_nagle_holds() {
+    let mut p = Pair::new();
+    let (c, _, _) = p.connected(false);
+    let data_segs = |p: &Pair| p.segs(true, |x| x.len > 0).len();
+    p.a.send(p.now, c, b"a").unwrap();
+    p.run_for(Duration::from_millis(1));
+    assert_eq!(data_segs(&p), 1, "nothing in flight: sent at once");
+    // "a" is unacknowledged (B delays its ACK): Nagle holds the small "b".
+    p.a.send(p.now, c, b"b").unwrap();
+    p.run_for(Duration::from_millis(1));
+    assert_eq!(data_segs(&p), 1, "held by Nagle");
+    // TCP_NODELAY pushes it at once, as Linux's setsockopt does.
+    p.a.set_nodelay(p.now, c, true);
+    let t = p.now;
+    p.run_for(Duration::from_millis(1));
+    let segs = p.segs(true, |x| x.len > 0);
+    assert_eq!(segs.len(), 2);
+    assert_eq!(segs[1].at, t);
+}

@@ -147,7 +147,7 @@ fn simultaneous_open() {
 #[test]
 fn accept_queue_holds_backlog_plus_one() {
     let mut p = Pair::new();
-    let l = p.b.listen(SocketAddr::new(B4, 80), 2).unwrap();
+    let l = p.b.listen(p.now, SocketAddr::new(B4, 80), 2).unwrap();
     let clients: Vec<_> = (0..5)
         .map(|_| {
             let c = p.a.connect(p.now, SocketAddr::new(B4, 80)).unwrap();
@@ -165,11 +165,14 @@ fn accept_queue_holds_backlog_plus_one() {
     assert_eq!(p.b.counters().listen_overflows, 2);
     // Accepting in FIFO order, then EAGAIN.
     let mut order = Vec::new();
-    while let Ok((_, peer)) = p.b.accept(l) {
+    while let Ok((_, peer)) = p.b.accept(p.now, l) {
         order.push(peer);
     }
     assert_eq!(order.len(), 3);
-    assert_eq!(p.b.accept(l).unwrap_err(), crate::AcceptError::WouldBlock);
+    assert_eq!(
+        p.b.accept(p.now, l).unwrap_err(),
+        crate::AcceptError::WouldBlock
+    );
     let _ = Instant::ZERO;
 }
 
@@ -178,7 +181,7 @@ fn synack_retransmissions_and_expiry() {
     // The client's ACKs never arrive: B resends the SYN-ACK at 1, 3, 7, 15, 31 s and drops
     // the request at 63 s (tcp_synack_retries 5), silently.
     let mut p = Pair::new();
-    let l = p.b.listen(SocketAddr::new(B4, 80), 8).unwrap();
+    let l = p.b.listen(p.now, SocketAddr::new(B4, 80), 8).unwrap();
     p.filter = Some(Box::new(|s| !s.a_to_b || s.flags.syn()));
     let c = p.a.connect(p.now, SocketAddr::new(B4, 80)).unwrap();
     p.run_for(Duration::from_secs(62));

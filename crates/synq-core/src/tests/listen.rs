@@ -65,7 +65,9 @@ impl Raw {
     fn new(c: Config, backlog: i32) -> Self {
         let mut s = Stack::new(c, 9);
         s.add_address(B4);
-        let l = s.listen(SocketAddr::new(B4, PORT), backlog).unwrap();
+        let l = s
+            .listen(Instant::ZERO, SocketAddr::new(B4, PORT), backlog)
+            .unwrap();
         Self {
             s,
             l,
@@ -169,7 +171,9 @@ fn synack(v: &[Out]) -> Out {
 fn pair(cb: Config, backlog: i32) -> (Pair, ListenerHandle) {
     let mut p = Pair::with(Config::default(), cb);
     p.latency = Duration::from_micros(50);
-    let l = p.b.listen(SocketAddr::new(B4, PORT), backlog).unwrap();
+    let l =
+        p.b.listen(p.now, SocketAddr::new(B4, PORT), backlog)
+            .unwrap();
     (p, l)
 }
 
@@ -220,7 +224,7 @@ fn check_03_clamp() {
         .enumerate()
     {
         let l = s
-            .listen(SocketAddr::new(B4, 1000 + i as u16), backlog)
+            .listen(Instant::ZERO, SocketAddr::new(B4, 1000 + i as u16), backlog)
             .unwrap();
         assert_eq!(
             s.listener_info(l).unwrap().send_q,
@@ -235,17 +239,24 @@ fn check_04_relisten_changes_backlog_without_evicting() {
     let (mut p, l) = pair(Config::default(), 7);
     assert_eq!(p.b.listener_info(l).unwrap().send_q, 7);
     let _ = connect_n(&mut p, 4);
-    assert_eq!(p.b.listen(SocketAddr::new(B4, PORT), 1).unwrap(), l);
+    assert_eq!(p.b.listen(p.now, SocketAddr::new(B4, PORT), 1).unwrap(), l);
     let info = p.b.listener_info(l).unwrap();
     assert_eq!((info.recv_q, info.send_q), (4, 1));
+    assert_eq!(
+        info.since,
+        Instant::ZERO,
+        "re-listening keeps the opening time"
+    );
+    let other = p.b.listen(p.now, SocketAddr::new(B4, PORT + 1), 1).unwrap();
+    assert_eq!(p.b.listener_info(other).unwrap().since, p.now);
     // New SYNs are dropped until Recv-Q <= 1.
     let mut extra = connect_n(&mut p, 1);
     assert_eq!(p.b.counters().listen_overflows, 1);
-    p.b.accept(l).unwrap();
-    p.b.accept(l).unwrap();
+    p.b.accept(p.now, l).unwrap();
+    p.b.accept(p.now, l).unwrap();
     extra.extend(connect_n(&mut p, 1));
     assert_eq!(p.b.counters().listen_overflows, 2);
-    p.b.accept(l).unwrap();
+    p.b.accept(p.now, l).unwrap();
     extra.extend(connect_n(&mut p, 1));
     assert_eq!(p.b.counters().listen_overflows, 2);
     assert_eq!(p.a.state(extra[2]), Some(State::Established));
@@ -256,7 +267,7 @@ fn check_05_dropped_client_completes_on_its_retransmission() {
     let (mut p, l) = pair(Config::default(), 0);
     let cs = connect_n(&mut p, 2);
     assert_eq!(p.a.state(cs[1]), Some(State::SynSent));
-    p.b.accept(l).unwrap();
+    p.b.accept(p.now, l).unwrap();
     p.run_for(Duration::from_millis(990));
     assert_eq!(p.a.state(cs[1]), Some(State::SynSent));
     p.run_for(Duration::from_millis(100));
@@ -326,7 +337,7 @@ fn check_09_max_syn_backlog_quarter_rule() {
     // A proven peer (an RTT on record from an earlier connection) gets the last quarter.
     let (mut p, l) = pair(c0, 100);
     let c = connect_n(&mut p, 1)[0];
-    let (sc, _) = p.b.accept(l).unwrap();
+    let (sc, _) = p.b.accept(p.now, l).unwrap();
     p.a.close(p.now, c).unwrap();
     p.b.close(p.now, sc).unwrap();
     p.run_for(Duration::from_secs(1));
@@ -452,7 +463,7 @@ fn check_15_final_ack_on_full_queue_dropped_and_retried() {
     );
     r.advance(Duration::from_millis(1100));
     assert_eq!(r.synacks_to(1).len(), 2, "the SYN-ACK is resent");
-    r.s.accept(r.l).unwrap();
+    r.s.accept(r.now, r.l).unwrap();
     r.ack(1, &sa1, &[]);
     assert_eq!((r.rows(), r.recv_q()), (0, 1));
 }
@@ -475,7 +486,7 @@ fn check_17_cookie_options() {
     let sa = synack(&r.syn(1));
     assert!(sa.opts.window_scale.is_some() && sa.opts.sack_permitted);
     r.ack(1, &sa, &[]);
-    let (c, _) = r.s.accept(r.l).unwrap();
+    let (c, _) = r.s.accept(r.now, r.l).unwrap();
     let i = r.s.info(c).unwrap();
     assert!(i.timestamps && i.sack);
     assert_eq!(i.snd_wscale, 7);
@@ -489,7 +500,7 @@ fn check_17_cookie_options() {
         sa.opts.window_scale.is_none() && !sa.opts.sack_permitted && sa.opts.timestamps.is_none()
     );
     r.ack(2, &sa, &[]);
-    let (c, _) = r.s.accept(r.l).unwrap();
+    let (c, _) = r.s.accept(r.now, r.l).unwrap();
     let i = r.s.info(c).unwrap();
     assert!(!i.timestamps && !i.sack);
     assert_eq!((i.snd_wscale, i.mss), (0, 1300));
@@ -538,7 +549,7 @@ fn check_19_cookie_ack_on_full_queue_silently_dropped() {
         (r.c("TcpExtListenOverflows"), r.c("TcpExtListenDrops")),
         (1, 1)
     );
-    r.s.accept(r.l).unwrap();
+    r.s.accept(r.now, r.l).unwrap();
     r.ack(2, &sa2, &[]);
     assert_eq!(r.recv_q(), 1);
 }
@@ -565,15 +576,18 @@ fn check_21_defer_accept() {
         "connect() returns at once"
     );
     p.run_for(Duration::from_millis(2900));
-    assert_eq!(p.b.accept(l).unwrap_err(), AcceptError::WouldBlock);
+    assert_eq!(p.b.accept(p.now, l).unwrap_err(), AcceptError::WouldBlock);
     p.run_for(Duration::from_millis(200));
-    assert!(p.b.accept(l).is_ok(), "readable at ~3 s without data");
+    assert!(
+        p.b.accept(p.now, l).is_ok(),
+        "readable at ~3 s without data"
+    );
     assert_eq!(p.b.counters().defer_accept_drop, 1);
     // With data, at once.
     let c = connect_n(&mut p, 1)[0];
     p.a.send(p.now, c, b"GET /").unwrap();
     p.run_for(Duration::from_millis(5));
-    assert!(p.b.accept(l).is_ok());
+    assert!(p.b.accept(p.now, l).is_ok());
 }
 
 #[test]
@@ -604,7 +618,7 @@ fn check_22_close_listener_resets_children_requests_linger() {
 #[test]
 fn check_23_accept_semantics() {
     let (mut p, l) = pair(Config::default(), 10);
-    assert_eq!(p.b.accept(l).unwrap_err(), AcceptError::WouldBlock);
+    assert_eq!(p.b.accept(p.now, l).unwrap_err(), AcceptError::WouldBlock);
     assert!(!p
         .events_b
         .iter()
@@ -616,11 +630,11 @@ fn check_23_accept_semantics() {
         .map(|&c| p.a.info(c).unwrap().tuple.local.port())
         .collect();
     for want in ports {
-        let (_, remote) = p.b.accept(l).unwrap();
+        let (_, remote) = p.b.accept(p.now, l).unwrap();
         assert_eq!(remote.port(), want, "FIFO");
     }
     p.b.close_listener(p.now, l);
-    assert_eq!(p.b.accept(l).unwrap_err(), AcceptError::NotListening);
+    assert_eq!(p.b.accept(p.now, l).unwrap_err(), AcceptError::NotListening);
 }
 
 #[test]
@@ -722,7 +736,7 @@ fn check_29_30_bsd_lockout_until_keep_init() {
     let sa = synack(&r.syn(1));
     r.ack(1, &sa, &[]);
     assert!(r.syn(2).is_empty());
-    r.s.accept(r.l).unwrap();
+    r.s.accept(r.now, r.l).unwrap();
     assert!(!r.syn(2).is_empty());
 }
 

@@ -32,7 +32,8 @@ fn valid_syn() -> Vec<u8> {
 fn stack() -> Stack {
     let mut s = Stack::new(Config::default(), 7);
     s.add_address(B4);
-    s.listen(core::net::SocketAddr::new(B4, 80), 10).unwrap();
+    s.listen(Instant::ZERO, core::net::SocketAddr::new(B4, 80), 10)
+        .unwrap();
     s
 }
 

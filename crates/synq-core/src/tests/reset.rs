@@ -106,7 +106,7 @@ fn ack_of_unsent_data_is_acked_and_dropped() {
 #[test]
 fn stray_segment_gets_rst() {
     let mut p = Pair::new();
-    p.b.listen(SocketAddr::new(B4, 80), 10).unwrap();
+    p.b.listen(p.now, SocketAddr::new(B4, 80), 10).unwrap();
     let c = p.a.connect(p.now, SocketAddr::new(B4, 80)).unwrap();
     p.run_for(Duration::from_millis(100));
     // B forgets everything (new stack, same address): A's data gets RST.
@@ -169,10 +169,10 @@ fn time_wait_reopened_by_new_syn() {
     let mut p = Pair::new();
     let a_addr = SocketAddr::new(A4, 40000);
     let b_addr = SocketAddr::new(B4, 80);
-    let l = p.b.listen(b_addr, 10).unwrap();
+    let l = p.b.listen(p.now, b_addr, 10).unwrap();
     let c = p.a.connect_from(p.now, a_addr, b_addr).unwrap();
     p.run_for(Duration::from_millis(100));
-    let (s, _) = p.b.accept(l).unwrap();
+    let (s, _) = p.b.accept(p.now, l).unwrap();
     // Server closes first: it holds TIME_WAIT.
     p.b.close(p.now, s).unwrap();
     p.run_for(Duration::from_millis(100));
@@ -188,5 +188,5 @@ fn time_wait_reopened_by_new_syn() {
     p.run_for(Duration::from_millis(100));
     assert_eq!(p.a.state(c2), Some(State::Established));
     assert_eq!(p.b.counters().tw_syn_reopen, 1);
-    assert!(p.b.accept(l).is_ok());
+    assert!(p.b.accept(p.now, l).is_ok());
 }

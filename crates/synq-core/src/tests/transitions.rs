@@ -493,7 +493,7 @@ fn setup(start: Start, side: Side, tag: String) -> Bench {
         Start::Listen | Start::NoSocket => {
             let mut b = Bench::fresh(true, tag);
             if start == Start::Listen {
-                let l = b.p.b.listen(server_addr(), 16).unwrap();
+                let l = b.p.b.listen(b.p.now, server_addr(), 16).unwrap();
                 b.listener = Some(l);
             }
             b.cut();
@@ -531,13 +531,13 @@ fn setup(start: Start, side: Side, tag: String) -> Bench {
 /// A real handshake through a listener on B4:80; the DUT is the client or the accepted side.
 fn connected(server: bool, tag: String) -> Bench {
     let mut b = Bench::fresh(server, tag);
-    let l = b.p.b.listen(server_addr(), 16).unwrap();
+    let l = b.p.b.listen(b.p.now, server_addr(), 16).unwrap();
     let c =
         b.p.a
             .connect_from(b.p.now, client_addr(), server_addr())
             .unwrap();
     b.p.run_for(ms(100));
-    let (s, _) = b.p.b.accept(l).expect("handshake completed");
+    let (s, _) = b.p.b.accept(b.p.now, l).expect("handshake completed");
     b.listener = Some(l);
     b.conn = Some(if server { s } else { c });
     b.peer_h = Some(if server { c } else { s });
@@ -646,13 +646,14 @@ fn check_want(b: &mut Bench, want: Want, error: Option<ConnError>, tag: &str) {
         Want::Listener { syn_recv, child } => {
             assert_eq!(error, None, "{tag}: row bug: error on a listener row");
             let l = b.listener.expect("listener row without listener");
+            let now = b.p.now;
             let li = b.stack().listener_info(l).expect("listener exists");
             assert_eq!(li.syn_recv, syn_recv, "{tag}: SYN-RECV requests");
             match child {
                 None => {
                     assert_eq!(li.recv_q, 0, "{tag}: accept queue empty");
                     assert_eq!(
-                        b.stack().accept(l).unwrap_err(),
+                        b.stack().accept(now, l).unwrap_err(),
                         crate::AcceptError::WouldBlock,
                         "{tag}: accept"
                     );
@@ -661,7 +662,7 @@ fn check_want(b: &mut Bench, want: Want, error: Option<ConnError>, tag: &str) {
                     assert_eq!(li.recv_q, 1, "{tag}: one child in the accept queue");
                     let (h, peer) = b
                         .stack()
-                        .accept(l)
+                        .accept(now, l)
                         .unwrap_or_else(|e| panic!("{tag}: accept: {e}"));
                     assert_eq!(peer, tuple.remote, "{tag}: accepted peer");
                     assert_eq!(b.stack().state(h), Some(st), "{tag}: child state");

@@ -159,13 +159,16 @@ impl Pair {
     /// Listen on B, connect from A, complete the handshake, accept. Returns (client, server).
     pub(crate) fn connected(&mut self, v6: bool) -> (ConnHandle, ConnHandle, ListenerHandle) {
         let (bip, port) = (if v6 { B6 } else { B4 }, 80);
-        let l = self.b.listen(SocketAddr::new(bip, port), 128).unwrap();
+        let l = self
+            .b
+            .listen(self.now, SocketAddr::new(bip, port), 128)
+            .unwrap();
         let c = self
             .a
             .connect(self.now, SocketAddr::new(bip, port))
             .unwrap();
         self.run_for(Duration::from_millis(100));
-        let (s, _) = self.b.accept(l).expect("handshake completed");
+        let (s, _) = self.b.accept(self.now, l).expect("handshake completed");
         (c, s, l)
     }
 

@@ -2,12 +2,12 @@
 //! burst of clients or a flood of spoofed SYNs, in the figures `ss` and `nstat` show.
 
 use super::{subseed, SERVER_ADDR};
-use crate::{Duration, Instant, LinkConfig, Network, Node, SimError};
+use crate::{Duration, HostId, Instant, LinkConfig, Network, SimError};
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use synq_core::wire::{
     emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps,
 };
-use synq_core::{Config, ConnHandle, ListenerHandle, Stack, State};
+use synq_core::{Config, ConnHandle, Driver, Event, ListenerHandle, Stack, State};
 
 /// The listen-path counters spec/cli.md names (every report carries all counters; these
 /// are the ones a backlog experiment is about).
@@ -108,47 +108,141 @@ impl BacklogReport {
     }
 }
 
-/// A host of these scenarios: a real stack, or a source of spoofed SYNs.
+/// A host of these scenarios. The stacks' applications act on their stacks' events,
+/// which the network hands to [`Host::on_event`].
 #[allow(clippy::large_enum_variant)]
 pub enum Host {
-    /// A synq stack.
-    Stack(Stack),
+    /// The listening server.
+    Server(ServerHost),
+    /// A client connecting once.
+    Client(ClientHost),
     /// Spoofed SYNs, answered by nobody.
     Flood(Flooder),
 }
 
-impl Node for Host {
-    fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        match self {
-            Self::Stack(s) => s.handle_packet(now, packet),
-            Self::Flood(_) => {}
-        }
+/// The server's stack and its application: a listener that leaves connections queued
+/// until told to accept (after the report), then accepts on every AcceptReady.
+#[derive(Debug)]
+pub struct ServerHost {
+    stack: Stack,
+    listener: ListenerHandle,
+    accepting: bool,
+    accepted: u32,
+}
+
+impl ServerHost {
+    /// Start accepting at `now`: take every queued connection (the listener said so with
+    /// its AcceptReady), and later ones as their events come.
+    fn start_accepting(&mut self, now: Instant) {
+        self.accepting = true;
+        self.accept_all(now);
     }
-    fn handle_timeout(&mut self, now: Instant) {
-        if let Self::Stack(s) = self {
-            s.handle_timeout(now);
-        }
-    }
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
-        match self {
-            Self::Stack(s) => s.poll_transmit(now, buf).is_some(),
-            Self::Flood(f) => f.poll_transmit(now, buf),
-        }
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            Self::Stack(s) => s.poll_timeout(),
-            Self::Flood(f) => f.poll_timeout(),
+
+    fn accept_all(&mut self, now: Instant) {
+        while self.stack.accept(now, self.listener).is_ok() {
+            self.accepted += 1;
         }
     }
 }
 
+/// A client's stack, its connection and what the connection's events said so far.
+#[derive(Debug)]
+pub struct ClientHost {
+    stack: Stack,
+    conn: ConnHandle,
+    outcome: Outcome,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// No event yet: still in SYN_SENT.
+    SynSent,
+    /// Connected (a later TIME_WAIT still counts: the handshake completed).
+    Established,
+    /// Closed: connect() timed out or met an RST, or the connection was reset later.
+    Failed,
+}
+
 impl Host {
-    fn stack(&mut self) -> &mut Stack {
+    fn stack(&self) -> Option<&Stack> {
         match self {
-            Self::Stack(s) => s,
-            Self::Flood(_) => unreachable!("scenario hosts are fixed"),
+            Self::Server(s) => Some(&s.stack),
+            Self::Client(c) => Some(&c.stack),
+            Self::Flood(_) => None,
         }
+    }
+
+    fn stack_mut(&mut self) -> Option<&mut Stack> {
+        match self {
+            Self::Server(s) => Some(&mut s.stack),
+            Self::Client(c) => Some(&mut c.stack),
+            Self::Flood(_) => None,
+        }
+    }
+
+    fn server(&mut self) -> &mut ServerHost {
+        match self {
+            Self::Server(s) => s,
+            _ => unreachable!("scenario hosts are fixed"),
+        }
+    }
+
+    fn client(&self) -> &ClientHost {
+        match self {
+            Self::Client(c) => c,
+            _ => unreachable!("scenario hosts are fixed"),
+        }
+    }
+
+    /// The application's answer to an event of its stack at `now`.
+    pub fn on_event(&mut self, now: Instant, event: Event) {
+        match (self, event) {
+            (Self::Server(s), Event::AcceptReady(_)) if s.accepting => s.accept_all(now),
+            (Self::Client(c), Event::Connected(h)) if h == c.conn => {
+                c.outcome = Outcome::Established;
+            }
+            (Self::Client(c), Event::Closed(h)) if h == c.conn => {
+                // Closed also fires on entering TIME_WAIT, which is not a failure.
+                if matches!(c.stack.state(h), Some(State::Closed) | None) {
+                    c.outcome = Outcome::Failed;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Driver for Host {
+    type Event = Event;
+
+    fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        if let Some(s) = self.stack_mut() {
+            s.handle_packet(now, packet);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if let Some(s) = self.stack_mut() {
+            s.handle_timeout(now);
+        }
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        match self {
+            Self::Flood(f) => f.poll_transmit(now, buf),
+            _ => self.stack_mut()?.poll_transmit(now, buf),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Self::Flood(f) => f.poll_timeout(),
+            _ => self.stack()?.poll_timeout(),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.stack_mut()?.poll_event()
     }
 }
 
@@ -176,14 +270,14 @@ impl Flooder {
     fn poll_timeout(&self) -> Option<Instant> {
         (self.sent < self.total).then(|| self.due())
     }
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         if self.sent >= self.total || now < self.due() {
-            return false;
+            return None;
         }
         let isn = subseed(self.seed, u64::from(self.sent)) as u32;
         spoofed_syn(self.sent, isn, self.dst, buf);
         self.sent += 1;
-        true
+        Some(buf.len())
     }
 }
 
@@ -229,23 +323,34 @@ fn network(p: &BacklogParams) -> Result<Network<Host>, SimError> {
         delay: Duration::from_micros(p.rtt.total_micros() / 2),
         ..LinkConfig::default()
     })?;
+    net.set_event_hook(Box::new(|now, _, host: &mut Host, event| {
+        host.on_event(now, event);
+    }));
     Ok(net)
 }
 
-fn server(net: &mut Network<Host>, p: &BacklogParams) -> (usize, ListenerHandle) {
-    let mut s = Stack::new(p.config.clone(), subseed(p.seed, 0));
-    s.add_address(SERVER_ADDR);
-    let l = s
-        .listen(SocketAddr::new(SERVER_ADDR, PORT), p.backlog)
+/// The listening server, at time zero.
+fn server(net: &mut Network<Host>, p: &BacklogParams) -> HostId {
+    let mut stack = Stack::new(p.config.clone(), subseed(p.seed, 0));
+    stack.add_address(SERVER_ADDR);
+    let listener = stack
+        .listen(Instant::ZERO, SocketAddr::new(SERVER_ADDR, PORT), p.backlog)
         .expect("the scenario's listen address is free");
     if p.defer_accept > 0 {
-        let _ = s.set_defer_accept(l, p.defer_accept);
+        let _ = stack.set_defer_accept(listener, p.defer_accept);
     }
-    (net.add_host(SERVER_ADDR, Host::Stack(s)), l)
+    let host = Host::Server(ServerHost {
+        stack,
+        listener,
+        accepting: false,
+        accepted: 0,
+    });
+    net.add_host(SERVER_ADDR, host)
 }
 
-fn report(net: &mut Network<Host>, srv: usize, l: ListenerHandle) -> BacklogReport {
-    let s = net.host_mut(srv).stack();
+fn report(net: &mut Network<Host>, srv: HostId) -> BacklogReport {
+    let server = net.host_mut(srv).server();
+    let (s, l) = (&server.stack, server.listener);
     let info = s.listener_info(l).expect("the listener is open");
     BacklogReport {
         listener: ListenerReport {
@@ -282,8 +387,8 @@ pub fn client_addr(i: u32) -> IpAddr {
 pub fn overflow(p: &OverflowParams) -> Result<BacklogReport, SimError> {
     let c = &p.common;
     let mut net = network(c)?;
-    let (srv, l) = server(&mut net, c);
-    let mut clients: Vec<(usize, ConnHandle)> = Vec::with_capacity(p.clients as usize);
+    let srv = server(&mut net, c);
+    let mut clients: Vec<HostId> = Vec::with_capacity(p.clients as usize);
     let dst = SocketAddr::new(SERVER_ADDR, PORT);
     for i in 0..p.clients {
         let at = Instant::ZERO + p.gap.saturating_mul(u64::from(i));
@@ -291,32 +396,33 @@ pub fn overflow(p: &OverflowParams) -> Result<BacklogReport, SimError> {
             break;
         }
         net.run_until(at);
-        let mut s = Stack::new(c.config.clone(), subseed(c.seed, 1 + u64::from(i)));
-        s.add_address(client_addr(i));
-        let id = net.add_host(client_addr(i), Host::Stack(s));
-        let h = net
-            .host_mut(id)
-            .stack()
+        let mut stack = Stack::new(c.config.clone(), subseed(c.seed, 1 + u64::from(i)));
+        stack.add_address(client_addr(i));
+        let conn = stack
             .connect(at, dst)
             .map_err(|e| SimError::InvalidLink(format!("client {i}: {e}")))?;
-        clients.push((id, h));
+        let host = Host::Client(ClientHost {
+            stack,
+            conn,
+            outcome: Outcome::SynSent,
+        });
+        clients.push(net.add_host(client_addr(i), host));
     }
     net.run_until(Instant::ZERO + c.duration);
-    let mut r = report(&mut net, srv, l);
-    for &(id, h) in &clients {
-        let s = net.host_mut(id).stack();
-        match s.state(h) {
-            Some(State::SynSent) => r.clients.syn_sent += 1,
-            Some(State::Closed) | None => r.clients.failed += 1,
-            Some(_) => r.clients.established += 1,
+    let mut r = report(&mut net, srv);
+    // Clients not yet started (duration shorter than the schedule) count nowhere.
+    for &id in &clients {
+        match net.host(id).client().outcome {
+            Outcome::SynSent => r.clients.syn_sent += 1,
+            Outcome::Established => r.clients.established += 1,
+            Outcome::Failed => r.clients.failed += 1,
         }
     }
-    // Clients not yet started (duration shorter than the schedule) count nowhere.
     if p.accept_after {
-        let s = net.host_mut(srv).stack();
-        while s.accept(l).is_ok() {
-            r.accepted_after += 1;
-        }
+        let now = net.now();
+        let server = net.host_mut(srv).server();
+        server.start_accepting(now);
+        r.accepted_after = server.accepted;
     }
     Ok(r)
 }
@@ -336,7 +442,7 @@ pub struct SynfloodParams {
 pub fn synflood(p: &SynfloodParams) -> Result<BacklogReport, SimError> {
     let c = &p.common;
     let mut net = network(c)?;
-    let (srv, l) = server(&mut net, c);
+    let srv = server(&mut net, c);
     let gap = match p.rate {
         Some(r) if r > 0.0 => Duration::from_micros((1e6 / r).round() as u64),
         _ => Duration::ZERO,
@@ -355,5 +461,5 @@ pub fn synflood(p: &SynfloodParams) -> Result<BacklogReport, SimError> {
         Host::Flood(flooder),
     );
     net.run_until(Instant::ZERO + c.duration);
-    Ok(report(&mut net, srv, l))
+    Ok(report(&mut net, srv))
 }

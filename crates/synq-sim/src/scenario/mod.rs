@@ -5,8 +5,8 @@ mod transfer;
 
 pub use backlog::{
     client_addr, flood_source, overflow, spoofed_syn, synflood, BacklogParams, BacklogReport,
-    ClientsReport, Flooder, Host, ListenerReport, OverflowParams, SynfloodParams, LISTEN_COUNTERS,
-    PORT,
+    ClientHost, ClientsReport, Flooder, Host, ListenerReport, OverflowParams, ServerHost,
+    SynfloodParams, LISTEN_COUNTERS, PORT,
 };
 pub use transfer::{transfer, TransferParams, TransferReport};
 

@@ -6,7 +6,7 @@ use core::net::SocketAddr;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
-use synq_core::{Config, ConnHandle, RecvError, SendError, Stack, State};
+use synq_core::{Config, ConnHandle, Driver, Event, RecvError, Stack};
 
 /// Inputs of a transfer run.
 #[derive(Clone, Debug)]
@@ -80,8 +80,24 @@ pub struct TransferReport {
     pub steps: u64,
 }
 
+/// A transfer endpoint: a stack and the application on it, which acts on the stack's
+/// events (the network hands them to [`Peer::on_event`]).
+struct Peer {
+    stack: Stack,
+    app: App,
+}
+
+// Two hosts in all: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum App {
+    Sender(Sender),
+    Receiver(Receiver),
+}
+
+/// Writes `total` pseudo-random bytes, then closes.
 struct Sender {
     conn: ConnHandle,
+    total: u64,
     rng: ChaCha8Rng,
     hash: Sha256,
     chunk: Vec<u8>,
@@ -90,12 +106,122 @@ struct Sender {
     closed: bool,
 }
 
+/// Accepts one connection and reads it to the end.
 struct Receiver {
     conn: Option<ConnHandle>,
     hash: Sha256,
     got: u64,
     eof: bool,
     failed: bool,
+    buf: Vec<u8>,
+}
+
+impl Driver for Peer {
+    type Event = Event;
+
+    fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.stack.handle_packet(now, packet);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.stack.handle_timeout(now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        self.stack.poll_transmit(now, buf)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.stack.poll_timeout()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.stack.poll_event()
+    }
+}
+
+impl Peer {
+    /// The application's answer to an event of its stack at `now`: write when
+    /// connected or writable, accept when the listener is ready, read when readable.
+    fn on_event(&mut self, now: Instant, event: Event) {
+        let stack = &mut self.stack;
+        match (&mut self.app, event) {
+            (App::Sender(tx), Event::Connected(h) | Event::Writable(h)) if h == tx.conn => {
+                tx.write(stack, now);
+            }
+            (App::Receiver(rx), Event::AcceptReady(l)) if rx.conn.is_none() => {
+                // Its Readable event follows if data is already waiting.
+                rx.conn = stack.accept(now, l).ok().map(|(h, _)| h);
+            }
+            (App::Receiver(rx), Event::Readable(h)) if rx.conn == Some(h) => rx.read(stack, now),
+            _ => {}
+        }
+    }
+
+    fn sender(&self) -> &Sender {
+        match &self.app {
+            App::Sender(tx) => tx,
+            App::Receiver(_) => unreachable!("host 0 is the sender"),
+        }
+    }
+
+    fn receiver(&self) -> &Receiver {
+        match &self.app {
+            App::Receiver(rx) => rx,
+            App::Sender(_) => unreachable!("host 1 is the receiver"),
+        }
+    }
+}
+
+impl Sender {
+    /// Write until the send buffer is full (a Writable event comes when it drains) or all
+    /// is written; then close.
+    fn write(&mut self, stack: &mut Stack, now: Instant) {
+        while self.sent < self.total {
+            if self.pos == self.chunk.len() {
+                let left = (self.total - self.sent).min(self.chunk.len() as u64) as usize;
+                self.chunk.truncate(left);
+                self.rng.fill_bytes(&mut self.chunk);
+                self.hash.update(&self.chunk);
+                self.pos = 0;
+            }
+            match stack.send(now, self.conn, &self.chunk[self.pos..]) {
+                Ok(n) => {
+                    self.pos += n;
+                    self.sent += n as u64;
+                }
+                Err(_) => return,
+            }
+        }
+        if !self.closed {
+            self.closed = true;
+            let _ = stack.close(now, self.conn);
+        }
+    }
+}
+
+impl Receiver {
+    /// Read everything there is; at end of stream the run is over (see `transfer`).
+    fn read(&mut self, stack: &mut Stack, now: Instant) {
+        let Some(h) = self.conn else { return };
+        loop {
+            match stack.recv(now, h, &mut self.buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return;
+                }
+                Ok(n) => {
+                    self.hash.update(&self.buf[..n]);
+                    self.got += n as u64;
+                }
+                Err(RecvError::WouldBlock) => return,
+                Err(_) => {
+                    self.failed = true;
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Run one transfer.
@@ -111,8 +237,11 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
         ..LinkConfig::default()
     };
     link.validate()?;
-    let mut net: Network<Stack> = Network::new(subseed(p.seed, 0));
+    let mut net: Network<Peer> = Network::new(subseed(p.seed, 0));
     net.try_set_default_link(link)?;
+    net.set_event_hook(Box::new(|now, _, peer: &mut Peer, event| {
+        peer.on_event(now, event);
+    }));
     let (caddr, saddr) = if p.ipv6 {
         (CLIENT_ADDR6, SERVER_ADDR6)
     } else {
@@ -123,17 +252,15 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
     let mut server = Stack::new(p.config.clone(), subseed(p.seed, 2));
     server.add_address(saddr);
     let server_addr = SocketAddr::new(saddr, 5001);
-    let listener = server
-        .listen(server_addr, 128)
+    server
+        .listen(Instant::ZERO, server_addr, 128)
         .expect("fresh stack can listen");
     let conn = client
         .connect(Instant::ZERO, server_addr)
         .expect("fresh stack can connect");
-    let c = net.add_host(caddr, client);
-    let s = net.add_host(saddr, server);
-
-    let mut tx = Sender {
+    let tx = Sender {
         conn,
+        total: p.bytes,
         rng: ChaCha8Rng::seed_from_u64(subseed(p.seed, 3)),
         hash: Sha256::new(),
         chunk: vec![0; 64 * 1024],
@@ -141,33 +268,48 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
         sent: 0,
         closed: false,
     };
-    let mut rx = Receiver {
+    let rx = Receiver {
         conn: None,
         hash: Sha256::new(),
         got: 0,
         eof: false,
         failed: false,
+        buf: vec![0u8; 64 * 1024],
     };
-    let mut buf = vec![0u8; 64 * 1024];
+    let c = net.add_host(
+        caddr,
+        Peer {
+            stack: client,
+            app: App::Sender(tx),
+        },
+    );
+    let s = net.add_host(
+        saddr,
+        Peer {
+            stack: server,
+            app: App::Receiver(rx),
+        },
+    );
+
     let limit = Instant::ZERO + p.time_limit;
     let mut end = None;
+    // The applications run in the event hook; this only watches for the end. The server
+    // does not close at end of stream: its FIN would come after the measurement anyway.
     net.run_until_with(limit, |net| {
-        let now = net.now();
-        pump_sender(net.host_mut(c), now, &mut tx, p.bytes);
-        let server = net.host_mut(s);
-        pump_receiver(server, now, listener, &mut rx, &mut buf);
-        if rx.eof || rx.failed || server_failed(net.host(c), tx.conn) {
-            end = Some(now);
+        let rx = net.host(s).receiver();
+        if rx.eof || rx.failed || conn_failed(&net.host(c).stack, conn) {
+            end = Some(net.now());
             return false;
         }
         true
     });
-    let k = net.host(c).counters().clone();
+    let k = net.host(c).stack.counters().clone();
     let links = net.total_stats();
+    let (tx, rx) = (net.host(c).sender(), net.host(s).receiver());
     let intact = rx.eof
         && rx.got == tx.sent
         && tx.sent == p.bytes
-        && rx.hash.finalize() == tx.hash.finalize();
+        && rx.hash.clone().finalize() == tx.hash.clone().finalize();
     Ok(TransferReport {
         bytes_sent: tx.sent,
         bytes_received: rx.got,
@@ -183,66 +325,7 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
     })
 }
 
-fn server_failed(client: &Stack, conn: ConnHandle) -> bool {
+/// The client's connection ended in an error (even after close, when it has no events).
+fn conn_failed(client: &Stack, conn: ConnHandle) -> bool {
     client.info(conn).is_some_and(|i| i.error.is_some())
-}
-
-fn pump_sender(stack: &mut Stack, now: Instant, tx: &mut Sender, total: u64) {
-    if stack.state(tx.conn) == Some(State::SynSent) {
-        return;
-    }
-    while tx.sent < total {
-        if tx.pos == tx.chunk.len() {
-            let left = (total - tx.sent).min(tx.chunk.len() as u64) as usize;
-            tx.chunk.truncate(left);
-            tx.rng.fill_bytes(&mut tx.chunk);
-            tx.hash.update(&tx.chunk);
-            tx.pos = 0;
-        }
-        match stack.send(now, tx.conn, &tx.chunk[tx.pos..]) {
-            Ok(n) => {
-                tx.pos += n;
-                tx.sent += n as u64;
-            }
-            Err(SendError::WouldBlock) => return,
-            Err(_) => return,
-        }
-    }
-    if !tx.closed {
-        tx.closed = true;
-        let _ = stack.close(now, tx.conn);
-    }
-}
-
-fn pump_receiver(
-    stack: &mut Stack,
-    now: Instant,
-    l: synq_core::ListenerHandle,
-    rx: &mut Receiver,
-    buf: &mut [u8],
-) {
-    if rx.conn.is_none() {
-        rx.conn = stack.accept(l).ok().map(|(h, _)| h);
-    }
-    let Some(h) = rx.conn else { return };
-    loop {
-        match stack.recv(now, h, buf) {
-            Ok(0) => {
-                if !rx.eof {
-                    rx.eof = true;
-                    let _ = stack.close(now, h);
-                }
-                return;
-            }
-            Ok(n) => {
-                rx.hash.update(&buf[..n]);
-                rx.got += n as u64;
-            }
-            Err(RecvError::WouldBlock) => return,
-            Err(_) => {
-                rx.failed = true;
-                return;
-            }
-        }
-    }
 }
