@@ -100,12 +100,14 @@ pub(crate) fn run(a: &ServeArgs) -> Result<(), Fail> {
         )));
     }
     if a.port == 0 {
-        return Err(Fail::Usage("--port 0: expected a port from 1 to 65535".into()));
+        return Err(Fail::Usage(
+            "--port 0: expected a port from 1 to 65535".into(),
+        ));
     }
     if a.mtu < 576 {
         return Err(Fail::Usage(format!("--mtu {}: at least 576", a.mtu)));
     }
-    if let Some(why) = synq_tokio::synq_tun::unsupported() {
+    if let Some(why) = synq_tun::unsupported() {
         return Err(Fail::Usage(format!("serve: {why}")));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -116,7 +118,11 @@ pub(crate) fn run(a: &ServeArgs) -> Result<(), Fail> {
 }
 
 fn parse_peer(s: &str) -> Result<(IpAddr, u8), Fail> {
-    let bad = || Fail::Usage(format!("--peer {s:?}: expected HOST_IP/PREFIX, e.g. 10.0.0.1/24"));
+    let bad = || {
+        Fail::Usage(format!(
+            "--peer {s:?}: expected HOST_IP/PREFIX, e.g. 10.0.0.1/24"
+        ))
+    };
     let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
     let ip: IpAddr = ip.parse().map_err(|_| bad())?;
     let prefix: u8 = prefix.parse().map_err(|_| bad())?;
@@ -141,10 +147,15 @@ fn open_pcap(path: &std::path::Path) -> Result<Pcap, Fail> {
     Ok(Arc::new(Mutex::new(Some(w))))
 }
 
-async fn serve(a: &ServeArgs, cfg: synq_core::Config, host: IpAddr, prefix: u8) -> Result<(), Fail> {
+async fn serve(
+    a: &ServeArgs,
+    cfg: synq_core::Config,
+    host: IpAddr,
+    prefix: u8,
+) -> Result<(), Fail> {
     let control = a.control.clone().unwrap_or_else(|| default_control(&a.tun));
     let pcap = a.pcap.as_deref().map(open_pcap).transpose()?;
-    let tun = synq_tokio::synq_tun::Tun::create_with_address(&a.tun, a.mtu, host, prefix)
+    let tun = synq_tun::Tun::create_with_address(&a.tun, a.mtu, host, prefix)
         .map_err(|e| Fail::Run(format!("cannot create TUN device {}: {e}", a.tun)))?;
     let stack = match a.seed {
         Some(seed) => Stack::with_seed(tun, cfg, seed),

@@ -41,8 +41,11 @@ pub(crate) fn snapshot(stack: &Stack) -> Value {
                    "state": "SYN_RECEIVED", "recv_q": 0, "send_q": 0,
                    "retransmits": r.retransmits})
         }));
-        let counters: serde_json::Map<String, Value> =
-            s.counters().iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+        let counters: serde_json::Map<String, Value> = s
+            .counters()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
         (listeners, conns, counters)
     });
     connections.sort_by(|a, b| a["local"].as_str().cmp(&b["local"].as_str()));
@@ -106,8 +109,8 @@ pub(crate) fn render(v: &Value, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "# ss -lnt")?;
     writeln!(
         out,
-        "{:<10} {:<6} {:<6} {:<8} {:<24} {}",
-        "State", "Recv-Q", "Send-Q", "SYN-RECV", "Local Address:Port", "Peer Address:Port"
+        "{:<10} {:<6} {:<6} {:<8} {:<24} Peer Address:Port",
+        "State", "Recv-Q", "Send-Q", "SYN-RECV", "Local Address:Port"
     )?;
     for l in rows("listeners") {
         writeln!(
@@ -123,8 +126,8 @@ pub(crate) fn render(v: &Value, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "# ss -tan")?;
     writeln!(
         out,
-        "{:<10} {:<6} {:<6} {:<24} {}",
-        "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port"
+        "{:<10} {:<6} {:<6} {:<24} Peer Address:Port",
+        "State", "Recv-Q", "Send-Q", "Local Address:Port"
     )?;
     for c in rows("connections") {
         writeln!(

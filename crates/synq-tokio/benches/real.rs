@@ -33,7 +33,9 @@ fn main() {
             .expect("runtime")
     };
     match args.first().map(String::as_str) {
-        Some("kernel-server") => rt().block_on(kernel_server(&args[1])).expect("kernel server"),
+        Some("kernel-server") => rt()
+            .block_on(kernel_server(&args[1]))
+            .expect("kernel server"),
         Some("client") => {
             let r = rt().block_on(client(&args[1], args[2].parse().unwrap(), &args[3]));
             println!("{}", r.expect("client"));
@@ -75,8 +77,13 @@ where
 }
 
 async fn kernel_server(ip: &str) -> io::Result<()> {
-    let bind = |port| tokio::net::TcpListener::bind((ip.parse::<std::net::IpAddr>().unwrap(), port));
-    let (a, b, c) = (bind(RR_PORT).await?, bind(HTTP_PORT).await?, bind(BULK_PORT).await?);
+    let bind =
+        |port| tokio::net::TcpListener::bind((ip.parse::<std::net::IpAddr>().unwrap(), port));
+    let (a, b, c) = (
+        bind(RR_PORT).await?,
+        bind(HTTP_PORT).await?,
+        bind(BULK_PORT).await?,
+    );
     println!("ready");
     loop {
         tokio::select! {
@@ -117,8 +124,7 @@ async fn client(kind: &str, secs: f64, ip: &str) -> io::Result<f64> {
                     tokio::spawn(async move {
                         let mut n = 0u64;
                         while Instant::now() < deadline {
-                            let mut s =
-                                tokio::net::TcpStream::connect((ip, RR_PORT)).await?;
+                            let mut s = tokio::net::TcpStream::connect((ip, RR_PORT)).await?;
                             s.write_all(&[7u8; MSG]).await?;
                             let mut buf = [0u8; MSG];
                             s.read_exact(&mut buf).await?;
@@ -236,7 +242,8 @@ fn orchestrate(json: bool) {
     for ns in [&*c, &kc] {
         // Many short connections: let the clients reuse TIME_WAIT ports, as a load tool does.
         ns.sysctl("net.ipv4.tcp_tw_reuse", "1").unwrap();
-        ns.sysctl("net.ipv4.ip_local_port_range", "1024 65000").unwrap();
+        ns.sysctl("net.ipv4.ip_local_port_range", "1024 65000")
+            .unwrap();
     }
     ks.sysctl("net.core.somaxconn", "4096").unwrap();
     let veth = format!("sqv{}", std::process::id() % 100_000);
@@ -276,7 +283,8 @@ fn orchestrate(json: bool) {
         rt.block_on(async move {
             let tun = synq_tun::Tun::create(&format!("sqb{}", std::process::id() % 100_000), mtu)
                 .unwrap();
-            tun.move_into(&c2, "10.73.0.1".parse().unwrap(), 24).unwrap();
+            tun.move_into(&c2, "10.73.0.1".parse().unwrap(), 24)
+                .unwrap();
             let mut cfg = synq_core::Config::default();
             cfg.set("net.core.somaxconn", "4096").unwrap();
             cfg.set("synq.mtu", &mtu.to_string()).unwrap();
@@ -302,7 +310,10 @@ fn orchestrate(json: bool) {
         let d = stack.driver_stats();
         let k = run_client(&kc, kind, secs, "10.72.0.2");
         let wakeups = (d.wakeups - before.wakeups).max(1) as f64;
-        let (rx, tx) = (d.rx_packets - before.rx_packets, d.tx_packets - before.tx_packets);
+        let (rx, tx) = (
+            d.rx_packets - before.rx_packets,
+            d.tx_packets - before.tx_packets,
+        );
         notes.push(format!(
             "{kind}: synq driver moved {rx} packets in, {tx} out, {:.1} per wakeup; \
              one read(2) per packet in and one write(2) per packet out",
@@ -328,7 +339,10 @@ fn orchestrate(json: bool) {
         println!("{}", serde_json::Value::Object(o));
     } else {
         println!("real traffic, {secs} s each, one server thread each side, TUN MTU {mtu}");
-        println!("{:<34} {:>12} {:>12} {:>12}", "", "synq", "kernel", "synq/kernel");
+        println!(
+            "{:<34} {:>12} {:>12} {:>12}",
+            "", "synq", "kernel", "synq/kernel"
+        );
         for (kind, name, s, k) in &rows {
             let scale = if *kind == "bulk" { 1e9 } else { 1.0 };
             let prec = if *kind == "bulk" { 2 } else { 0 };
@@ -344,4 +358,3 @@ fn orchestrate(json: bool) {
         }
     }
 }
-

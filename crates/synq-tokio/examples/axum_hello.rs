@@ -22,7 +22,10 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new().route("/", get(|| async { "hello from axum on synq\n" }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     if std::env::args().any(|a| a == "--serve") {
-        println!("serving; try: ip netns exec {} curl http://10.98.0.2/", ns.name());
+        println!(
+            "serving; try: ip netns exec {} curl http://10.98.0.2/",
+            ns.name()
+        );
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }

@@ -22,7 +22,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(dir.join("index.html"), "hello from the kernel's TCP\n")?;
     let mut server = ns
         .command("python3")
-        .args(["-m", "http.server", "--bind", "10.97.0.1", "8080", "--directory"])
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "10.97.0.1",
+            "8080",
+            "--directory",
+        ])
         .arg(&dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -44,7 +51,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let conn = conn.ok_or("the kernel server never listened")?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(conn)).await?;
     tokio::spawn(connection);
     let req = hyper::Request::get("/index.html")
         .header("host", "10.97.0.1")

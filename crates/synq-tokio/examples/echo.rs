@@ -32,7 +32,10 @@ async fn main() -> std::io::Result<()> {
     });
     let probe = "exec 3<>/dev/tcp/10.99.0.2/7; echo hello through synq >&3; head -n1 <&3";
     if std::env::args().any(|a| a == "--serve") {
-        println!("serving; try: ip netns exec {} bash -c '{probe}'", ns.name());
+        println!(
+            "serving; try: ip netns exec {} bash -c '{probe}'",
+            ns.name()
+        );
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }
@@ -43,6 +46,9 @@ async fn main() -> std::io::Result<()> {
     })
     .await
     .map_err(std::io::Error::other)??;
-    print!("kernel client got back: {}", String::from_utf8_lossy(&out.stdout));
+    print!(
+        "kernel client got back: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     Ok(())
 }

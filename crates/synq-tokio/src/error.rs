@@ -34,13 +34,21 @@ mod tests {
     #[test]
     fn kinds_follow_errno() {
         let k = |e: io::Error| e.kind();
-        assert_eq!(k(to_io(ConnError::Refused)), io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            k(to_io(ConnError::Refused)),
+            io::ErrorKind::ConnectionRefused
+        );
         assert_eq!(k(to_io(ConnError::Reset)), io::ErrorKind::ConnectionReset);
         assert_eq!(k(to_io(ConnError::TimedOut)), io::ErrorKind::TimedOut);
         assert_eq!(k(to_io(ListenError::AddrInUse)), io::ErrorKind::AddrInUse);
-        assert_eq!(k(to_io(ConnectError::AddrNotAvailable)), io::ErrorKind::AddrNotAvailable);
+        assert_eq!(
+            k(to_io(ConnectError::AddrNotAvailable)),
+            io::ErrorKind::AddrNotAvailable
+        );
         assert_eq!(k(to_io(SendError::BrokenPipe)), io::ErrorKind::BrokenPipe);
         assert_eq!(k(to_io(RecvError::WouldBlock)), io::ErrorKind::WouldBlock);
-        assert!(to_io(ConnError::Refused).to_string().contains("ECONNREFUSED"));
+        assert!(to_io(ConnError::Refused)
+            .to_string()
+            .contains("ECONNREFUSED"));
     }
 }

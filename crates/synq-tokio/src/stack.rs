@@ -7,7 +7,7 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
-use synq_core::{ConnHandle, Event, Instant, ListenerHandle};
+use synq_core::{ConnHandle, Driver, Event, Instant, ListenerHandle};
 
 /// Packets read from the device before the stack is polled once.
 const RX_BATCH: usize = 64;
@@ -257,6 +257,43 @@ fn random_seed() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
+/// One round of the driver contract ([`synq_core::Driver`]) on any engine: hand it the
+/// packets read, fire its timers if due, take up to `TX_BATCH` packets into `tx`, drain its
+/// events. Returns how many packets `tx` holds.
+fn pump<'a, D: Driver>(
+    engine: &mut D,
+    now: Instant,
+    packets: impl Iterator<Item = &'a [u8]>,
+    tx: &mut Vec<Vec<u8>>,
+    tap: &mut Option<Tap>,
+    events: &mut Vec<D::Event>,
+) -> usize {
+    for p in packets {
+        if let Some(tap) = tap.as_mut() {
+            tap(Direction::In, p);
+        }
+        engine.handle_packet(now, p);
+    }
+    if engine.poll_timeout().is_some_and(|t| t <= now) {
+        engine.handle_timeout(now);
+    }
+    let mut m = 0;
+    while m < TX_BATCH {
+        if m == tx.len() {
+            tx.push(Vec::with_capacity(2048));
+        }
+        if engine.poll_transmit(now, &mut tx[m]).is_none() {
+            break;
+        }
+        if let Some(tap) = tap.as_mut() {
+            tap(Direction::Out, &tx[m]);
+        }
+        m += 1;
+    }
+    events.extend(std::iter::from_fn(|| engine.poll_event()));
+    m
+}
+
 /// The driver: drain the device, feed the stack, fire timers, write everything the stack
 /// has, wake the sockets its events name, then sleep until the device is readable, an
 /// application call kicks, or the stack's next timer.
@@ -289,38 +326,24 @@ async fn drive<D: Device>(shared: Arc<Shared>, dev: D) {
         let (sent, deadline) = {
             let mut st = shared.lock();
             if st.stopping {
-                break (io::ErrorKind::NotConnected, "the stack was shut down".to_string());
+                break (
+                    io::ErrorKind::NotConnected,
+                    "the stack was shut down".to_string(),
+                );
             }
             let st = &mut *st;
             st.stats.wakeups += 1;
             st.stats.rx_packets += n as u64;
             let now = st.now();
-            for (buf, &len) in rx.iter().zip(&rx_len).take(n) {
-                if let Some(tap) = st.tap.as_mut() {
-                    tap(Direction::In, &buf[..len]);
-                }
-                st.stack.handle_packet(now, &buf[..len]);
-            }
-            if st.stack.poll_timeout().is_some_and(|t| t <= now) {
-                st.stack.handle_timeout(now);
-            }
-            let mut m = 0;
-            while m < TX_BATCH {
-                if m == tx.len() {
-                    tx.push(Vec::with_capacity(2048));
-                }
-                if st.stack.poll_transmit(now, &mut tx[m]).is_none() {
-                    break;
-                }
-                if let Some(tap) = st.tap.as_mut() {
-                    tap(Direction::Out, &tx[m]);
-                }
-                m += 1;
-            }
-            while let Some(ev) = st.stack.poll_event() {
+            let packets = rx.iter().zip(&rx_len).take(n).map(|(b, &len)| &b[..len]);
+            let mut tap = st.tap.take();
+            let mut events = Vec::new();
+            let m = pump(&mut st.stack, now, packets, &mut tx, &mut tap, &mut events);
+            st.tap = tap;
+            for ev in events {
                 st.collect(ev, &mut wakers);
             }
-            (m, st.stack.poll_timeout())
+            (m, Driver::poll_timeout(&st.stack))
         };
         for w in wakers.drain(..) {
             w.wake();

@@ -60,8 +60,15 @@ async fn echo_one_megabyte_both_ways_intact() {
         w
     });
     let mut got = Vec::new();
-    timeout(LIMIT, r.read_to_end(&mut got)).await.unwrap().unwrap();
-    assert!(got == expect, "echoed stream differs ({} bytes back)", got.len());
+    timeout(LIMIT, r.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        got == expect,
+        "echoed stream differs ({} bytes back)",
+        got.len()
+    );
     drop(writer.await.unwrap());
     timeout(LIMIT, srv).await.unwrap().unwrap();
 }
@@ -86,7 +93,10 @@ async fn refused_reset_and_addr_in_use_have_their_error_kinds() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     drop(accepted);
     let mut buf = [0; 16];
-    let e = timeout(LIMIT, conn.read(&mut buf)).await.unwrap().unwrap_err();
+    let e = timeout(LIMIT, conn.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
 }
 
@@ -95,10 +105,13 @@ async fn connect_times_out_when_nobody_answers() {
     // The peer stack has no address 192.0.2.3: SYNs vanish. One retry: SYNs at 0 and 1 s,
     // ETIMEDOUT at about 3 s.
     let (_server, client) = pair(&[("net.ipv4.tcp_syn_retries", "1")]);
-    let e = timeout(LIMIT, TcpStream::connect(&client, "192.0.2.3:80".parse().unwrap()))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let e = timeout(
+        LIMIT,
+        TcpStream::connect(&client, "192.0.2.3:80".parse().unwrap()),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
 }
 
@@ -111,12 +124,18 @@ async fn half_close_keeps_the_other_direction_open() {
     conn.write_all(b"request").await.unwrap();
     conn.shutdown().await.unwrap();
     let mut req = Vec::new();
-    timeout(LIMIT, acc.read_to_end(&mut req)).await.unwrap().unwrap();
+    timeout(LIMIT, acc.read_to_end(&mut req))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(req, b"request");
     acc.write_all(b"response after your FIN").await.unwrap();
     acc.shutdown().await.unwrap();
     let mut resp = Vec::new();
-    timeout(LIMIT, conn.read_to_end(&mut resp)).await.unwrap().unwrap();
+    timeout(LIMIT, conn.read_to_end(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp, b"response after your FIN");
     let e = conn.write_all(b"more").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}");
@@ -138,7 +157,10 @@ async fn a_full_send_buffer_parks_the_writer_and_never_grows() {
             Ok(Err(e)) => panic!("write failed: {e}"),
             Err(_) => break true,
         }
-        assert!(written < 64 << 20, "wrote {written} bytes into a peer that never reads");
+        assert!(
+            written < 64 << 20,
+            "wrote {written} bytes into a peer that never reads"
+        );
     };
     assert!(parked);
     let info = conn.info().unwrap();
@@ -153,7 +175,10 @@ async fn a_full_send_buffer_parks_the_writer_and_never_grows() {
         let mut sink = Vec::new();
         acc.read_to_end(&mut sink).await.map(|_| sink.len())
     });
-    timeout(LIMIT, conn.write_all(&chunk)).await.unwrap().unwrap();
+    timeout(LIMIT, conn.write_all(&chunk))
+        .await
+        .unwrap()
+        .unwrap();
     written += chunk.len();
     conn.shutdown().await.unwrap();
     let got = timeout(LIMIT, reader).await.unwrap().unwrap().unwrap();
@@ -166,7 +191,9 @@ async fn accept_is_cancel_safe_and_backlog_plus_one_queue() {
     let listener = TcpListener::bind(&server, addr(80), 1).unwrap();
     // Cancelled accepts lose nothing.
     for _ in 0..3 {
-        assert!(timeout(Duration::from_millis(20), listener.accept()).await.is_err());
+        assert!(timeout(Duration::from_millis(20), listener.accept())
+            .await
+            .is_err());
     }
     let mut conns = Vec::new();
     for _ in 0..2 {
@@ -180,7 +207,11 @@ async fn accept_is_cancel_safe_and_backlog_plus_one_queue() {
         assert_eq!(peer, c.local_addr().unwrap());
         drop(acc);
     }
-    assert_eq!(listener.set_defer_accept(2).unwrap(), 3, "Linux reads 2 s back as 3");
+    assert_eq!(
+        listener.set_defer_accept(2).unwrap(),
+        3,
+        "Linux reads 2 s back as 3"
+    );
 }
 
 #[tokio::test]
@@ -193,9 +224,9 @@ async fn hyper_client_and_server() {
         let (conn, _) = listener.accept().await.unwrap();
         let svc = hyper::service::service_fn(|req: hyper::Request<_>| async move {
             let body = format!("you asked for {}", req.uri().path());
-            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                bytes::Bytes::from(body),
-            )))
+            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(bytes::Bytes::from(
+                body,
+            ))))
         });
         hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(conn), svc)
@@ -231,7 +262,10 @@ async fn axum_router_serves_over_synq() {
         .await
         .unwrap();
     let mut resp = Vec::new();
-    timeout(LIMIT, conn.read_to_end(&mut resp)).await.unwrap().unwrap();
+    timeout(LIMIT, conn.read_to_end(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8_lossy(&resp);
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.ends_with("hello from axum"), "{text}");

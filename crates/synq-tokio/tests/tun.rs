@@ -52,9 +52,10 @@ async fn axum_app_on_synq_answers_curl() {
     use axum::{routing::get, Router};
     let (ns, stack) = setup("axum", 81);
     let listener = TcpListener::bind(&stack, "10.81.0.2:80".parse().unwrap(), 64).unwrap();
-    let app = Router::new().route("/hi/{name}", get(|p: axum::extract::Path<String>| async move {
-        format!("hello {}", p.0)
-    }));
+    let app = Router::new().route(
+        "/hi/{name}",
+        get(|p: axum::extract::Path<String>| async move { format!("hello {}", p.0) }),
+    );
     tokio::spawn(async move { axum::serve(listener, app).await });
     let out = tokio::task::spawn_blocking(move || {
         let out = ns
@@ -79,7 +80,10 @@ async fn axum_app_on_synq_answers_curl() {
 
 #[tokio::test]
 async fn hyper_client_on_synq_fetches_from_a_kernel_server() {
-    if cannot("hyper_client_on_synq_fetches_from_a_kernel_server", &["python3"]) {
+    if cannot(
+        "hyper_client_on_synq_fetches_from_a_kernel_server",
+        &["python3"],
+    ) {
         return;
     }
     use http_body_util::{BodyExt, Empty};
@@ -91,7 +95,14 @@ async fn hyper_client_on_synq_fetches_from_a_kernel_server() {
     std::fs::write(dir.join("blob"), &page).unwrap();
     let mut server = ns
         .command("python3")
-        .args(["-m", "http.server", "--bind", "10.82.0.1", "8080", "--directory"])
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "10.82.0.1",
+            "8080",
+            "--directory",
+        ])
         .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
