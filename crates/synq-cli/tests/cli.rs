@@ -345,7 +345,12 @@ fn sysctl_from_host_and_model_knob() {
         assert_eq!(code, 0, "{err}");
         assert_eq!(out.trim(), format!("net.core.somaxconn = {}", host.trim()));
     } else {
-        println!("SKIP sysctl --sysctl-from-host: no /proc/sys here");
+        // The stderr handle, not eprintln!: a plain `cargo test` shows it.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP sysctl --sysctl-from-host: no /proc/sys here"
+        );
     }
 }
 

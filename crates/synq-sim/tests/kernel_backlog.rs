@@ -16,7 +16,7 @@ use synq_sim::scenario::{
 
 #[path = "kernel/util.rs"]
 mod util;
-use util::{run_python, tun_skip_reason};
+use util::{run_python, skip, tun_skip_reason};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/backlog.py");
 
@@ -209,7 +209,7 @@ fn synq(p: &Point) -> Vec<(String, u64)> {
 #[test]
 fn backlog_grid_matches_the_kernel() {
     if let Some(why) = tun_skip_reason() {
-        println!("SKIP backlog_grid_matches_the_kernel: {why}");
+        skip("backlog_grid_matches_the_kernel", &why);
         return;
     }
     let points = grid();

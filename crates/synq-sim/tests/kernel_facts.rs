@@ -10,7 +10,7 @@ use synq_core::{Config, Instant, Stack};
 
 #[path = "kernel/util.rs"]
 mod util;
-use util::skip_reason;
+use util::{skip, skip_reason};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/facts.py");
 
@@ -61,7 +61,7 @@ const SIZED: &[&str] = &[
 #[test]
 fn sysctl_defaults_match_a_fresh_namespace() {
     if let Some(why) = skip_reason() {
-        println!("SKIP sysctl_defaults_match_a_fresh_namespace: {why}");
+        skip("sysctl_defaults_match_a_fresh_namespace", &why);
         return;
     }
     let mut args = vec!["sysctls"];
@@ -155,7 +155,7 @@ fn synq_shape(ts: &str, rmem: &str, rmem_max: &str) -> [(u16, Vec<u8>); 2] {
 #[test]
 fn syn_and_synack_match_the_kernel() {
     if let Some(why) = skip_reason() {
-        println!("SKIP syn_and_synack_match_the_kernel: {why}");
+        skip("syn_and_synack_match_the_kernel", &why);
         return;
     }
     for ts in ["1", "0"] {

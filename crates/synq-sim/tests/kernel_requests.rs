@@ -16,7 +16,7 @@ use synq_sim::scenario::LISTEN_COUNTERS;
 
 #[path = "kernel/util.rs"]
 mod util;
-use util::{run_python, tun_skip_reason};
+use util::{run_python, skip, tun_skip_reason};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/requests.py");
 const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 98, 0, 1));
@@ -435,7 +435,7 @@ fn compare(k: &Value, s: &Value) -> Vec<String> {
 #[test]
 fn request_scripts_match_the_kernel() {
     if let Some(why) = tun_skip_reason() {
-        println!("SKIP request_scripts_match_the_kernel: {why}");
+        skip("request_scripts_match_the_kernel", &why);
         return;
     }
     let all = scripts();

@@ -11,7 +11,7 @@ use synq_sim::{LinkConfig, Network, TapKind};
 
 #[path = "kernel/util.rs"]
 mod util;
-use util::skip_reason;
+use util::{skip, skip_reason};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kernel/syn_client.py");
 
@@ -99,7 +99,7 @@ fn synq(sysctls: &[(&str, &str)]) -> Outcome {
 #[test]
 fn syn_retransmission_matches_the_kernel() {
     if let Some(why) = skip_reason() {
-        println!("SKIP syn_retransmission_matches_the_kernel: {why}");
+        skip("syn_retransmission_matches_the_kernel", &why);
         return;
     }
     let has_linear = std::path::Path::new("/proc/sys/net/ipv4/tcp_syn_linear_timeouts").exists();

@@ -61,3 +61,11 @@ pub(crate) fn run_python(script: &str, inputs: &[String]) -> Vec<Result<Vec<u8>,
     }
     out
 }
+
+/// Print `SKIP test: why` where a plain `cargo test` shows it: libtest captures `println!`
+/// and `eprintln!`, not writes to the stderr handle itself.
+#[allow(dead_code)]
+pub(crate) fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
+}
