@@ -79,7 +79,10 @@ impl Tun {
     /// userspace stack then answers for other addresses of that subnet.
     pub fn create_with_address(name: &str, mtu: u16, host: IpAddr, prefix: u8) -> io::Result<Self> {
         let tun = Self::create(name, mtu)?;
-        ip(None, &["addr", "add", &format!("{host}/{prefix}"), "dev", name])?;
+        ip(
+            None,
+            &["addr", "add", &format!("{host}/{prefix}"), "dev", name],
+        )?;
         ip(None, &["link", "set", "dev", name, "up"])?;
         Ok(tun)
     }
@@ -88,9 +91,21 @@ impl Tun {
     /// `host/prefix`, the device and the namespace's loopback come up. The descriptor stays
     /// with this process.
     pub fn move_into(&self, ns: &Netns, host: IpAddr, prefix: u8) -> io::Result<()> {
-        ip(None, &["link", "set", "dev", &self.name, "netns", ns.name()])?;
+        ip(
+            None,
+            &["link", "set", "dev", &self.name, "netns", ns.name()],
+        )?;
         let n = Some(ns);
-        ip(n, &["addr", "add", &format!("{host}/{prefix}"), "dev", &self.name])?;
+        ip(
+            n,
+            &[
+                "addr",
+                "add",
+                &format!("{host}/{prefix}"),
+                "dev",
+                &self.name,
+            ],
+        )?;
         ip(n, &["link", "set", "dev", &self.name, "up"])?;
         ip(n, &["link", "set", "dev", "lo", "up"])?;
         Ok(())
@@ -157,8 +172,11 @@ impl Netns {
 
     /// Set a sysctl inside the namespace (`net.*` knobs are per namespace).
     pub fn sysctl(&self, name: &str, value: &str) -> io::Result<()> {
-        run_ok(self.command("sysctl").args(["-q", "-w", &format!("{name}={value}")]))
-            .map(drop)
+        run_ok(
+            self.command("sysctl")
+                .args(["-q", "-w", &format!("{name}={value}")]),
+        )
+        .map(drop)
     }
 
     /// Run `ip ARGS` inside the namespace.
