@@ -58,6 +58,10 @@ pub(crate) struct ServeArgs {
     /// MTU moves 64 KB per read, as segmentation offload does for kernel links.
     #[arg(long, default_value_t = 1500)]
     mtu: u16,
+    /// TCP segmentation and checksum offload on the device (`IFF_VNET_HDR`): the kernel
+    /// hands over segments of up to 64 KB, one read each, checksums left unfilled.
+    #[arg(long)]
+    offload: bool,
     /// Seed of the stack's secrets (default: from the OS; set it only for reproducible tests).
     #[arg(long)]
     seed: Option<u64>,
@@ -155,7 +159,7 @@ async fn serve(
 ) -> Result<(), Fail> {
     let control = a.control.clone().unwrap_or_else(|| default_control(&a.tun));
     let pcap = a.pcap.as_deref().map(open_pcap).transpose()?;
-    let tun = synq_tun::Tun::create_with_address(&a.tun, a.mtu, host, prefix)
+    let tun = synq_tun::Tun::create_with_address(&a.tun, a.mtu, a.offload, host, prefix)
         .map_err(|e| Fail::Run(format!("cannot create TUN device {}: {e}", a.tun)))?;
     let stack = match a.seed {
         Some(seed) => Stack::with_seed(tun, cfg, seed),

@@ -108,6 +108,12 @@ pub trait Driver {
     /// An IP packet addressed to this host arrived at `now`.
     fn handle_packet(&mut self, now: Instant, packet: &[u8]);
 
+    /// As [`Driver::handle_packet`], for a packet whose transport checksum the device has
+    /// vouched for (checksum offload). By default the checksum is verified all the same.
+    fn handle_packet_verified(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet(now, packet);
+    }
+
     /// Fire what is due at `now`; called once `now >= poll_timeout()`, may be spurious.
     fn handle_timeout(&mut self, now: Instant);
 
@@ -129,6 +135,9 @@ impl Driver for Stack {
 
     fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         Self::handle_packet(self, now, packet);
+    }
+    fn handle_packet_verified(&mut self, now: Instant, packet: &[u8]) {
+        Self::handle_packet_verified(self, now, packet);
     }
 
     fn handle_timeout(&mut self, now: Instant) {

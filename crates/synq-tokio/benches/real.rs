@@ -235,7 +235,8 @@ fn orchestrate(json: bool) {
     let mtu: u16 = std::env::var("SYNQ_BENCH_MTU")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(65_535);
+        .unwrap_or(1500);
+    let offload = std::env::var("SYNQ_BENCH_OFFLOAD").map_or(true, |v| v != "0");
     let c = std::sync::Arc::new(synq_tun::Netns::create("sqbc").unwrap());
     let kc = synq_tun::Netns::create("sqbkc").unwrap();
     let ks = synq_tun::Netns::create("sqbks").unwrap();
@@ -281,8 +282,13 @@ fn orchestrate(json: bool) {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let tun = synq_tun::Tun::create(&format!("sqb{}", std::process::id() % 100_000), mtu)
-                .unwrap();
+            let name = format!("sqb{}", std::process::id() % 100_000);
+            let tun = if offload {
+                synq_tun::Tun::create_offload(&name, mtu)
+            } else {
+                synq_tun::Tun::create(&name, mtu)
+            }
+            .unwrap();
             tun.move_into(&c2, "10.73.0.1".parse().unwrap(), 24)
                 .unwrap();
             let mut cfg = synq_core::Config::default();
@@ -335,10 +341,11 @@ fn orchestrate(json: bool) {
         }
         o.insert("secs".into(), secs.into());
         o.insert("tun_mtu".into(), mtu.into());
+        o.insert("tun_offload".into(), offload.into());
         o.insert("notes".into(), notes.clone().into());
         println!("{}", serde_json::Value::Object(o));
     } else {
-        println!("real traffic, {secs} s each, one server thread each side, TUN MTU {mtu}");
+        println!("real traffic, {secs} s each, one server thread each side, TUN MTU {mtu}, offload {offload}");
         println!(
             "{:<34} {:>12} {:>12} {:>12}",
             "", "synq", "kernel", "synq/kernel"

@@ -15,11 +15,30 @@ pub trait Device: Send + Sync + 'static {
     /// Ready when a packet may be readable; a false positive is allowed.
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// One packet into `buf`, or `WouldBlock`.
-    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received>;
     /// Ready when a write may succeed.
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Write one packet, or `WouldBlock`.
     fn try_send(&self, packet: &[u8]) -> io::Result<usize>;
+}
+
+/// What [`Device::try_recv`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes of the packet in the buffer.
+    pub len: usize,
+    /// The device vouches for the transport checksum (offload): the engine skips it.
+    pub checksum_ok: bool,
+}
+
+impl Received {
+    /// A packet whose checksums the engine must verify.
+    pub fn plain(len: usize) -> Self {
+        Self {
+            len,
+            checksum_ok: false,
+        }
+    }
 }
 
 #[cfg(feature = "tun")]
@@ -27,8 +46,8 @@ impl Device for synq_tun::Tun {
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Self::poll_readable(self, cx)
     }
-    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        Self::try_recv(self, buf)
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        Self::try_recv(self, buf).map(|(len, checksum_ok)| Received { len, checksum_ok })
     }
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Self::poll_writable(self, cx)
@@ -94,14 +113,14 @@ impl Device for PipeEnd {
             Poll::Ready(Ok(()))
         }
     }
-    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         let p = lock(&self.rx)
             .packets
             .pop_front()
             .ok_or(io::ErrorKind::WouldBlock)?;
         let n = p.len().min(buf.len());
         buf[..n].copy_from_slice(&p[..n]);
-        Ok(n)
+        Ok(Received::plain(n))
     }
     fn poll_writable(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))

@@ -53,7 +53,7 @@ mod listener;
 mod stack;
 mod stream;
 
-pub use device::{pipe, Device, PipeEnd};
+pub use device::{pipe, Device, PipeEnd, Received};
 pub use listener::TcpListener;
 pub use stack::{Direction, DriverStats, Stack, Tap};
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, TcpStream};

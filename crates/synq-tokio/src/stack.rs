@@ -263,16 +263,20 @@ fn random_seed() -> u64 {
 fn pump<'a, D: Driver>(
     engine: &mut D,
     now: Instant,
-    packets: impl Iterator<Item = &'a [u8]>,
+    packets: impl Iterator<Item = (&'a [u8], bool)>,
     tx: &mut Vec<Vec<u8>>,
     tap: &mut Option<Tap>,
     events: &mut Vec<D::Event>,
 ) -> usize {
-    for p in packets {
+    for (p, checksum_ok) in packets {
         if let Some(tap) = tap.as_mut() {
             tap(Direction::In, p);
         }
-        engine.handle_packet(now, p);
+        if checksum_ok {
+            engine.handle_packet_verified(now, p);
+        } else {
+            engine.handle_packet(now, p);
+        }
     }
     if engine.poll_timeout().is_some_and(|t| t <= now) {
         engine.handle_timeout(now);
@@ -299,7 +303,7 @@ fn pump<'a, D: Driver>(
 /// application call kicks, or the stack's next timer.
 async fn drive<D: Device>(shared: Arc<Shared>, dev: D) {
     let mut rx: Vec<Vec<u8>> = (0..RX_BATCH).map(|_| vec![0; RX_BUF]).collect();
-    let mut rx_len = [0usize; RX_BATCH];
+    let mut rx_len = [(0usize, false); RX_BATCH];
     let mut tx: Vec<Vec<u8>> = Vec::new();
     let mut wakers = Vec::new();
     let epoch = tokio::time::Instant::from_std(shared.lock().epoch);
@@ -308,8 +312,8 @@ async fn drive<D: Device>(shared: Arc<Shared>, dev: D) {
         let mut read_error = None;
         while n < RX_BATCH {
             match dev.try_recv(&mut rx[n]) {
-                Ok(len) => {
-                    rx_len[n] = len;
+                Ok(r) => {
+                    rx_len[n] = (r.len.min(RX_BUF), r.checksum_ok);
                     n += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -335,7 +339,11 @@ async fn drive<D: Device>(shared: Arc<Shared>, dev: D) {
             st.stats.wakeups += 1;
             st.stats.rx_packets += n as u64;
             let now = st.now();
-            let packets = rx.iter().zip(&rx_len).take(n).map(|(b, &len)| &b[..len]);
+            let packets = rx
+                .iter()
+                .zip(&rx_len)
+                .take(n)
+                .map(|(b, &(len, ok))| (&b[..len], ok));
             let mut tap = st.tap.take();
             let mut events = Vec::new();
             let m = pump(&mut st.stack, now, packets, &mut tx, &mut tap, &mut events);

@@ -174,3 +174,69 @@ fn a_panic_leaves_no_device_or_namespace() {
     let dev = format!("sqt{}83", std::process::id() % 10_000);
     assert!(!link_exists(&dev), "device {dev} left behind");
 }
+
+#[tokio::test]
+async fn offload_device_carries_64k_segments_intact() {
+    if cannot("offload_device_carries_64k_segments_intact", &["python3"]) {
+        return;
+    }
+    let ns = Netns::create("sqtoff").unwrap();
+    let name = format!("sqt{}84", std::process::id() % 10_000);
+    let tun = Tun::create_offload(&name, 1500).unwrap();
+    tun.move_into(&ns, "10.84.0.1".parse().unwrap(), 24)
+        .unwrap();
+    let stack = Stack::new(tun, synq_core::Config::default()).unwrap();
+    stack.add_address("10.84.0.2".parse().unwrap());
+    let biggest = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let b = biggest.clone();
+    stack.set_tap(Box::new(move |dir, p| {
+        if dir == synq_tokio::Direction::In {
+            b.fetch_max(p.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }));
+    let listener = TcpListener::bind(&stack, "10.84.0.2:7".parse().unwrap(), 8).unwrap();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = conn.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    // The kernel's client sends 8 MB and reads the echo back; it checks every byte.
+    let script = r#"
+import os, socket, threading
+data = os.urandom(8 << 20)
+s = socket.create_connection(("10.84.0.2", 7), timeout=30)
+def send():
+    s.sendall(data); s.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send); t.start()
+got = bytearray()
+while True:
+    b = s.recv(1 << 20)
+    if not b: break
+    got += b
+t.join()
+print("intact" if bytes(got) == data else "differs %d" % len(got))
+"#;
+    let out = tokio::task::spawn_blocking(move || {
+        let out = ns.command("python3").args(["-c", script]).output().unwrap();
+        drop(ns);
+        out
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "intact",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = stack.with(|s| s.counters().clone());
+    assert_eq!((c.in_csum_errors, c.ip_in_hdr_errors), (0, 0), "{c:?}");
+    let big = biggest.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        big > 1500,
+        "no segment above the MTU arrived (largest {big}): no offload"
+    );
+}

@@ -97,3 +97,25 @@ proptest! {
         while s.poll_transmit(Instant::from_secs(100), &mut buf).is_some() {}
     }
 }
+
+#[test]
+fn a_checksum_the_device_vouched_for_is_not_checked_again() {
+    // Checksum offload: the field holds only a partial sum, and the segment still counts.
+    let mut s = stack();
+    let mut syn = valid_syn();
+    let last = syn.len() - 1;
+    syn[last] ^= 0xff;
+    s.handle_packet_verified(Instant::ZERO, &syn);
+    assert_eq!(s.counters().in_csum_errors, 0);
+    assert_eq!(s.counters().in_errs, 0);
+    let mut out = Vec::new();
+    assert!(
+        s.poll_transmit(Instant::ZERO, &mut out).is_some(),
+        "SYN-ACK"
+    );
+    // Every other check stays: a bad IP header checksum is still an error.
+    let mut bad = valid_syn();
+    bad[10] ^= 1;
+    s.handle_packet_verified(Instant::ZERO, &bad);
+    assert_eq!(s.counters().ip_in_hdr_errors, 1);
+}
