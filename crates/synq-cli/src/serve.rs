@@ -356,6 +356,8 @@ const MAX_REQUEST: usize = 4096;
 async fn control_loop(ctl: tokio::net::UnixListener, stack: Stack) {
     loop {
         let Ok((conn, _)) = ctl.accept().await else {
+            // Out of descriptors, say: wait instead of spinning; the server goes on.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
         let stack = stack.clone();

@@ -72,6 +72,8 @@ counters! {
     tw_overflow => "TcpExtTCPTimeWaitOverflow",
     orphan_overflow => "SynqOrphanOverflow",
     in_bad_data_offset => "SynqInBadDataOffset",
+    /// TCP header shorter than 20 bytes or than its data offset (Linux drops it uncounted).
+    in_truncated_segs => "SynqInTruncatedSegs",
     in_not_for_us => "SynqInNoSocket",
     conn_table_full => "SynqConnTableFull",
     tx_queue_drops => "SynqTxQueueDrops",

@@ -344,6 +344,12 @@ impl Stack {
                 c.in_errs += 1;
                 Parsed::Drop
             }
+            // As tcp_v4_rcv: a header cut short is dropped without TcpInErrs (its
+            // `discard_it`), a bad offset or checksum is counted (`bad_packet`, `csum_error`).
+            Err(WireError::Truncated) => {
+                c.in_truncated_segs += 1;
+                Parsed::Drop
+            }
             Err(e) => {
                 c.in_errs += 1;
                 match e {

@@ -48,6 +48,11 @@ pub struct Tun {
     offload: bool,
 }
 
+/// Packets the kernel queues toward this process. Linux's default for TUN is 500, which
+/// drops the opening bursts of a few hundred connections (initial window 10 each) that a
+/// batch reader would take a moment later; losses then wait for retransmission timeouts.
+pub const TX_QUEUE_LEN: u32 = 10_000;
+
 /// Length of the `virtio_net_hdr` in front of every packet of an offload device.
 const VNET_HDR: usize = 10;
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the local kernel left the checksum for offload to fill.
@@ -87,6 +92,7 @@ impl Tun {
             .name(name)
             .mtu(mtu)
             .packet_information(false)
+            .tx_queue_len(TX_QUEUE_LEN)
             .offload(offload)
             .enable(false)
             .build_async()?;

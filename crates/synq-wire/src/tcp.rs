@@ -424,15 +424,19 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 
     /// Checks the buffer holds 20 bytes, data offset >= 5, and the whole
-    /// header.
+    /// header. A header longer than the buffer is `Truncated` (Linux drops it
+    /// uncounted); a data offset below 5 is `BadDataOffset` (Linux: `TcpInErrs`).
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
             return Err(Error::Truncated);
         }
         let hl = self.header_len();
-        if hl < HEADER_LEN || hl > len {
+        if hl < HEADER_LEN {
             return Err(Error::BadDataOffset);
+        }
+        if hl > len {
+            return Err(Error::Truncated);
         }
         Ok(())
     }
@@ -854,7 +858,7 @@ mod tests {
         b[12] = 0x70; // 28-byte header in 24 bytes
         assert_eq!(
             TcpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::BadDataOffset
+            Error::Truncated
         );
         let mut b = buf;
         b[0] ^= 1;

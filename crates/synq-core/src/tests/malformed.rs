@@ -119,3 +119,33 @@ fn a_checksum_the_device_vouched_for_is_not_checked_again() {
     s.handle_packet_verified(Instant::ZERO, &bad);
     assert_eq!(s.counters().ip_in_hdr_errors, 1);
 }
+
+#[test]
+fn short_tcp_headers_are_dropped_as_linux_drops_them() {
+    // tcp_v4_rcv: fewer than 20 bytes, or fewer than the data offset says, is `discard_it`
+    // (TcpInSegs only); a data offset below 5 is `bad_packet` (TcpInErrs). Checked against
+    // the kernel by synq-cli's tests/serve.rs over a TUN device.
+    let mut s = stack();
+    let good = valid_syn();
+    let ihl = 20;
+    let short_ip = |tcp_len: usize| {
+        let mut p = good[..ihl + tcp_len].to_vec();
+        p[2..4].copy_from_slice(&((ihl + tcp_len) as u16).to_be_bytes());
+        p[10..12].copy_from_slice(&[0, 0]);
+        let sum = synq_wire::checksum::fold(synq_wire::checksum::sum(&p[..ihl], 0));
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p
+    };
+    s.handle_packet(Instant::ZERO, &short_ip(8));
+    let c = s.counters();
+    assert_eq!((c.in_segs, c.in_errs, c.in_truncated_segs), (1, 0, 1));
+    // A 24-byte SYN (MSS option) cut to 20 bytes: the header outruns the packet.
+    s.handle_packet(Instant::ZERO, &short_ip(20));
+    let c = s.counters();
+    assert_eq!((c.in_segs, c.in_errs, c.in_truncated_segs), (2, 0, 2));
+    let mut bad = good.clone();
+    bad[ihl + 12] = 0x20;
+    s.handle_packet(Instant::ZERO, &bad);
+    let c = s.counters();
+    assert_eq!((c.in_errs, c.in_bad_data_offset), (1, 1));
+}
