@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const RR_PORT: u16 = 7;
 const HTTP_PORT: u16 = 80;
 const BULK_PORT: u16 = 9;
+const SOURCE_PORT: u16 = 19;
 const MSG: usize = 100;
 
 fn main() {
@@ -61,6 +62,14 @@ async fn discard<S: tokio::io::AsyncRead + Unpin>(mut s: S) -> io::Result<()> {
     Ok(())
 }
 
+/// Write until the peer goes away (chargen's port, without the characters).
+async fn source<S: tokio::io::AsyncWrite + Unpin>(mut s: S) -> io::Result<()> {
+    let chunk = vec![0x43u8; 256 * 1024];
+    loop {
+        s.write_all(&chunk).await?;
+    }
+}
+
 async fn http<S>(s: S) -> io::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -84,12 +93,14 @@ async fn kernel_server(ip: &str) -> io::Result<()> {
         bind(HTTP_PORT).await?,
         bind(BULK_PORT).await?,
     );
+    let d = bind(SOURCE_PORT).await?;
     println!("ready");
     loop {
         tokio::select! {
             Ok((s, _)) = a.accept() => { tokio::spawn(rr(s)); }
             Ok((s, _)) = b.accept() => { tokio::spawn(http(s)); }
             Ok((s, _)) = c.accept() => { tokio::spawn(discard(s)); }
+            Ok((s, _)) = d.accept() => { tokio::spawn(source(s)); }
         }
     }
 }
@@ -99,12 +110,14 @@ fn synq_server(stack: &synq_tokio::Stack, ip: std::net::IpAddr) -> io::Result<()
     let a = TcpListener::bind(stack, SocketAddr::new(ip, RR_PORT), 4096)?;
     let b = TcpListener::bind(stack, SocketAddr::new(ip, HTTP_PORT), 4096)?;
     let c = TcpListener::bind(stack, SocketAddr::new(ip, BULK_PORT), 4096)?;
+    let d = TcpListener::bind(stack, SocketAddr::new(ip, SOURCE_PORT), 4096)?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 Ok((s, _)) = a.accept() => { tokio::spawn(rr(s)); }
                 Ok((s, _)) = b.accept() => { tokio::spawn(http(s)); }
                 Ok((s, _)) = c.accept() => { tokio::spawn(discard(s)); }
+                Ok((s, _)) = d.accept() => { tokio::spawn(source(s)); }
             }
         }
     });
@@ -177,6 +190,19 @@ async fn client(kind: &str, secs: f64, ip: &str) -> io::Result<f64> {
                 total += t.await.map_err(io::Error::other)??;
             }
             Ok(total as f64 / start.elapsed().as_secs_f64())
+        }
+        "download" => {
+            let mut s = tokio::net::TcpStream::connect((ip, SOURCE_PORT)).await?;
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut got = 0u64;
+            while Instant::now() < deadline {
+                let n = s.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                got += n as u64;
+            }
+            Ok(got as f64 * 8.0 / start.elapsed().as_secs_f64())
         }
         _ => {
             let mut s = tokio::net::TcpStream::connect((ip, BULK_PORT)).await?;
@@ -309,7 +335,8 @@ fn orchestrate(json: bool) {
     for (kind, name) in [
         ("rr", "connections/s (100 B each way)"),
         ("http", "HTTP/1.1 keep-alive requests/s"),
-        ("bulk", "bulk, one stream, Gbit/s"),
+        ("bulk", "bulk to the server, Gbit/s"),
+        ("download", "bulk from the server, Gbit/s"),
     ] {
         let before = stack.driver_stats();
         let s = run_client(&c, kind, secs, "10.73.0.2");
@@ -320,9 +347,10 @@ fn orchestrate(json: bool) {
             d.rx_packets - before.rx_packets,
             d.tx_packets - before.tx_packets,
         );
+        let supers = d.tx_super_segments - before.tx_super_segments;
         notes.push(format!(
-            "{kind}: synq driver moved {rx} packets in, {tx} out, {:.1} per wakeup; \
-             one read(2) per packet in and one write(2) per packet out",
+            "{kind}: synq driver moved {rx} packets in, {tx} out ({supers} writes of \
+             super-segments), {:.1} per wakeup",
             (rx + tx) as f64 / wakeups
         ));
         rows.push((kind, name, s, k));
@@ -351,8 +379,9 @@ fn orchestrate(json: bool) {
             "", "synq", "kernel", "synq/kernel"
         );
         for (kind, name, s, k) in &rows {
-            let scale = if *kind == "bulk" { 1e9 } else { 1.0 };
-            let prec = if *kind == "bulk" { 2 } else { 0 };
+            let bits = matches!(*kind, "bulk" | "download");
+            let scale = if bits { 1e9 } else { 1.0 };
+            let prec = if bits { 2 } else { 0 };
             println!(
                 "{name:<34} {:>12.prec$} {:>12.prec$} {:>12.3}",
                 s / scale,

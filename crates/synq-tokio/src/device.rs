@@ -20,6 +20,31 @@ pub trait Device: Send + Sync + 'static {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Write one packet, or `WouldBlock`.
     fn try_send(&self, packet: &[u8]) -> io::Result<usize>;
+
+    /// Whether the device cuts TCP super-segments itself ([`Device::try_send_tso`]).
+    fn tso(&self) -> bool {
+        false
+    }
+
+    /// Write one TCP super-segment to be cut into `mss`-byte segments, its TCP checksum
+    /// field holding the pseudo-header sum. Called only where [`Device::tso`] is true.
+    fn try_send_tso(&self, packet: &[u8], tso: Tso) -> io::Result<usize> {
+        let _ = (packet, tso);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// How to cut a super-segment: see [`Device::try_send_tso`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tso {
+    /// Payload bytes per segment.
+    pub mss: u16,
+    /// IP header length.
+    pub l3_len: u16,
+    /// TCP header length.
+    pub l4_len: u16,
+    /// IPv6 (else IPv4).
+    pub ipv6: bool,
 }
 
 /// What [`Device::try_recv`] read.
@@ -54,6 +79,12 @@ impl Device for synq_tun::Tun {
     }
     fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
         Self::try_send(self, packet)
+    }
+    fn tso(&self) -> bool {
+        self.offload()
+    }
+    fn try_send_tso(&self, packet: &[u8], t: Tso) -> io::Result<usize> {
+        Self::try_send_tso(self, packet, t.mss, t.l3_len, t.l4_len, t.ipv6)
     }
 }
 

@@ -49,11 +49,12 @@
 
 mod device;
 mod error;
+mod gso;
 mod listener;
 mod stack;
 mod stream;
 
-pub use device::{pipe, Device, PipeEnd, Received};
+pub use device::{pipe, Device, PipeEnd, Received, Tso};
 pub use listener::TcpListener;
 pub use stack::{Direction, DriverStats, Stack, Tap};
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, TcpStream};

@@ -176,8 +176,11 @@ fn a_panic_leaves_no_device_or_namespace() {
 }
 
 #[tokio::test]
-async fn offload_device_carries_64k_segments_intact() {
-    if cannot("offload_device_carries_64k_segments_intact", &["python3"]) {
+async fn offload_device_carries_64k_segments_both_ways_intact() {
+    if cannot(
+        "offload_device_carries_64k_segments_both_ways_intact",
+        &["python3"],
+    ) {
         return;
     }
     let ns = Netns::create("sqtoff").unwrap();

@@ -59,6 +59,9 @@ const VNET_HDR: usize = 10;
 const F_NEEDS_CSUM: u8 = 1;
 /// `VIRTIO_NET_HDR_F_DATA_VALID`: the checksum was verified.
 const F_DATA_VALID: u8 = 2;
+/// `VIRTIO_NET_HDR_GSO_TCPV4` and `_TCPV6`.
+const GSO_TCPV4: u8 = 1;
+const GSO_TCPV6: u8 = 4;
 
 impl std::fmt::Debug for Tun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,6 +186,36 @@ impl Tun {
             )
         })?;
         Ok((len, hdr[0] & (F_NEEDS_CSUM | F_DATA_VALID) != 0))
+    }
+
+    /// Write one TCP super-segment for the kernel to cut into `mss`-byte segments (offload
+    /// devices only): `l3_len` and `l4_len` are its IP and TCP header lengths, and its TCP
+    /// checksum field holds the pseudo-header sum (the kernel fills each segment's checksum).
+    pub fn try_send_tso(
+        &self,
+        packet: &[u8],
+        mss: u16,
+        l3_len: u16,
+        l4_len: u16,
+        ipv6: bool,
+    ) -> io::Result<usize> {
+        if !self.offload {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "segmentation offload needs an offload device",
+            ));
+        }
+        let mut hdr = [0u8; VNET_HDR];
+        hdr[0] = F_NEEDS_CSUM;
+        hdr[1] = if ipv6 { GSO_TCPV6 } else { GSO_TCPV4 };
+        hdr[2..4].copy_from_slice(&(l3_len + l4_len).to_le_bytes());
+        hdr[4..6].copy_from_slice(&mss.to_le_bytes());
+        hdr[6..8].copy_from_slice(&l3_len.to_le_bytes());
+        hdr[8..10].copy_from_slice(&16u16.to_le_bytes()); // TCP checksum offset
+        let n = self
+            .dev
+            .try_send_vectored(&[IoSlice::new(&hdr), IoSlice::new(packet)])?;
+        Ok(n.saturating_sub(VNET_HDR))
     }
 
     /// Write one packet (checksums complete, no segmentation asked), or `WouldBlock`.
