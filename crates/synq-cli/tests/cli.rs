@@ -83,7 +83,8 @@ fn bad_input_is_one_line_and_exit_2() {
     for args in [
         &["sim", "transfer", "--loss", "1.5"][..],
         &["sim", "transfer", "--sysctl", "net.ipv4.nope=1"],
-        &["sim", "transfer", "--sysctl", "net.ipv4.tcp_syncookies=9"],
+        // Linux takes any u8 here (9 acts as 1): 256 is the first value it refuses.
+        &["sim", "transfer", "--sysctl", "net.ipv4.tcp_syncookies=256"],
         &["sim", "transfer", "--sysctl", "garbage"],
         &["sim", "transfer", "--sysctl-file", "/nonexistent/file.conf"],
         &["sim", "transfer", "--bandwidth", "0"],
@@ -311,7 +312,7 @@ fn backlog_scenarios_are_deterministic_and_reject_bad_input() {
             "--syns",
             "3",
             "--sysctl",
-            "net.ipv4.tcp_syncookies=3",
+            "net.ipv4.tcp_syncookies=256",
         ],
     ] {
         let (code, out, err) = synq(bad);

@@ -32,14 +32,26 @@ pub enum SysctlError {
     },
 }
 
+/// A sysctl.conf line naming a sysctl this stack does not model (`vm.swappiness`, say):
+/// [`Config::apply_conf`] skips it, as `sysctl -p` goes on past a name the kernel lacks, and
+/// returns it so the caller can warn or refuse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownSysctl {
+    /// 1-based line number.
+    pub line: usize,
+    /// The name, `/` separators turned into dots.
+    pub name: String,
+}
+
 /// Every tunable of a stack. Field docs give the sysctl name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// `net.core.somaxconn`: listen() backlog clamp (4096 since Linux 5.4).
     pub somaxconn: u32,
     /// `net.ipv4.tcp_max_syn_backlog`: SYN-queue heuristic knob. Linux sizes it from memory
-    /// (max(128, ehash_entries/128)); 2048 is what the reference test VM shows.
-    pub tcp_max_syn_backlog: u32,
+    /// (max(128, ehash_entries/128)); 2048 is what the reference test VM shows. An `int` in
+    /// Linux, negative values included.
+    pub tcp_max_syn_backlog: i32,
     /// `net.ipv4.tcp_syncookies`: 0 never, 1 when the SYN queue overflows, 2 always.
     pub tcp_syncookies: u8,
     /// `net.ipv4.tcp_synack_retries`: SYN-ACK retransmissions for a half-open request.
@@ -49,13 +61,15 @@ pub struct Config {
     /// `net.ipv4.tcp_syn_linear_timeouts`: SYN retransmissions that keep the initial 1 s RTO.
     pub tcp_syn_linear_timeouts: u8,
     /// `net.ipv4.tcp_abort_on_overflow`: RST instead of dropping a final ACK on overflow.
+    /// Linux keeps a `u8` and tests it for non-zero: 0 to 255 are accepted, shown as 0 or 1.
     pub tcp_abort_on_overflow: bool,
     /// `net.ipv4.tcp_timestamps`: RFC 7323 timestamps (0 off, 1 on with per-peer offsets,
     /// 2 on without offsets).
     pub tcp_timestamps: u8,
-    /// `net.ipv4.tcp_window_scaling`: RFC 7323 window scaling.
+    /// `net.ipv4.tcp_window_scaling`: RFC 7323 window scaling (any non-zero `u8` is on).
     pub tcp_window_scaling: bool,
-    /// `net.ipv4.tcp_sack`: advertise SACK-permitted and send SACK blocks.
+    /// `net.ipv4.tcp_sack`: advertise SACK-permitted and send SACK blocks (any non-zero `u8`
+    /// is on).
     pub tcp_sack: bool,
     /// `net.ipv4.tcp_rmem`: min, default, max receive buffer bytes. The max is
     /// memory-dependent on Linux (32 MiB on a 24 GiB 6.18 machine); with `net.core.rmem_max`
@@ -65,16 +79,19 @@ pub struct Config {
     pub rmem_max: u32,
     /// `net.ipv4.tcp_wmem`: min, default, max send buffer bytes.
     pub tcp_wmem: [u32; 3],
-    /// `net.ipv4.tcp_fin_timeout`: seconds an orphaned FIN_WAIT_2 connection lingers.
-    pub tcp_fin_timeout: u32,
+    /// `net.ipv4.tcp_fin_timeout`: seconds an orphaned FIN_WAIT_2 connection lingers, at
+    /// least 3.5 RTO (Linux `tcp_fin_time`; so zero and negative values, which Linux accepts,
+    /// mean 3.5 RTO).
+    pub tcp_fin_timeout: i32,
     /// `net.ipv4.tcp_retries2`: data retransmissions before a connection times out.
     pub tcp_retries2: u8,
     /// `net.ipv4.tcp_invalid_ratelimit`: ms between replies to invalid segments
     /// (challenge ACKs, duplicate SYNs, out-of-window ACKs).
     pub tcp_invalid_ratelimit_ms: u32,
     /// `net.ipv4.tcp_max_tw_buckets`: TIME_WAIT sockets held at most; beyond, none is kept
-    /// (memory-dependent on Linux: 131072 on a 24 GiB machine).
-    pub tcp_max_tw_buckets: u32,
+    /// (memory-dependent on Linux: 131072 on a 24 GiB machine; an `int`, and a negative value
+    /// keeps none, as zero does).
+    pub tcp_max_tw_buckets: i32,
     /// `net.ipv4.tcp_max_orphans`: connections closed by the application but still open
     /// (memory-dependent on Linux: 131072 on a 24 GiB machine).
     pub tcp_max_orphans: u32,
@@ -162,14 +179,24 @@ fn boolean(v: &str) -> Result<bool, &'static str> {
     }
 }
 
+/// A Linux `u8` switch (`proc_dou8vec_minmax` without bounds): 0 to 255, on when non-zero.
+fn switch(v: &str) -> Result<bool, &'static str> {
+    v.trim()
+        .parse::<u8>()
+        .map(|x| x != 0)
+        .map_err(|_| "expected an integer from 0 to 255")
+}
+
+/// `tcp_rmem` / `tcp_wmem`: three `int`s of at least 1, in any order, as Linux accepts them
+/// (`proc_dointvec_minmax` with a floor of one, no ordering check).
 fn triple(v: &str) -> Result<[u32; 3], &'static str> {
     let mut it = v.split_whitespace().map(|x| x.parse::<u32>());
     let r = match (it.next(), it.next(), it.next(), it.next()) {
         (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => [a, b, c],
         _ => return Err("expected three integers: min default max"),
     };
-    if !(r[0] <= r[1] && r[1] <= r[2]) || r[0] < 256 {
-        return Err("expected min <= default <= max, min >= 256");
+    if r.iter().any(|&x| x < 1 || x > i32::MAX as u32) {
+        return Err("expected each from 1 to 2147483647");
     }
     Ok(r)
 }
@@ -194,11 +221,14 @@ macro_rules! knob {
         }
     };
     ($name:literal, bool $field:ident) => {
+        knob!($name, bool $field, boolean)
+    };
+    ($name:literal, bool $field:ident, $parse:expr) => {
         Knob {
             name: $name,
             get: |c| u8::from(c.$field).to_string(),
             set: |c, v| {
-                c.$field = boolean(v)?;
+                c.$field = $parse(v)?;
                 Ok(())
             },
         }
@@ -219,13 +249,14 @@ const KNOBS: &[Knob] = &[
     knob!(
         "net.ipv4.tcp_max_syn_backlog",
         tcp_max_syn_backlog,
-        |v| int(v, 0u32, i32::MAX as u32)
+        |v| int(v, i32::MIN, i32::MAX)
     ),
+    // Linux keeps a u8 without bounds; 2 is "always", any other non-zero "when needed".
     knob!("net.ipv4.tcp_syncookies", tcp_syncookies, |v| int(
-        v, 0u8, 2
+        v, 0u8, 255
     )),
     knob!("net.ipv4.tcp_synack_retries", tcp_synack_retries, |v| int(
-        v, 0u8, 127
+        v, 0u8, 255
     )),
     knob!("net.ipv4.tcp_syn_retries", tcp_syn_retries, |v| int(
         v, 1u8, 127
@@ -235,12 +266,13 @@ const KNOBS: &[Knob] = &[
         tcp_syn_linear_timeouts,
         |v| int(v, 0u8, 127)
     ),
-    knob!("net.ipv4.tcp_abort_on_overflow", bool tcp_abort_on_overflow),
+    knob!("net.ipv4.tcp_abort_on_overflow", bool tcp_abort_on_overflow, switch),
+    // A u8 in Linux: 1 is "on with per-peer offsets", any other non-zero "on without".
     knob!("net.ipv4.tcp_timestamps", tcp_timestamps, |v| int(
-        v, 0u8, 2
+        v, 0u8, 255
     )),
-    knob!("net.ipv4.tcp_window_scaling", bool tcp_window_scaling),
-    knob!("net.ipv4.tcp_sack", bool tcp_sack),
+    knob!("net.ipv4.tcp_window_scaling", bool tcp_window_scaling, switch),
+    knob!("net.ipv4.tcp_sack", bool tcp_sack, switch),
     Knob {
         name: "net.ipv4.tcp_rmem",
         get: |c| format!("{}\t{}\t{}", c.tcp_rmem[0], c.tcp_rmem[1], c.tcp_rmem[2]),
@@ -257,19 +289,24 @@ const KNOBS: &[Knob] = &[
             Ok(())
         },
     },
+    // Seconds kept in jiffies (`proc_dointvec_jiffies`): within INT_MAX / HZ either way,
+    // HZ = 100 being the widest a kernel accepts.
     knob!("net.ipv4.tcp_fin_timeout", tcp_fin_timeout, |v| int(
-        v, 1u32, 86_400
+        v,
+        -(i32::MAX / 100),
+        i32::MAX / 100
     )),
-    knob!("net.ipv4.tcp_retries2", tcp_retries2, |v| int(v, 1u8, 127)),
+    knob!("net.ipv4.tcp_retries2", tcp_retries2, |v| int(v, 0u8, 255)),
+    // Milliseconds kept in jiffies: a kernel reads back a little more than INT_MAX.
     knob!(
         "net.ipv4.tcp_invalid_ratelimit",
         tcp_invalid_ratelimit_ms,
-        |v| int(v, 0u32, 3_600_000)
+        |v| int(v, 0u32, u32::MAX)
     ),
     knob!("net.ipv4.tcp_max_tw_buckets", tcp_max_tw_buckets, |v| int(
         v,
-        0u32,
-        i32::MAX as u32
+        i32::MIN,
+        i32::MAX
     )),
     knob!("net.ipv4.tcp_max_orphans", tcp_max_orphans, |v| int(
         v,
@@ -337,8 +374,12 @@ impl Config {
     }
 
     /// Apply a file in sysctl.conf syntax: `name = value` lines, `#` or `;` comments, blank
-    /// lines. A leading `-` on a name ignores an unknown name, as sysctl(8) does.
-    pub fn apply_conf(&mut self, text: &str) -> Result<(), SysctlError> {
+    /// lines. Names this stack does not model are skipped and returned, in file order; a
+    /// line whose name starts with `-` may fail without a word, as sysctl.conf(5) says (an
+    /// unknown name or a bad value on it is skipped and not returned). A malformed line or a
+    /// bad value for a known name is an error.
+    pub fn apply_conf(&mut self, text: &str) -> Result<Vec<UnknownSysctl>, SysctlError> {
+        let mut unknown = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -355,11 +396,14 @@ impl Config {
             // sysctl accepts '/' as the separator too.
             let name = name.replace('/', ".");
             match self.set(&name, value.trim()) {
-                Err(SysctlError::UnknownName(_)) if optional => {}
+                Err(_) if optional => {}
+                Err(SysctlError::UnknownName(_)) => {
+                    unknown.push(UnknownSysctl { line: i + 1, name })
+                }
                 other => other?,
             }
         }
-        Ok(())
+        Ok(unknown)
     }
 
     /// Effective SYN-sent retransmission delay after the `n`th transmission (0 = first SYN).
@@ -408,8 +452,9 @@ mod tests {
         let mut c = Config::default();
         c.set("net.ipv4.tcp_syncookies", "2").unwrap();
         assert_eq!(c.tcp_syncookies, 2);
+        // Linux takes any u8 (3 acts as 1); 256 is out of range.
         assert!(matches!(
-            c.set("net.ipv4.tcp_syncookies", "3"),
+            c.set("net.ipv4.tcp_syncookies", "256"),
             Err(SysctlError::InvalidValue { .. })
         ));
         assert!(matches!(
@@ -419,7 +464,7 @@ mod tests {
         assert!(c.set("net.ipv4.tcp_abort_on_overflow", "yes").is_err());
         c.set_assignment("net.core.somaxconn=128").unwrap();
         assert_eq!(c.somaxconn, 128);
-        assert!(c.set("net.ipv4.tcp_rmem", "10 5 1").is_err());
+        assert!(c.set("net.ipv4.tcp_rmem", "10 5 0").is_err());
     }
 
     #[test]
@@ -430,7 +475,72 @@ mod tests {
         assert_eq!((c.tcp_synack_retries, c.somaxconn), (2, 7));
         let e = c.apply_conf("net.core.somaxconn 5").unwrap_err();
         assert!(matches!(e, SysctlError::BadLine { line: 1, .. }));
-        assert!(c.apply_conf("net.ipv4.unknown = 1").is_err());
+        assert!(c.apply_conf("net.ipv4.tcp_syncookies = 256").is_err());
+    }
+
+    #[test]
+    fn conf_file_skips_and_returns_unknown_names() {
+        let mut c = Config::default();
+        let text = "vm.swappiness = 10\nnet.core.somaxconn = 9\n-kernel.nope = 1\n\
+                    -net.ipv4.tcp_syncookies = 300\nkernel/sysrq = 0\n";
+        let unknown = c.apply_conf(text).unwrap();
+        assert_eq!(c.somaxconn, 9);
+        assert_eq!(c.tcp_syncookies, 1, "a failing `-` line changes nothing");
+        let names: Vec<(usize, &str)> = unknown.iter().map(|u| (u.line, &*u.name)).collect();
+        assert_eq!(names, [(1, "vm.swappiness"), (5, "kernel.sysrq")]);
+    }
+
+    #[test]
+    fn ranges_are_linux_6_18s() {
+        // Every value a 6.18 kernel takes with `sysctl -w` (checked in a fresh network
+        // namespace), and the first it refuses on either side.
+        let ok = [
+            ("net.ipv4.tcp_synack_retries", "255"),
+            ("net.ipv4.tcp_syn_retries", "127"),
+            ("net.ipv4.tcp_syncookies", "255"),
+            ("net.ipv4.tcp_timestamps", "3"),
+            ("net.ipv4.tcp_abort_on_overflow", "255"),
+            ("net.ipv4.tcp_sack", "2"),
+            ("net.ipv4.tcp_window_scaling", "2"),
+            ("net.ipv4.tcp_retries2", "0"),
+            ("net.ipv4.tcp_retries2", "255"),
+            ("net.ipv4.tcp_max_syn_backlog", "-2147483648"),
+            ("net.ipv4.tcp_max_tw_buckets", "-1"),
+            ("net.ipv4.tcp_fin_timeout", "-1"),
+            ("net.ipv4.tcp_fin_timeout", "0"),
+            ("net.ipv4.tcp_fin_timeout", "8589934"),
+            ("net.ipv4.tcp_invalid_ratelimit", "2147483648"),
+            ("net.ipv4.tcp_rmem", "1 1 1"),
+            ("net.ipv4.tcp_wmem", "10 5 1"),
+            ("net.ipv4.ip_local_port_range", "1 1"),
+        ];
+        for (name, v) in ok {
+            let mut c = Config::default();
+            c.set(name, v).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let refused = [
+            ("net.ipv4.tcp_synack_retries", "256"),
+            ("net.ipv4.tcp_syn_retries", "0"),
+            ("net.ipv4.tcp_syn_retries", "128"),
+            ("net.ipv4.tcp_syncookies", "256"),
+            ("net.ipv4.tcp_sack", "256"),
+            ("net.ipv4.tcp_migrate_req", "2"),
+            ("net.ipv4.tcp_syn_linear_timeouts", "128"),
+            ("net.ipv4.tcp_invalid_ratelimit", "-1"),
+            ("net.ipv4.tcp_rmem", "0 0 0"),
+            ("net.ipv4.tcp_rmem", "1 1 2147483648"),
+            ("net.core.somaxconn", "-1"),
+            ("net.ipv4.ip_default_ttl", "0"),
+            ("net.ipv4.ip_local_port_range", "0 5"),
+            ("net.ipv4.ip_local_port_range", "5 4"),
+        ];
+        for (name, v) in refused {
+            let mut c = Config::default();
+            assert!(c.set(name, v).is_err(), "{name} = {v}");
+        }
+        let mut c = Config::default();
+        c.set("net.ipv4.tcp_abort_on_overflow", "2").unwrap();
+        assert!(c.tcp_abort_on_overflow, "non-zero is on, as in Linux");
     }
 
     #[test]

@@ -456,8 +456,7 @@ impl Connection {
         }
         self.shutdown_write();
         if self.state == State::FinWait2 {
-            self.timers[Timer::Close as usize] =
-                Some(ctx.now + Duration::from_secs(u64::from(ctx.config.tcp_fin_timeout)));
+            self.timers[Timer::Close as usize] = Some(ctx.now + self.fin_time(ctx.config));
         }
     }
 
@@ -565,6 +564,15 @@ impl Connection {
     /// Linux `retransmits_timed_out`: give up once the time since the first transmission
     /// reaches what `boundary` exponential retransmissions from `base` would take,
     /// whatever the real spacing was (so linear SYN timeouts add SYNs, not time).
+    /// How long an orphan lingers in FIN_WAIT_2: Linux `tcp_fin_time`, `tcp_fin_timeout` but
+    /// at least 3.5 RTO (which is what zero and negative values come to).
+    fn fin_time(&self, config: &Config) -> Duration {
+        let rto = self.rtt.backed_off(self.backoff);
+        let floor = rto.saturating_mul(4) - Duration::from_micros(rto.total_micros() / 2);
+        let secs = u64::try_from(config.tcp_fin_timeout).unwrap_or(0);
+        Duration::from_secs(secs).max(floor)
+    }
+
     fn timed_out(&self, now: Instant, boundary: u32, base: Duration) -> bool {
         self.retrans_stamp
             .is_some_and(|t| now.saturating_since(t) >= model_timeout(boundary, base))
@@ -915,7 +923,7 @@ impl Connection {
                 State::FinWait1 => {
                     self.state = State::FinWait2;
                     if self.orphan {
-                        let t = Duration::from_secs(u64::from(ctx.config.tcp_fin_timeout));
+                        let t = self.fin_time(ctx.config);
                         self.timers[Timer::Close as usize] = Some(now + t);
                     }
                 }

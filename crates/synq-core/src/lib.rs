@@ -54,7 +54,7 @@ mod rtt;
 mod slab;
 mod stack;
 
-pub use config::{Config, SysctlError};
+pub use config::{Config, SysctlError, UnknownSysctl};
 pub use conn::{ConnInfo, State};
 pub use counters::Counters;
 pub use driver::Driver;

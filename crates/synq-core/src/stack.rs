@@ -428,7 +428,7 @@ impl Stack {
         }
         let tw = slot.conn.state == State::TimeWait;
         if tw && !slot.in_tw {
-            if self.time_wait >= self.config.tcp_max_tw_buckets {
+            if i64::from(self.time_wait) >= i64::from(self.config.tcp_max_tw_buckets) {
                 // Linux: no TIME_WAIT socket is kept beyond the bucket limit.
                 self.counters.tw_overflow += 1;
                 slot.conn.abort();
