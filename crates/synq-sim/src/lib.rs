@@ -50,6 +50,14 @@ pub enum SimError {
     /// A host id that was never returned by [`Network::add_host`].
     #[error("unknown host {0}")]
     UnknownHost(HostId),
+    /// The run took more steps than [`Network::set_step_limit`] allows.
+    #[error("the simulation exceeded {limit} steps at t={at}")]
+    StepLimit {
+        /// The limit.
+        limit: u64,
+        /// Virtual time of the step that went over it.
+        at: Instant,
+    },
 }
 
 /// Behaviour of one directed link.
@@ -443,7 +451,8 @@ impl<N: Driver> Network<N> {
         Ok(())
     }
 
-    /// Bound the total number of steps; exceeding it panics.
+    /// Bound the total number of steps; exceeding it panics, or is
+    /// [`SimError::StepLimit`] from the `try_` methods.
     pub fn set_step_limit(&mut self, steps: u64) {
         self.step_limit = steps;
     }
@@ -540,48 +549,81 @@ impl<N: Driver> Network<N> {
     /// nothing is pending.
     ///
     /// # Panics
-    /// When the step limit is exceeded.
+    /// When the step limit is exceeded; see [`Self::try_step`].
     pub fn step(&mut self) -> bool {
+        self.try_step().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Self::step`], returning [`SimError::StepLimit`] instead of panicking (the
+    /// event that would exceed the limit is not processed).
+    pub fn try_step(&mut self) -> Result<bool, SimError> {
         self.flush_dirty();
         let ev = loop {
             let Some(ev) = self.queue.pop() else {
-                return false;
+                return Ok(false);
             };
             if !self.is_stale(&ev) {
                 break ev;
             }
         };
-        self.steps += 1;
-        if self.steps > self.step_limit {
-            panic!(
-                "simulation exceeded {} steps at t={}",
-                self.step_limit, ev.time
-            );
+        if self.steps >= self.step_limit {
+            let at = ev.time;
+            // Left pending, so the network stays as it was.
+            self.queue.push(ev);
+            return Err(SimError::StepLimit {
+                limit: self.step_limit,
+                at,
+            });
         }
+        self.steps += 1;
         self.now = self.now.max(ev.time);
         match ev.kind {
             EventKind::Deliver { from, to, packet } => self.deliver(from, to, packet),
             EventKind::Timer { host, .. } => self.fire_timer(host),
         }
-        true
+        Ok(true)
     }
 
     /// Step until virtual time would pass `deadline` (events at exactly
     /// `deadline` are processed), then set the clock to `deadline`.
+    ///
+    /// # Panics
+    /// When the step limit is exceeded; see [`Self::try_run_until`].
     pub fn run_until(&mut self, deadline: Instant) {
         self.run_until_with(deadline, |_| true);
     }
 
+    /// Like [`Self::run_until`], returning [`SimError::StepLimit`] instead of panicking.
+    pub fn try_run_until(&mut self, deadline: Instant) -> Result<(), SimError> {
+        self.try_run_until_with(deadline, |_| true)
+    }
+
     /// Like [`Self::run_until`], calling `hook` after every step; stops early
     /// (leaving the clock at the last event) if `hook` returns false.
-    pub fn run_until_with(&mut self, deadline: Instant, mut hook: impl FnMut(&mut Self) -> bool) {
+    ///
+    /// # Panics
+    /// When the step limit is exceeded; see [`Self::try_run_until_with`].
+    pub fn run_until_with(&mut self, deadline: Instant, hook: impl FnMut(&mut Self) -> bool) {
+        if let Err(e) = self.try_run_until_with(deadline, hook) {
+            panic!("{e}");
+        }
+    }
+
+    /// Like [`Self::run_until_with`], returning [`SimError::StepLimit`] instead of
+    /// panicking.
+    pub fn try_run_until_with(
+        &mut self,
+        deadline: Instant,
+        mut hook: impl FnMut(&mut Self) -> bool,
+    ) -> Result<(), SimError> {
         while self.next_event_time().is_some_and(|t| t <= deadline) {
-            self.step();
+            self.try_step()?;
             if !hook(self) {
-                return;
+                return Ok(());
             }
         }
         self.now = self.now.max(deadline);
+        Ok(())
     }
 
     /// Step until nothing is pending; returns the steps taken.

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use proptest::prelude::*;
 use rand::Rng;
 use synq_core::Driver;
-use synq_sim::{Duration, Instant, LinkConfig, Network, TapKind, TraceDigest};
+use synq_sim::{Duration, Instant, LinkConfig, Network, SimError, TapKind, TraceDigest};
 
 const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -401,6 +401,30 @@ fn step_limit_panics() {
     );
     net.set_step_limit(1000);
     net.run_until_idle();
+}
+
+#[test]
+fn step_limit_is_an_error_from_try_run() {
+    let mut net = Network::new(0);
+    net.add_host(
+        ip(A),
+        Toy::new(
+            A,
+            Role::Spinner {
+                last: Instant::ZERO,
+            },
+        ),
+    );
+    net.set_step_limit(1000);
+    let e = net.try_run_until(ms(1)).unwrap_err();
+    assert!(
+        matches!(e, SimError::StepLimit { limit: 1000, at } if at == Instant::ZERO),
+        "{e}"
+    );
+    assert_eq!(net.steps(), 1000);
+    // The event that would have gone over is still pending: nothing was lost.
+    assert_eq!(net.next_event_time(), Some(Instant::ZERO));
+    assert!(net.try_step().is_err());
 }
 
 #[test]

@@ -247,14 +247,23 @@ impl Driver for Host {
 }
 
 /// Emits SYNs from distinct spoofed sources on a schedule; never answers.
+///
+/// SYN `i` leaves at `start + i * gap`. Due SYNs go out [`Flooder::BATCH`] per drain: the
+/// flooder then asks to be woken at once, so that on a link without delay the listener takes
+/// each batch before the next is made, and a flood of millions in one instant holds one batch
+/// in flight, not millions.
 #[derive(Debug)]
 pub struct Flooder {
     dst: SocketAddr,
     total: u32,
     sent: u32,
+    /// When SYN 0 leaves.
+    start: Instant,
     /// Gap between SYNs (zero: all at once).
     gap: Duration,
     seed: u64,
+    /// SYNs emitted in the current drain.
+    burst: u32,
 }
 
 /// Spoofed source `i`: 198.18.0.0/15 (benchmarking range), one address and port each.
@@ -264,16 +273,26 @@ pub fn flood_source(i: u32) -> SocketAddr {
 }
 
 impl Flooder {
+    /// SYNs emitted per drain at most (the network's buffer pool recycles this many).
+    pub const BATCH: u32 = 4096;
+
     fn due(&self) -> Instant {
-        Instant::ZERO + self.gap.saturating_mul(u64::from(self.sent))
+        self.start + self.gap.saturating_mul(u64::from(self.sent))
     }
     fn poll_timeout(&self) -> Option<Instant> {
         (self.sent < self.total).then(|| self.due())
     }
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         if self.sent >= self.total || now < self.due() {
+            self.burst = 0;
             return None;
         }
+        if self.burst == Self::BATCH {
+            // End this drain; `poll_timeout` (due now) brings the next.
+            self.burst = 0;
+            return None;
+        }
+        self.burst += 1;
         let isn = subseed(self.seed, u64::from(self.sent)) as u32;
         spoofed_syn(self.sent, isn, self.dst, buf);
         self.sent += 1;
@@ -395,7 +414,7 @@ pub fn overflow(p: &OverflowParams) -> Result<BacklogReport, SimError> {
         if at > Instant::ZERO + c.duration {
             break;
         }
-        net.run_until(at);
+        net.try_run_until(at)?;
         let mut stack = Stack::new(c.config.clone(), subseed(c.seed, 1 + u64::from(i)));
         stack.add_address(client_addr(i));
         let conn = stack
@@ -408,7 +427,7 @@ pub fn overflow(p: &OverflowParams) -> Result<BacklogReport, SimError> {
         });
         clients.push(net.add_host(client_addr(i), host));
     }
-    net.run_until(Instant::ZERO + c.duration);
+    net.try_run_until(Instant::ZERO + c.duration)?;
     let mut r = report(&mut net, srv);
     // Clients not yet started (duration shorter than the schedule) count nowhere.
     for &id in &clients {
@@ -447,19 +466,77 @@ pub fn synflood(p: &SynfloodParams) -> Result<BacklogReport, SimError> {
         Some(r) if r > 0.0 => Duration::from_micros((1e6 / r).round() as u64),
         _ => Duration::ZERO,
     };
+    // SYN i reaches the listener at i * gap + rtt / 2, as across the scenario's links; the
+    // flooder sends it at that instant over a link without delay, so that SYNs in flight are
+    // one batch (see `Flooder`) however many arrive at once.
+    let one_way = Duration::from_micros(c.rtt.total_micros() / 2);
     let flooder = Flooder {
         dst: SocketAddr::new(SERVER_ADDR, PORT),
         total: p.syns,
         sent: 0,
+        start: Instant::ZERO + one_way,
         gap,
         seed: c.seed,
+        burst: 0,
     };
     // The flooder's own address; replies to the spoofed sources are unroutable, as on a
     // real network where nobody owns them.
-    net.add_host(
+    let f = net.add_host(
         IpAddr::V4(Ipv4Addr::new(198, 19, 255, 254)),
         Host::Flood(flooder),
     );
-    net.run_until(Instant::ZERO + c.duration);
+    let direct = LinkConfig {
+        delay: Duration::ZERO,
+        ..LinkConfig::default()
+    };
+    net.try_set_link(f, srv, direct)?;
+    net.try_run_until(Instant::ZERO + c.duration)?;
     Ok(report(&mut net, srv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MAX_DRAIN;
+
+    #[test]
+    fn a_flood_larger_than_a_drain_arrives_in_batches() {
+        let config = Config {
+            tcp_syncookies: 2,
+            ..Config::default()
+        };
+        let syns = MAX_DRAIN as u32 + 1;
+        let p = SynfloodParams {
+            common: BacklogParams {
+                backlog: 5,
+                duration: Duration::from_millis(1),
+                config,
+                ..BacklogParams::default()
+            },
+            syns,
+            rate: None,
+        };
+        let r = synflood(&p).expect("runs");
+        assert_eq!(r.synacks_sent, u64::from(syns));
+        assert_eq!(r.listener.syn_recv, 0);
+    }
+
+    #[test]
+    fn flood_syns_arrive_half_a_round_trip_in() {
+        // One SYN at 2 ms (rtt 4 ms): not there at 1.999 ms, there at 2 ms.
+        let at = |ms: u64, us: u64| {
+            let p = SynfloodParams {
+                common: BacklogParams {
+                    backlog: 5,
+                    rtt: Duration::from_millis(4),
+                    duration: Duration::from_millis(ms) + Duration::from_micros(us),
+                    ..BacklogParams::default()
+                },
+                syns: 1,
+                rate: None,
+            };
+            synflood(&p).expect("runs").listener.syn_recv
+        };
+        assert_eq!((at(1, 999), at(2, 0)), (0, 1));
+    }
 }

@@ -1,7 +1,7 @@
 //! `synq sim transfer`: one connection moves N pseudo-random bytes across a lossy link.
 
 use super::{subseed, CLIENT_ADDR, CLIENT_ADDR6, SERVER_ADDR, SERVER_ADDR6};
-use crate::{Duration, Instant, LinkConfig, Network, SimError};
+use crate::{Duration, Instant, LinkConfig, Network, SimError, DEFAULT_STEP_LIMIT};
 use core::net::SocketAddr;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -239,6 +239,9 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
     link.validate()?;
     let mut net: Network<Peer> = Network::new(subseed(p.seed, 0));
     net.try_set_default_link(link)?;
+    // The default bound is for livelocks; a long stream needs more. Two steps per byte (a
+    // one-byte segment and its ACK) is the most a window can make a byte cost.
+    net.set_step_limit(DEFAULT_STEP_LIMIT.saturating_add(p.bytes.saturating_mul(2)));
     net.set_event_hook(Box::new(|now, _, peer: &mut Peer, event| {
         peer.on_event(now, event);
     }));
@@ -295,14 +298,14 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
     let mut end = None;
     // The applications run in the event hook; this only watches for the end. The server
     // does not close at end of stream: its FIN would come after the measurement anyway.
-    net.run_until_with(limit, |net| {
+    net.try_run_until_with(limit, |net| {
         let rx = net.host(s).receiver();
         if rx.eof || rx.failed || conn_failed(&net.host(c).stack, conn) {
             end = Some(net.now());
             return false;
         }
         true
-    });
+    })?;
     let k = net.host(c).stack.counters().clone();
     let links = net.total_stats();
     let (tx, rx) = (net.host(c).sender(), net.host(s).receiver());
