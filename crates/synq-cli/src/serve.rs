@@ -1,6 +1,8 @@
 //! `synq serve`: a synq listener on a TUN device, and its control socket for `synq stat`.
 
-use crate::{config, StackArgs, Usage};
+use crate::error::{Error, Result};
+use crate::output;
+use crate::sysctl::{config, StackArgs};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -69,61 +71,49 @@ pub(crate) struct ServeArgs {
     common: StackArgs,
 }
 
-/// What went wrong: bad input (exit 2) or a failure while running (exit 1).
-pub(crate) enum Fail {
-    Usage(String),
-    Run(String),
-}
-
-impl From<Usage> for Fail {
-    fn from(u: Usage) -> Self {
-        Self::Usage(u.0)
-    }
-}
-
 /// The default control socket of a device.
 pub(crate) fn default_control(tun: &str) -> PathBuf {
     PathBuf::from(format!("/tmp/synq-{tun}.sock"))
 }
 
-pub(crate) fn run(a: &ServeArgs) -> Result<(), Fail> {
+pub(crate) fn run(a: &ServeArgs) -> Result {
     let mut cfg = config(&a.common)?;
     // The advertised MSS follows the device's MTU.
     cfg.mtu = a.mtu;
     let (host, prefix) = parse_peer(&a.peer)?;
     if host.is_ipv4() != a.addr.is_ipv4() {
-        return Err(Fail::Usage(format!(
+        return Err(Error::Usage(format!(
             "--addr {} and --peer {}: not the same address family",
             a.addr, a.peer
         )));
     }
     if host == a.addr {
-        return Err(Fail::Usage(format!(
+        return Err(Error::Usage(format!(
             "--addr {}: the stack needs an address other than the host's",
             a.addr
         )));
     }
     if a.port == 0 {
-        return Err(Fail::Usage(
+        return Err(Error::Usage(
             "--port 0: expected a port from 1 to 65535".into(),
         ));
     }
     if a.mtu < 576 {
-        return Err(Fail::Usage(format!("--mtu {}: at least 576", a.mtu)));
+        return Err(Error::Usage(format!("--mtu {}: at least 576", a.mtu)));
     }
     if let Some(why) = synq_tun::unsupported() {
-        return Err(Fail::Usage(format!("serve: {why}")));
+        return Err(Error::Usage(format!("serve: {why}")));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Fail::Run(format!("tokio runtime: {e}")))?;
+        .map_err(|e| Error::Run(format!("tokio runtime: {e}")))?;
     rt.block_on(serve(a, cfg, host, prefix))
 }
 
-fn parse_peer(s: &str) -> Result<(IpAddr, u8), Fail> {
+fn parse_peer(s: &str) -> Result<(IpAddr, u8)> {
     let bad = || {
-        Fail::Usage(format!(
+        Error::Usage(format!(
             "--peer {s:?}: expected HOST_IP/PREFIX, e.g. 10.0.0.1/24"
         ))
     };
@@ -138,34 +128,29 @@ fn parse_peer(s: &str) -> Result<(IpAddr, u8), Fail> {
 
 type Pcap = Arc<Mutex<Option<pcap_file::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>>>>;
 
-fn open_pcap(path: &std::path::Path) -> Result<Pcap, Fail> {
+fn open_pcap(path: &std::path::Path) -> Result<Pcap> {
     use pcap_file::pcap::{PcapHeader, PcapWriter};
     let file = std::fs::File::create(path)
-        .map_err(|e| Fail::Usage(format!("--pcap {}: {e}", path.display())))?;
+        .map_err(|e| Error::Usage(format!("--pcap {}: {e}", path.display())))?;
     let header = PcapHeader {
         datalink: pcap_file::DataLink::RAW,
         ..PcapHeader::default()
     };
     let w = PcapWriter::with_header(std::io::BufWriter::new(file), header)
-        .map_err(|e| Fail::Run(format!("--pcap {}: {e}", path.display())))?;
+        .map_err(|e| Error::Run(format!("--pcap {}: {e}", path.display())))?;
     Ok(Arc::new(Mutex::new(Some(w))))
 }
 
-async fn serve(
-    a: &ServeArgs,
-    cfg: synq_core::Config,
-    host: IpAddr,
-    prefix: u8,
-) -> Result<(), Fail> {
+async fn serve(a: &ServeArgs, cfg: synq_core::Config, host: IpAddr, prefix: u8) -> Result {
     let control = a.control.clone().unwrap_or_else(|| default_control(&a.tun));
     let pcap = a.pcap.as_deref().map(open_pcap).transpose()?;
     let tun = synq_tun::Tun::create_with_address(&a.tun, a.mtu, a.offload, host, prefix)
-        .map_err(|e| Fail::Run(format!("cannot create TUN device {}: {e}", a.tun)))?;
+        .map_err(|e| Error::Run(format!("cannot create TUN device {}: {e}", a.tun)))?;
     let stack = match a.seed {
         Some(seed) => Stack::with_seed(tun, cfg, seed),
         None => Stack::new(tun, cfg),
     }
-    .map_err(|e| Fail::Run(e.to_string()))?;
+    .map_err(|e| Error::Run(e.to_string()))?;
     stack.add_address(a.addr);
     if let Some(p) = &pcap {
         let p = p.clone();
@@ -182,22 +167,21 @@ async fn serve(
     }
     let local = SocketAddr::new(a.addr, a.port);
     let listener = TcpListener::bind(&stack, local, a.backlog)
-        .map_err(|e| Fail::Run(format!("listen on {local}: {e}")))?;
+        .map_err(|e| Error::Run(format!("listen on {local}: {e}")))?;
     let _ = std::fs::remove_file(&control);
     let ctl = tokio::net::UnixListener::bind(&control)
-        .map_err(|e| Fail::Run(format!("control socket {}: {e}", control.display())))?;
+        .map_err(|e| Error::Run(format!("control socket {}: {e}", control.display())))?;
     let _cleanup = RemoveOnDrop(control.clone());
     tokio::spawn(control_loop(ctl, stack.clone()));
     tokio::spawn(app_loop(listener, a.app));
 
-    let mut out = std::io::stdout();
     // A closed stdout is no reason to stop serving.
-    let _ = writeln!(out, "ready").and_then(|()| out.flush());
+    let _ = output::print(|w| writeln!(w, "ready"));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Fail::Run(format!("signal handler: {e}")))?;
+        .map_err(|e| Error::Run(format!("signal handler: {e}")))?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| Fail::Run(format!("signal handler: {e}")))?;
+        .map_err(|e| Error::Run(format!("signal handler: {e}")))?;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

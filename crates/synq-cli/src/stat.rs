@@ -1,7 +1,8 @@
 //! `synq stat`: a running `synq serve`'s queues, connections and counters, as `ss` and
 //! `nstat` show a kernel's.
 
-use crate::serve::Fail;
+use crate::error::{Error, Result};
+use crate::output;
 use clap::Args;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -60,9 +61,9 @@ pub(crate) fn snapshot(stack: &Stack) -> Value {
 }
 
 /// Ask the server at `path` for its state.
-pub(crate) fn query(path: &std::path::Path) -> Result<Value, Fail> {
+pub(crate) fn query(path: &std::path::Path) -> Result<Value> {
     let mut conn = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-        Fail::Usage(format!(
+        Error::Usage(format!(
             "--control {}: no synq serve answers there ({e})",
             path.display()
         ))
@@ -70,15 +71,15 @@ pub(crate) fn query(path: &std::path::Path) -> Result<Value, Fail> {
     let timeout = Some(std::time::Duration::from_secs(5));
     let _ = conn.set_read_timeout(timeout);
     conn.write_all(b"stat\n")
-        .map_err(|e| Fail::Run(format!("control socket: {e}")))?;
+        .map_err(|e| Error::Run(format!("control socket: {e}")))?;
     let mut line = String::new();
     BufReader::new(conn)
         .read_line(&mut line)
-        .map_err(|e| Fail::Run(format!("control socket: {e}")))?;
+        .map_err(|e| Error::Run(format!("control socket: {e}")))?;
     let v: Value = serde_json::from_str(&line)
-        .map_err(|e| Fail::Run(format!("control socket: bad reply ({e})")))?;
+        .map_err(|e| Error::Run(format!("control socket: bad reply ({e})")))?;
     if let Some(e) = v.get("error") {
-        return Err(Fail::Run(format!("server: {e}")));
+        return Err(Error::Run(format!("server: {e}")));
     }
     Ok(v)
 }
@@ -100,7 +101,7 @@ fn ss_state(rfc: &str) -> &str {
 }
 
 /// The human form: `ss -lnt`, `ss -tn` (SYN-RECV rows included) and `nstat -az`.
-pub(crate) fn render(v: &Value, out: &mut impl Write) -> std::io::Result<()> {
+pub(crate) fn render(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
     let rows = |k: &str| v[k].as_array().cloned().unwrap_or_default();
     let s = |x: &Value| match x {
         Value::String(s) => s.clone(),
@@ -149,19 +150,11 @@ pub(crate) fn render(v: &Value, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-pub(crate) fn run(a: &StatArgs) -> Result<(), Fail> {
+pub(crate) fn run(a: &StatArgs) -> Result {
     let v = query(&a.control)?;
-    let mut out = std::io::stdout().lock();
-    let r = if a.json {
-        writeln!(out, "{v}")
+    if a.json {
+        output::json(&v)
     } else {
-        render(&v, &mut out)
-    };
-    // A reader that went away (`synq stat | head`) is not an error.
-    match r {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Fail::Run(format!("stdout: {e}")))
-        }
-        _ => Ok(()),
+        output::print(|w| render(&v, w))
     }
 }

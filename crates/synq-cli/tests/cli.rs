@@ -373,3 +373,387 @@ fn compare_runs_every_model() {
     let (code, _, err) = synq(&["sim", "compare", "--model", "bsd"]);
     assert_eq!((code, err.trim().lines().count()), (2, 1));
 }
+
+// ---------------------------------------------------------------- a CLI that never crashes
+
+/// Run synq with a stdout nobody reads: its writes meet EPIPE. With `read_first_line`, a
+/// pipe of which one line is read before its read end is dropped (the rest may or may not
+/// fit in the pipe first); without, a socket whose other end is closed before synq starts,
+/// so that its very first write fails, whatever the timing.
+fn synq_into_closed_pipe(args: &[&str], read_first_line: bool) -> (i32, String) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_synq"));
+    cmd.args(args).stderr(Stdio::piped());
+    if read_first_line {
+        cmd.stdout(Stdio::piped());
+    } else {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        drop(ours);
+        cmd.stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)));
+    }
+    let mut child = cmd.spawn().expect("runs");
+    if let Some(stdout) = child.stdout.take() {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reads");
+        assert!(!line.is_empty(), "{args:?} printed nothing");
+    }
+    let out = child.wait_with_output().expect("waits");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn closed_stdout_is_a_quiet_success() {
+    for args in [
+        &["sim", "overflow", "--backlog", "2", "--clients", "8"][..],
+        &[
+            "sim",
+            "overflow",
+            "--backlog",
+            "2",
+            "--clients",
+            "8",
+            "--json",
+        ],
+        &["sim", "synflood", "--backlog", "2", "--syns", "20"],
+        &["sim", "transfer", "--bytes", "10000"],
+        &["sim", "transfer", "--bytes", "10000", "--json"],
+        &["sim", "compare"],
+        &["sim", "compare", "--json"],
+        &["sysctl"],
+        &["sysctl", "--json"],
+        &["--help"],
+        &["sim", "overflow", "--help"],
+    ] {
+        for read_first_line in [false, true] {
+            let (code, err) = synq_into_closed_pipe(args, read_first_line);
+            assert_eq!(code, 0, "{args:?}: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert!(err.is_empty(), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn ten_million_syns_at_once() {
+    // More than a drain of the simulator may hold (it used to panic at one million).
+    let v = json(&[
+        "sim",
+        "synflood",
+        "--backlog",
+        "5",
+        "--syns",
+        "10000000",
+        "--json",
+    ]);
+    // Six requests (backlog + 1) and their retransmissions; cookies for every other SYN.
+    assert_eq!(v["counters"]["TcpExtSyncookiesSent"], 10_000_000 - 6);
+    assert_eq!(v["listener"]["syn_recv"], 6);
+    let (code, _, err) = synq(&["sim", "synflood", "--backlog", "5", "--syns", "10000001"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--syns 10000001: at most 10000000"), "{err}");
+}
+
+/// Exit status 2 with one line on stderr that names `flag`.
+fn refused(args: &[&str], flag: &str) {
+    let (code, out, err) = synq(args);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    assert!(out.is_empty(), "{args:?}: {out}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    assert!(err.starts_with("synq: error: "), "{args:?}: {err}");
+    assert!(err.contains(flag), "{args:?} should name {flag}: {err}");
+}
+
+#[test]
+fn huge_numbers_are_refused_with_their_bound() {
+    let max = "18446744073709551615";
+    let tx = ["sim", "transfer"];
+    let with = |base: &[&'static str], extra: &[&'static str]| -> Vec<&'static str> {
+        base.iter().chain(extra).copied().collect()
+    };
+    refused(&with(&tx, &["--bytes", max]), "--bytes");
+    refused(
+        &with(&tx, &["--bytes", "1099511627777"]),
+        "at most 1099511627776",
+    );
+    refused(&with(&tx, &["--rtt-us", max]), "--rtt-us");
+    refused(&with(&tx, &["--rtt-us", "60000001"]), "at most 60000000");
+    refused(&with(&tx, &["--time-limit", max]), "--time-limit");
+    refused(&with(&tx, &["--loss", "nan"]), "--loss");
+    let ov = ["sim", "overflow", "--backlog", "5", "--clients", "3"];
+    refused(&with(&ov, &["--rtt-us", max]), "--rtt-us");
+    refused(&with(&ov, &["--duration", "1e300"]), "--duration");
+    refused(&with(&ov, &["--duration", "inf"]), "--duration");
+    refused(&with(&ov, &["--gap-ms", "1e300"]), "--gap-ms");
+    refused(
+        &[
+            "sim",
+            "overflow",
+            "--backlog",
+            "5",
+            "--clients",
+            "4000000000",
+        ],
+        "--clients",
+    );
+    let sf = ["sim", "synflood", "--backlog", "5", "--syns", "3"];
+    refused(&with(&sf, &["--rtt-us", max]), "--rtt-us");
+    refused(&with(&sf, &["--rate", "1e300"]), "--rate");
+    refused(&with(&sf, &["--duration", "1e7"]), "--duration");
+    refused(
+        &["sim", "synflood", "--backlog", "5", "--syns", "4000000000"],
+        "--syns",
+    );
+    // Past their type, clap's own one line.
+    refused(&with(&ov, &["--defer-accept", max]), "--defer-accept");
+    refused(&with(&tx, &["--bytes", "18446744073709551616"]), "--bytes");
+    let cmp = ["sim", "compare"];
+    refused(&with(&cmp, &["--clients", "4000000000"]), "--clients");
+    refused(&with(&cmp, &["--syns", "4000000000"]), "--syns");
+    refused(&with(&cmp, &["--duration", "1e300"]), "--duration");
+    // Huge but harmless: accepted, and the run ends.
+    let v = json(&with(
+        &tx,
+        &[
+            "--bytes",
+            "100000",
+            "--bandwidth",
+            max,
+            "--queue",
+            max,
+            "--seed",
+            max,
+            "--json",
+        ],
+    ));
+    assert_eq!(v["intact"], true);
+    let v = json(&with(&ov, &["--defer-accept", "4294967295", "--json"]));
+    assert_eq!(v["clients"]["established"], 3);
+}
+
+#[test]
+fn a_failed_transfer_exits_1_after_its_report() {
+    // One bit per second: not even the handshake completes before connect() gives up.
+    let (code, out, err) = synq(&["sim", "transfer", "--bytes", "100000", "--bandwidth", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("intact               NO"), "{out}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("synq: error: transfer not intact"), "{err}");
+    let (code, out, _) = synq(&[
+        "sim",
+        "transfer",
+        "--bytes",
+        "100000",
+        "--bandwidth",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["intact"], false);
+}
+
+#[test]
+fn no_command_prints_the_usage() {
+    for (args, usage) in [
+        (&[][..], "Usage: synq <COMMAND>"),
+        (&["sim"], "Usage: synq sim <COMMAND>"),
+    ] {
+        let (code, out, err) = synq(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.contains(usage), "{args:?}: {err}");
+        assert!(err.contains("overflow") || err.contains("sim "), "{err}");
+    }
+}
+
+#[test]
+fn typos_get_a_suggestion_on_the_one_line() {
+    for (args, tip) in [
+        (&["sim", "overflw"][..], "'overflow'"),
+        (&["sysctll"], "'sysctl'"),
+        (
+            &["sim", "overflow", "--backlogg", "3", "--clients", "3"],
+            "'--backlog'",
+        ),
+        (&["sysctl", "--jsn"], "'--json'"),
+    ] {
+        let (code, _, err) = synq(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("synq: error: "), "{err}");
+        assert!(
+            err.contains("tip: ") && err.contains(tip),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn readme_shows_what_compare_prints() {
+    let readme = include_str!("../../../README.md");
+    let start = "-- sim compare\n```\n\n```\n";
+    let block = &readme[readme.find(start).expect("README shows sim compare") + start.len()..];
+    let table = &block[..block.find("```").expect("closed")];
+    let (code, out, err) = synq(&["sim", "compare"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, table);
+}
+
+#[test]
+fn compare_has_no_model_flag() {
+    let (code, help, _) = synq(&["sim", "compare", "--help"]);
+    assert_eq!(code, 0);
+    assert!(!help.contains("--model"), "{help}");
+    assert!(help.contains("--sysctl "), "{help}");
+    let (_, help, _) = synq(&["sim", "overflow", "--help"]);
+    assert!(help.contains("--model"), "{help}");
+}
+
+#[test]
+fn sysctl_json_is_one_object() {
+    let v = json(&["sysctl", "--json"]);
+    let m = v.as_object().unwrap();
+    let (_, lines, _) = synq(&["sysctl"]);
+    assert_eq!(m.len(), lines.lines().count());
+    assert_eq!(v["net.core.somaxconn"], 4096);
+    assert_eq!(v["net.ipv4.tcp_rmem"], "4096\t131072\t33554432");
+    assert_eq!(v["synq.listen_model"], "linux");
+    let v = json(&[
+        "sysctl",
+        "--json",
+        "--sysctl",
+        "net.ipv4.tcp_synack_retries=255",
+        "net.ipv4.tcp_synack_retries",
+    ]);
+    assert_eq!(v, serde_json::json!({"net.ipv4.tcp_synack_retries": 255}));
+}
+
+#[test]
+fn sysctl_conf_with_unknown_names_warns_or_with_strict_refuses() {
+    let dir = std::env::temp_dir().join(format!("synq-cli-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("sysctl.conf");
+    std::fs::write(
+        &f,
+        "# a real one\nkernel.printk = 3 4 1 3\nvm.swappiness=10\n; more\n\
+         -net.ipv4.conf.all.rp_filter = 1\nnet.core.somaxconn = 1024\nkernel/sysrq = 0\n\
+         -vm.nonexistent = 4\n",
+    )
+    .unwrap();
+    let path = f.to_str().unwrap();
+    let (code, out, err) = synq(&["sysctl", "--sysctl-file", path, "net.core.somaxconn"]);
+    let (strict, sout, serr) = synq(&[
+        "sysctl",
+        "--strict",
+        "--sysctl-file",
+        path,
+        "net.core.somaxconn",
+    ]);
+    let (run, _, rerr) = synq(&[
+        "sim",
+        "overflow",
+        "--backlog",
+        "2",
+        "--clients",
+        "3",
+        "--sysctl-file",
+        path,
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "net.core.somaxconn = 1024\n");
+    let warnings: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        warnings.len(),
+        3,
+        "one per unknown name, none for `-` lines: {err}"
+    );
+    for (w, (line, name)) in warnings.iter().zip([
+        (2, "kernel.printk"),
+        (3, "vm.swappiness"),
+        (7, "kernel.sysrq"),
+    ]) {
+        assert!(w.starts_with("synq: warning: "), "{w}");
+        assert!(w.contains(&format!("line {line}: {name} ")), "{w}");
+    }
+    assert_eq!(strict, 2, "{serr}");
+    assert!(sout.is_empty());
+    assert_eq!(serr.trim_end().lines().count(), 1, "{serr}");
+    assert!(
+        serr.contains("kernel.printk") && serr.contains("--strict"),
+        "{serr}"
+    );
+    assert_eq!(run, 0, "{rerr}");
+}
+
+#[test]
+fn every_value_linux_takes_is_taken() {
+    for (name, v) in [
+        ("net.ipv4.tcp_synack_retries", "255"),
+        ("net.ipv4.tcp_syncookies", "3"),
+        ("net.ipv4.tcp_retries2", "255"),
+        ("net.ipv4.tcp_max_syn_backlog", "-1"),
+        ("net.ipv4.tcp_fin_timeout", "0"),
+        ("net.ipv4.tcp_rmem", "1\t1\t1"),
+    ] {
+        let (code, out, err) = synq(&["sysctl", "--sysctl", &format!("{name}={v}"), name]);
+        assert_eq!(code, 0, "{name}={v}: {err}");
+        assert_eq!(out, format!("{name} = {v}\n"));
+    }
+}
+
+/// `--sysctl-from-host` in a fresh network namespace whose knobs are set to values Linux
+/// accepts and synq once refused (root and unshare(1) needed; SKIP otherwise).
+#[test]
+fn sysctl_from_host_takes_legal_host_values() {
+    let set = [
+        ("net.ipv4.tcp_synack_retries", "255"),
+        ("net.ipv4.tcp_syncookies", "9"),
+        ("net.ipv4.tcp_retries2", "0"),
+        ("net.ipv4.tcp_abort_on_overflow", "2"),
+        ("net.ipv4.tcp_max_syn_backlog", "-5"),
+        ("net.ipv4.tcp_fin_timeout", "-1"),
+        ("net.ipv4.tcp_rmem", "10 5 1"),
+    ];
+    // The marker says the namespace and its knobs are there; synq's own verdict follows.
+    let script: String = set
+        .iter()
+        .map(|(n, v)| format!("sysctl -q -w '{n}={v}' && "))
+        .collect::<String>()
+        + "echo knobs-set >&2 && exec \"$0\" sysctl --sysctl-from-host --json";
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", &script, env!("CARGO_BIN_EXE_synq")])
+        .output();
+    let out = match out {
+        Ok(o) if String::from_utf8_lossy(&o.stderr).starts_with("knobs-set\n") => o,
+        other => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP sysctl_from_host_takes_legal_host_values: no namespace to set knobs in \
+                 ({other:?})"
+            );
+            return;
+        }
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err, "knobs-set\n");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["net.ipv4.tcp_synack_retries"], 255);
+    assert_eq!(v["net.ipv4.tcp_syncookies"], 9);
+    assert_eq!(v["net.ipv4.tcp_retries2"], 0);
+    assert_eq!(
+        v["net.ipv4.tcp_abort_on_overflow"], 1,
+        "on, as any non-zero"
+    );
+    assert_eq!(v["net.ipv4.tcp_max_syn_backlog"], -5);
+    assert_eq!(v["net.ipv4.tcp_fin_timeout"], -1);
+    assert_eq!(v["net.ipv4.tcp_rmem"], "10\t5\t1");
+}

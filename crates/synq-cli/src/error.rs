@@ -1,0 +1,52 @@
+//! The one error type of the command line: bad input (exit status 2) or a run that
+//! failed (exit status 1), as spec/cli.md sets out.
+
+use std::process::ExitCode;
+use synq_sim::SimError;
+
+/// Why a command failed. The message is one line, printed after `synq: error: `.
+#[derive(Debug)]
+pub(crate) enum Error {
+    /// Bad input or missing privileges: exit status 2.
+    Usage(String),
+    /// The run started and failed (a transfer not intact, a server gone): exit status 1.
+    Run(String),
+}
+
+/// A command's result.
+pub(crate) type Result<T = (), E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Bad input.
+    pub(crate) fn usage(msg: impl Into<String>) -> Self {
+        Self::Usage(msg.into())
+    }
+
+    /// A failed run.
+    pub(crate) fn run(msg: impl Into<String>) -> Self {
+        Self::Run(msg.into())
+    }
+
+    /// The line to print (without the `synq: error: ` prefix).
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Self::Usage(m) | Self::Run(m) => m,
+        }
+    }
+
+    /// The process exit status.
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Usage(_) => ExitCode::from(2),
+            Self::Run(_) => ExitCode::from(1),
+        }
+    }
+}
+
+/// The simulator fails only on inputs the command line has already checked, or by running
+/// out of steps: either way the run failed.
+impl From<SimError> for Error {
+    fn from(e: SimError) -> Self {
+        Self::Run(e.to_string())
+    }
+}
