@@ -56,7 +56,8 @@ pub(crate) fn snapshot(stack: &Stack) -> Value {
         "connections": connections,
         "counters": counters,
         "driver": {"rx_packets": d.rx_packets, "tx_packets": d.tx_packets,
-                   "tx_errors": d.tx_errors, "wakeups": d.wakeups},
+                   "tx_errors": d.tx_errors, "tx_super_segments": d.tx_super_segments,
+                   "wakeups": d.wakeups},
     })
 }
 

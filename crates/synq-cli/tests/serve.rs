@@ -151,13 +151,32 @@ fn http_page_and_50_mb_body_byte_exact() {
         real::skip("http_page_and_50_mb_body_byte_exact", &why);
         return;
     }
-    const N: usize = 50_000_000;
     let server = Server::start("http", 8080, 128, &["--app", "http"]);
-    assert_page(&server, 8080);
+    fetch_50_mb(&server);
+}
+
+#[test]
+fn offload_serves_50_mb_in_super_segments() {
+    if let Some(why) = real::unsupported(&["curl"]) {
+        real::skip("offload_serves_50_mb_in_super_segments", &why);
+        return;
+    }
+    let server = Server::start("offl", 8080, 128, &["--app", "http", "--offload"]);
+    fetch_50_mb(&server);
+    let v = server.stat();
+    let supers = v["driver"]["tx_super_segments"].as_u64().unwrap();
+    assert!(supers > 0, "no super-segment written: {}", v["driver"]);
+    assert_eq!(v["counters"]["TcpInCsumErrors"], 0);
+}
+
+/// `/` and `/bytes/50000000` through curl, every byte checked.
+fn fetch_50_mb(server: &Server) {
+    const N: usize = 50_000_000;
+    assert_page(server, 8080);
 
     let out = server.dir.join("bytes.bin");
     assert_eq!(
-        curl(&server, 8080, &format!("/bytes/{N}"), &out, 300),
+        curl(server, 8080, &format!("/bytes/{N}"), &out, 300),
         "200"
     );
     let body = std::fs::read(&out).unwrap();
