@@ -175,10 +175,7 @@ fn fetch_50_mb(server: &Server) {
     assert_page(server, 8080);
 
     let out = server.dir.join("bytes.bin");
-    assert_eq!(
-        curl(server, 8080, &format!("/bytes/{N}"), &out, 300),
-        "200"
-    );
+    assert_eq!(curl(server, 8080, &format!("/bytes/{N}"), &out, 300), "200");
     let body = std::fs::read(&out).unwrap();
     let _ = std::fs::remove_file(&out);
     assert_eq!(body.len(), N, "length of /bytes/{N}");
