@@ -780,6 +780,17 @@ impl Connection {
             && ctx.now.saturating_since(self.ts_recent_stamp) < PAWS_IDLE
     }
 
+    /// Record the peer's timestamp before ACK processing (RFC 7323 §4.3 rule 2: the segment
+    /// starts at or before Last.ACK.sent; PAWS already dropped older TSvals).
+    fn record_ts_recent(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        if let Some(ts) = seg.options.timestamps.filter(|_| self.ts_enabled) {
+            if seg.seq <= self.last_ack_sent {
+                self.ts_recent = ts.tsval;
+                self.ts_recent_stamp = now;
+            }
+        }
+    }
+
     /// RFC 9293 §3.10.7.4 acceptability test against the window we advertised.
     fn acceptable(&self, seg: &TcpRepr<'_>) -> bool {
         let wnd = self.rcv_adv.distance_from(self.rcv_nxt).min(1 << 30);
@@ -812,6 +823,13 @@ impl Connection {
                     ctx.counters.syn_challenge += 1;
                     self.challenge_ack(ctx);
                     return Disposition::Done;
+                }
+                // Linux tcp_sequence() rejects only what ends before rcv_wup (Last.ACK.sent):
+                // a retransmission that ends there, sent because our ACK was lost, passes and
+                // tcp_replace_ts_recent() records its TSval. The duplicate ACK then echoes it,
+                // so the peer's RTT sample does not span the RTO it waited.
+                if seg.flags.ack() && seg.seq + seg_len(seg) >= self.last_ack_sent {
+                    self.record_ts_recent(ctx.now, seg);
                 }
                 // Pure ACKs out of window are rate-limited (they may be part of an ACK loop).
                 if !seg.payload.is_empty() || !self.rate_limited(ctx) {
@@ -852,13 +870,7 @@ impl Connection {
         if !seg.flags.ack() {
             return Disposition::Done;
         }
-        // Record the peer's timestamp (RFC 7323 §4.3) before ACK processing.
-        if let Some(ts) = seg.options.timestamps.filter(|_| self.ts_enabled) {
-            if seg.seq <= self.last_ack_sent {
-                self.ts_recent = ts.tsval;
-                self.ts_recent_stamp = ctx.now;
-            }
-        }
+        self.record_ts_recent(ctx.now, seg);
         if self.state == State::SynReceived {
             if seg.ack <= self.snd_una || seg.ack > self.snd_max {
                 return Disposition::Rst(rst_reply(seg));

@@ -1,5 +1,5 @@
 use super::util::*;
-use crate::{Duration, State};
+use crate::{Config, Duration, State};
 
 #[test]
 fn transfer_both_ways() {
@@ -94,6 +94,71 @@ fn rto_recovers_blackout() {
         gaps.windows(2).all(|g| g[1] == 2 * g[0] || g[1] == 120_000),
         "exponential backoff: {gaps:?}"
     );
+}
+
+#[test]
+fn ack_after_rto_restores_rto_and_samples_rtt() {
+    // RTT 20 ms; the handshake gives SRTT 20 ms, RTTVAR 10 ms, RTO 20 + 200 = 220 ms.
+    for timestamps in [1, 0] {
+        let cfg = Config {
+            tcp_timestamps: timestamps,
+            ..Config::default()
+        };
+        let mut p = Pair::with(cfg.clone(), cfg);
+        let (c, _, _) = p.connected(false);
+        assert_eq!(p.a.info(c).unwrap().rto, Duration::from_millis(220));
+        p.filter = Some(drop_data(|n| n == 1));
+        p.a.send(p.now, c, b"hello").unwrap();
+        p.run_for(Duration::from_millis(250));
+        // The RTO fired at +220 ms and the segment went out again: backed off once.
+        assert_eq!(p.a.counters().timeouts, 1);
+        assert_eq!(p.a.info(c).unwrap().rto, Duration::from_millis(440));
+        // B delays its ACK 40 ms: it reaches A 60 ms after the retransmission.
+        p.run_for(Duration::from_millis(100));
+        let i = p.a.info(c).unwrap();
+        assert_eq!(i.snd_una, i.snd_nxt, "acknowledged");
+        if timestamps == 1 {
+            // The TSecr of the retransmission gives a 60 ms sample (Linux
+            // tcp_ack_update_rtt): SRTT 25 ms, RTTVAR 17.5 ms, RTO 25 + 200 ms.
+            assert_eq!(i.srtt, Some(Duration::from_millis(25)));
+            assert_eq!(i.rto, Duration::from_millis(225));
+        } else {
+            // Karn: no sample from retransmitted data, but the backoff is gone.
+            assert_eq!(i.srtt, Some(Duration::from_millis(20)));
+            assert_eq!(i.rto, Duration::from_millis(220));
+        }
+    }
+}
+
+#[test]
+fn retransmission_after_lost_ack_echoes_its_timestamp() {
+    let mut p = Pair::new();
+    let (c, _, _) = p.connected(false);
+    let t0 = p.now;
+    // B's delayed ACK of the one segment is lost: A's RTO resends a segment B has.
+    let mut dropped = false;
+    p.filter = Some(Box::new(move |seg| {
+        let first_ack = !seg.a_to_b && seg.len == 0 && seg.at > t0 && !dropped;
+        dropped |= first_ack;
+        !first_ack
+    }));
+    p.a.send(p.now, c, b"hello").unwrap();
+    p.run_for(Duration::from_millis(400));
+    assert_eq!(p.a.counters().timeouts, 1);
+    let data = p.segs(true, |x| x.len > 0);
+    assert_eq!(data.len(), 2);
+    let rtx = &data[1];
+    assert_eq!(rtx.at - t0, Duration::from_millis(220));
+    // The duplicate ends at B's Last.ACK.sent: B records its TSval (Linux tcp_sequence,
+    // tcp_replace_ts_recent) and the duplicate ACK echoes the retransmission, not the
+    // original sent 220 ms earlier.
+    let acks = p.segs(false, |x| x.at > rtx.at && x.len == 0);
+    assert_eq!(acks[0].tsecr, rtx.tsval);
+    // So A's sample is the 20 ms path, not 240 ms, and the RTO is back at 220 ms.
+    let i = p.a.info(c).unwrap();
+    assert_eq!(i.snd_una, i.snd_nxt);
+    assert_eq!(i.srtt, Some(Duration::from_millis(20)));
+    assert_eq!(i.rto, Duration::from_millis(220));
 }
 
 #[test]

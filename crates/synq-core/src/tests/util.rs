@@ -23,6 +23,7 @@ pub(crate) struct Seg {
     pub(crate) len: usize,
     pub(crate) window: u16,
     pub(crate) tsval: Option<u32>,
+    pub(crate) tsecr: Option<u32>,
     pub(crate) sack_blocks: usize,
 }
 
@@ -91,6 +92,7 @@ impl Pair {
                     len: p.tcp.payload.len(),
                     window: p.tcp.window,
                     tsval: p.tcp.options.timestamps.map(|t| t.tsval),
+                    tsecr: p.tcp.options.timestamps.map(|t| t.tsecr),
                     sack_blocks: p.tcp.options.sack_blocks.len(),
                 };
                 let keep = self.filter.as_mut().is_none_or(|f| f(&seg));
