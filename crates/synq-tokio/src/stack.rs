@@ -214,6 +214,12 @@ impl Stack {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
     }
 
+    /// The backlog model for later `listen()` calls and SYNs (`synq.listen_model`): Linux's
+    /// two queues by default, 4.4BSD's single queue, ...
+    pub fn set_model(&self, model: synq_core::Model) {
+        self.shared().lock().stack.set_model(model);
+    }
+
     /// Read the engine's state under the lock: counters, `listeners()`, `connections()`,
     /// `syn_recv()`. Keep `f` short: the driver waits for it.
     pub fn with<R>(&self, f: impl FnOnce(&synq_core::Stack) -> R) -> R {

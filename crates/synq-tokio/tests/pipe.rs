@@ -283,3 +283,18 @@ async fn shutdown_stops_the_driver_and_wakes_waiters() {
     assert!(server.error().is_some());
     drop(client);
 }
+
+#[tokio::test]
+async fn the_model_decides_the_backlog_clamp() {
+    let (server, _client) = pair(&[("net.core.somaxconn", "64")]);
+    // Linux: a negative backlog means somaxconn.
+    let l = TcpListener::bind(&server, addr(80), -1).unwrap();
+    assert_eq!(l.info().unwrap().send_q, 64);
+    // 4.4BSD: a negative backlog means 0.
+    server.set_model(synq_core::Model::Bsd);
+    let b = TcpListener::bind(&server, addr(81), -1).unwrap();
+    assert_eq!(b.info().unwrap().send_q, 0);
+    server.set_sysctl("synq.listen_model", "linux").unwrap();
+    let e = server.set_sysctl("synq.listen_model", "nope").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+}
