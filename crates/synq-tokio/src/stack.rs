@@ -188,7 +188,21 @@ impl Stack {
             }),
             notify: tokio::sync::Notify::new(),
         });
-        rt.spawn(drive(shared.clone(), device));
+        let driver = rt.spawn(drive(shared.clone(), device));
+        // If the driver dies (a panicking tap, say), sockets fail instead of waiting forever.
+        let watch = shared.clone();
+        rt.spawn(async move {
+            if let Err(e) = driver.await {
+                let mut wakers = Vec::new();
+                let mut st = watch.lock();
+                st.failed = Some((io::ErrorKind::Other, format!("driver task ended: {e}")));
+                st.wake_all(&mut wakers);
+                drop(st);
+                for w in wakers {
+                    w.wake();
+                }
+            }
+        });
         Ok(Self {
             owner: Arc::new(Owner { shared }),
         })
@@ -415,9 +429,10 @@ async fn drive<D: Device>(shared: Arc<Shared>, dev: D) {
             tokio::task::yield_now().await;
             continue;
         }
-        let sleep = deadline.map(|d| {
-            tokio::time::sleep_until(epoch + std::time::Duration::from_micros(d.total_micros()))
-        });
+        // A deadline past what the clock can represent (`Instant::MAX`) is no deadline.
+        let sleep = deadline
+            .and_then(|d| epoch.checked_add(std::time::Duration::from_micros(d.total_micros())))
+            .map(tokio::time::sleep_until);
         tokio::select! {
             r = poll_fn(|cx| dev.poll_readable(cx)) => {
                 if let Err(e) = r {

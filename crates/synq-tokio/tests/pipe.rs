@@ -298,3 +298,21 @@ async fn the_model_decides_the_backlog_clamp() {
     let e = server.set_sysctl("synq.listen_model", "nope").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }
+
+#[tokio::test]
+async fn a_dead_driver_fails_waiting_sockets() {
+    let (server, client) = pair(&[]);
+    let listener = TcpListener::bind(&server, addr(80), 4).unwrap();
+    // A tap that panics takes the driver task down with it on the next packet it sees.
+    server.set_tap(Box::new(|_, _| panic!("tap panics")));
+    let waiter = tokio::spawn(async move { listener.accept().await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _ = timeout(
+        Duration::from_millis(200),
+        TcpStream::connect(&client, addr(80)),
+    )
+    .await;
+    let e = timeout(LIMIT, waiter).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Other, "{e}");
+    assert!(e.to_string().contains("driver task ended"), "{e}");
+}
