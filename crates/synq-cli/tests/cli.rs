@@ -36,6 +36,58 @@ fn transfer_json_contract() {
     assert_eq!(v["bytes_received"], 300_000);
     assert_eq!(v["intact"], true);
     assert!(v["retransmits"].as_u64().unwrap() > 0);
+    // Goodput is what arrived per virtual second; the sender's counters agree with the
+    // report's own figures.
+    let goodput = v["goodput_bps"].as_f64().unwrap();
+    let expect = 300_000.0 * 8.0 / v["virtual_secs"].as_f64().unwrap();
+    assert!(
+        (goodput - expect).abs() < 1e-6 * expect,
+        "{goodput} vs {expect}"
+    );
+    assert_eq!(v["failure"], serde_json::Value::Null);
+    let c = &v["sender_counters"];
+    assert_eq!(c["TcpRetransSegs"], v["retransmits"]);
+    assert_eq!(c["TcpActiveOpens"], 1);
+    assert!(c["TcpOutSegs"].as_u64().unwrap() > 200);
+}
+
+#[test]
+fn a_failed_transfer_says_why() {
+    // Every packet lost: connect() gives up (ETIMEDOUT) after one SYN retry, at 3 s.
+    let (code, out, err) = synq(&[
+        "sim",
+        "transfer",
+        "--bytes",
+        "1000",
+        "--loss",
+        "1",
+        "--sysctl",
+        "net.ipv4.tcp_syn_retries=1",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["failure"], "ETIMEDOUT");
+    assert_eq!(v["virtual_secs"], 3.0);
+    assert!(err.contains("(ETIMEDOUT)"), "{err}");
+    // Half the packets lost and 5 s allowed: the clock runs out first.
+    let (code, out, err) = synq(&[
+        "sim",
+        "transfer",
+        "--bytes",
+        "1000000",
+        "--loss",
+        "0.5",
+        "--time-limit",
+        "5",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("intact               NO (time limit)"),
+        "{out}"
+    );
+    assert!(out.contains("#sender counters"), "{out}");
+    assert!(err.contains("(time limit)"), "{err}");
 }
 
 #[test]

@@ -96,8 +96,12 @@ pub(crate) fn run(a: &TransferArgs) -> Result {
         Ok(())
     } else {
         Err(Error::run(format!(
-            "transfer not intact: {} of {} bytes sent, {} received in {:.6} virtual s",
-            r.bytes_sent, a.bytes, r.bytes_received, r.virtual_secs
+            "transfer not intact ({}): {} of {} bytes sent, {} received in {:.6} virtual s",
+            r.failure.as_deref().unwrap_or("stream differs"),
+            r.bytes_sent,
+            a.bytes,
+            r.bytes_received,
+            r.virtual_secs
         )))
     }
 }
@@ -119,10 +123,17 @@ fn render(
         a.rtt_us,
         a.seed
     )?;
-    let rows: [(&str, String); 9] = [
+    let rows: [(&str, String); 10] = [
         ("bytes sent", r.bytes_sent.to_string()),
         ("bytes received", r.bytes_received.to_string()),
-        ("intact", if r.intact { "yes".into() } else { "NO".into() }),
+        (
+            "intact",
+            match &r.failure {
+                None => "yes".into(),
+                Some(why) => format!("NO ({why})"),
+            },
+        ),
+        ("goodput", format!("{:.3} Mbit/s", r.goodput_bps / 1e6)),
         ("retransmits", r.retransmits.to_string()),
         ("rto timeouts", r.timeouts.to_string()),
         ("fast retransmits", r.fast_retransmits.to_string()),
@@ -138,6 +149,12 @@ fn render(
     ];
     for (k, v) in rows {
         writeln!(w, "  {k:<20} {v}")?;
+    }
+    writeln!(w, "#sender counters (nstat -az, non-zero)")?;
+    for (k, v) in &r.sender_counters {
+        if *v != 0 {
+            writeln!(w, "{k:<32} {v}")?;
+        }
     }
     Ok(())
 }

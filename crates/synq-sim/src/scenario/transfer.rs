@@ -6,7 +6,7 @@ use core::net::SocketAddr;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
-use synq_core::{Config, ConnHandle, Driver, Event, RecvError, Stack};
+use synq_core::{Config, ConnHandle, Driver, Errno, Event, RecvError, Stack};
 
 /// Inputs of a transfer run.
 #[derive(Clone, Debug)]
@@ -78,6 +78,13 @@ pub struct TransferReport {
     pub virtual_secs: f64,
     /// Simulator steps taken.
     pub steps: u64,
+    /// Application bytes delivered per virtual second, in bits per second (0 for no time).
+    pub goodput_bps: f64,
+    /// Why the transfer did not complete: the connection's errno name (`ETIMEDOUT`,
+    /// `ECONNRESET`, ...), or `time limit`; `None` when it arrived intact.
+    pub failure: Option<String>,
+    /// The sender's counters under their nstat names, zeros included.
+    pub sender_counters: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// A transfer endpoint: a stack and the application on it, which acts on the stack's
@@ -313,6 +320,23 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
         && rx.got == tx.sent
         && tx.sent == p.bytes
         && rx.hash.clone().finalize() == tx.hash.clone().finalize();
+    let virtual_secs = end.unwrap_or(net.now()).as_secs_f64();
+    let conn_error = |st: &Stack, h: Option<ConnHandle>| {
+        h.and_then(|h| st.info(h))
+            .and_then(|i| i.error)
+            .map(|e| e.errno_name().to_string())
+    };
+    let failure = if intact {
+        None
+    } else if let Some(e) = conn_error(&net.host(c).stack, Some(conn)) {
+        Some(e)
+    } else if let Some(e) = conn_error(&net.host(s).stack, rx.conn) {
+        Some(e)
+    } else if end.is_none() {
+        Some("time limit".to_string())
+    } else {
+        Some("stream differs".to_string())
+    };
     Ok(TransferReport {
         bytes_sent: tx.sent,
         bytes_received: rx.got,
@@ -323,8 +347,15 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
         packets_sent: links.sent,
         packets_lost: links.lost,
         packets_duplicated: links.duplicated,
-        virtual_secs: end.unwrap_or(net.now()).as_secs_f64(),
+        virtual_secs,
         steps: net.steps(),
+        goodput_bps: if virtual_secs > 0.0 {
+            rx.got as f64 * 8.0 / virtual_secs
+        } else {
+            0.0
+        },
+        failure,
+        sender_counters: k.iter().collect(),
     })
 }
 
