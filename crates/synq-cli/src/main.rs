@@ -3,6 +3,7 @@
 //! This file parses and dispatches; each command lives in its own module, every byte of
 //! output goes through [`output`], and every failure is an [`error::Error`].
 
+mod capture;
 mod error;
 mod output;
 mod serve;

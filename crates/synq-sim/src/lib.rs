@@ -201,6 +201,93 @@ pub type Tap = Box<dyn FnMut(&TapEvent<'_>)>;
 /// and the event. Packets the host queues in answer leave at once.
 pub type EventHook<N> = Box<dyn FnMut(Instant, HostId, &mut N, <N as Driver>::Event)>;
 
+/// The packets one address sent and received, in order, with their virtual times: what a
+/// capture on that host would hold (a packet it sent is recorded when it leaves, even if a
+/// link then loses it; one it received when it arrives). Clones share the record, so keep
+/// a clone and install [`Capture::tap`]. At most `limit` packets are kept; later ones are
+/// counted in [`Capture::missed`].
+#[derive(Clone)]
+pub struct Capture(Rc<RefCell<CaptureState>>);
+
+struct CaptureState {
+    addr: IpAddr,
+    limit: usize,
+    packets: Vec<(Instant, Vec<u8>)>,
+    missed: u64,
+}
+
+impl core::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let st = self.0.borrow();
+        f.debug_struct("Capture")
+            .field("addr", &st.addr)
+            .field("packets", &st.packets.len())
+            .field("missed", &st.missed)
+            .finish()
+    }
+}
+
+impl Capture {
+    /// An empty capture of `addr`'s traffic, keeping at most `limit` packets.
+    pub fn new(addr: IpAddr, limit: usize) -> Self {
+        Self(Rc::new(RefCell::new(CaptureState {
+            addr,
+            limit,
+            packets: Vec::new(),
+            missed: 0,
+        })))
+    }
+
+    /// A tap recording the address's packets into this capture.
+    pub fn tap(&self) -> Tap {
+        let this = self.clone();
+        Box::new(move |ev| this.update(ev))
+    }
+
+    /// Record `ev` if it is a packet the address sent or received.
+    pub fn update(&self, ev: &TapEvent<'_>) {
+        let st = &mut *self.0.borrow_mut();
+        let ours = match ev.kind {
+            TapKind::Sent => source(ev.packet) == Some(st.addr),
+            TapKind::Delivered => destination(ev.packet) == Some(st.addr),
+            _ => false,
+        };
+        if !ours {
+            return;
+        }
+        if st.packets.len() < st.limit {
+            st.packets.push((ev.time, ev.packet.to_vec()));
+        } else {
+            st.missed += 1;
+        }
+    }
+
+    /// The packets recorded, oldest first, taken out of the capture.
+    pub fn take(&self) -> Vec<(Instant, Vec<u8>)> {
+        core::mem::take(&mut self.0.borrow_mut().packets)
+    }
+
+    /// Packets not kept because the limit was reached.
+    pub fn missed(&self) -> u64 {
+        self.0.borrow().missed
+    }
+}
+
+/// The source address of an IPv4 or IPv6 packet, if the header is there.
+pub fn source(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(b)))
+        }
+        6 => {
+            let b: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
 /// A SHA-256 fingerprint of a tap stream, for checking that two runs are
 /// identical. Clones share one hasher, so keep a clone and install
 /// [`TraceDigest::tap`].

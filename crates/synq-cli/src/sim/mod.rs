@@ -45,6 +45,9 @@ pub(crate) struct BacklogArgs {
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
+    /// Write the server's packets to PATH (pcap, raw IP, virtual timestamps).
+    #[arg(long, value_name = "PATH")]
+    pcap: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: StackArgs,
 }

@@ -4,7 +4,7 @@ use super::{at_most, backlog_params, print_backlog, within, BacklogArgs, MAX_CLI
 use crate::error::Result;
 use clap::Args;
 use synq_core::Duration;
-use synq_sim::scenario::{overflow, OverflowParams};
+use synq_sim::scenario::{overflow_tapped, OverflowParams, SERVER_ADDR};
 
 #[derive(Args, Debug)]
 pub(crate) struct OverflowArgs {
@@ -32,6 +32,10 @@ pub(crate) fn run(a: &OverflowArgs) -> Result {
         gap: Duration::from_micros((a.gap_ms * 1000.0).round() as u64),
         accept_after: a.accept_after,
     };
-    let r = overflow(&p)?;
+    let pcap = crate::capture::start(a.b.pcap.as_deref(), SERVER_ADDR)?;
+    let r = overflow_tapped(&p, pcap.as_ref().map(|c| c.tap()))?;
+    if let Some(c) = pcap {
+        c.finish()?;
+    }
     print_backlog("overflow", &a.b, model, &r)
 }

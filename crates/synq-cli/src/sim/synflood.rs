@@ -3,7 +3,7 @@
 use super::{at_most, backlog_params, print_backlog, within, BacklogArgs, MAX_SYNS};
 use crate::error::{Error, Result};
 use clap::Args;
-use synq_sim::scenario::{synflood, SynfloodParams};
+use synq_sim::scenario::{synflood_tapped, SynfloodParams, SERVER_ADDR};
 
 #[derive(Args, Debug)]
 pub(crate) struct SynfloodArgs {
@@ -33,6 +33,10 @@ pub(crate) fn run(a: &SynfloodArgs) -> Result {
         syns: a.syns,
         rate: a.rate,
     };
-    let r = synflood(&p)?;
+    let pcap = crate::capture::start(a.b.pcap.as_deref(), SERVER_ADDR)?;
+    let r = synflood_tapped(&p, pcap.as_ref().map(|c| c.tap()))?;
+    if let Some(c) = pcap {
+        c.finish()?;
+    }
     print_backlog("synflood", &a.b, model, &r)
 }

@@ -8,7 +8,9 @@ use crate::sysctl::{config, StackArgs};
 use clap::Args;
 use std::io::Write;
 use synq_core::Duration;
-use synq_sim::scenario::{transfer, TransferParams, TransferReport};
+use synq_sim::scenario::{
+    transfer_tapped, TransferParams, TransferReport, SERVER_ADDR, SERVER_ADDR6,
+};
 
 /// Most bytes a transfer sends: 1 TiB (about an hour of wall time), as `synq serve`'s
 /// `/bytes/N`.
@@ -49,6 +51,9 @@ pub(crate) struct TransferArgs {
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
+    /// Write the receiving server's packets to PATH (pcap, raw IP, virtual timestamps).
+    #[arg(long, value_name = "PATH")]
+    pcap: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: StackArgs,
 }
@@ -81,8 +86,13 @@ pub(crate) fn run(a: &TransferArgs) -> Result {
         )?),
         ipv6: a.ipv6,
     };
+    let server = if a.ipv6 { SERVER_ADDR6 } else { SERVER_ADDR };
+    let pcap = crate::capture::start(a.pcap.as_deref(), server)?;
     let start = std::time::Instant::now();
-    let r = transfer(&p)?;
+    let r = transfer_tapped(&p, pcap.as_ref().map(|c| c.tap()))?;
+    if let Some(c) = pcap {
+        c.finish()?;
+    }
     let wall = start.elapsed().as_secs_f64();
     if a.json {
         let mut v =

@@ -2,7 +2,7 @@
 //! burst of clients or a flood of spoofed SYNs, in the figures `ss` and `nstat` show.
 
 use super::{subseed, SERVER_ADDR};
-use crate::{Duration, HostId, Instant, LinkConfig, Network, SimError};
+use crate::{Duration, HostId, Instant, LinkConfig, Network, SimError, Tap};
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use synq_core::wire::{
     emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps,
@@ -336,8 +336,11 @@ pub fn spoofed_syn(i: u32, isn: u32, dst: SocketAddr, buf: &mut Vec<u8>) {
     let _ = emit_packet(&ip, &tcp, buf);
 }
 
-fn network(p: &BacklogParams) -> Result<Network<Host>, SimError> {
+fn network(p: &BacklogParams, tap: Option<Tap>) -> Result<Network<Host>, SimError> {
     let mut net = Network::new(p.seed);
+    if let Some(tap) = tap {
+        net.set_tap(tap);
+    }
     net.try_set_default_link(LinkConfig {
         delay: Duration::from_micros(p.rtt.total_micros() / 2),
         ..LinkConfig::default()
@@ -404,8 +407,13 @@ pub fn client_addr(i: u32) -> IpAddr {
 
 /// C clients connect `gap` apart to a listener that never accepts (before the report).
 pub fn overflow(p: &OverflowParams) -> Result<BacklogReport, SimError> {
+    overflow_tapped(p, None)
+}
+
+/// [`overflow`] with `tap` watching every packet (a [`crate::Capture`], say).
+pub fn overflow_tapped(p: &OverflowParams, tap: Option<Tap>) -> Result<BacklogReport, SimError> {
     let c = &p.common;
-    let mut net = network(c)?;
+    let mut net = network(c, tap)?;
     let srv = server(&mut net, c);
     let mut clients: Vec<HostId> = Vec::with_capacity(p.clients as usize);
     let dst = SocketAddr::new(SERVER_ADDR, PORT);
@@ -459,8 +467,13 @@ pub struct SynfloodParams {
 
 /// N spoofed SYNs arrive at a listener; nobody answers the SYN-ACKs.
 pub fn synflood(p: &SynfloodParams) -> Result<BacklogReport, SimError> {
+    synflood_tapped(p, None)
+}
+
+/// [`synflood`] with `tap` watching every packet (a [`crate::Capture`], say).
+pub fn synflood_tapped(p: &SynfloodParams, tap: Option<Tap>) -> Result<BacklogReport, SimError> {
     let c = &p.common;
-    let mut net = network(c)?;
+    let mut net = network(c, tap)?;
     let srv = server(&mut net, c);
     let gap = match p.rate {
         Some(r) if r > 0.0 => Duration::from_micros((1e6 / r).round() as u64),

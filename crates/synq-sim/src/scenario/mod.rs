@@ -4,11 +4,11 @@ mod backlog;
 mod transfer;
 
 pub use backlog::{
-    client_addr, flood_source, overflow, spoofed_syn, synflood, BacklogParams, BacklogReport,
-    ClientHost, ClientsReport, Flooder, Host, ListenerReport, OverflowParams, ServerHost,
-    SynfloodParams, LISTEN_COUNTERS, PORT,
+    client_addr, flood_source, overflow, overflow_tapped, spoofed_syn, synflood, synflood_tapped,
+    BacklogParams, BacklogReport, ClientHost, ClientsReport, Flooder, Host, ListenerReport,
+    OverflowParams, ServerHost, SynfloodParams, LISTEN_COUNTERS, PORT,
 };
-pub use transfer::{transfer, TransferParams, TransferReport};
+pub use transfer::{transfer, transfer_tapped, TransferParams, TransferReport};
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

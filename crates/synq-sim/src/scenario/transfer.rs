@@ -1,7 +1,7 @@
 //! `synq sim transfer`: one connection moves N pseudo-random bytes across a lossy link.
 
 use super::{subseed, CLIENT_ADDR, CLIENT_ADDR6, SERVER_ADDR, SERVER_ADDR6};
-use crate::{Duration, Instant, LinkConfig, Network, SimError, DEFAULT_STEP_LIMIT};
+use crate::{Duration, Instant, LinkConfig, Network, SimError, Tap, DEFAULT_STEP_LIMIT};
 use core::net::SocketAddr;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -233,6 +233,11 @@ impl Receiver {
 
 /// Run one transfer.
 pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
+    transfer_tapped(p, None)
+}
+
+/// [`transfer`] with `tap` watching every packet (a [`crate::Capture`], say).
+pub fn transfer_tapped(p: &TransferParams, tap: Option<Tap>) -> Result<TransferReport, SimError> {
     let link = LinkConfig {
         delay: Duration::from_micros(p.rtt.total_micros() / 2),
         loss: p.loss,
@@ -245,6 +250,9 @@ pub fn transfer(p: &TransferParams) -> Result<TransferReport, SimError> {
     };
     link.validate()?;
     let mut net: Network<Peer> = Network::new(subseed(p.seed, 0));
+    if let Some(tap) = tap {
+        net.set_tap(tap);
+    }
     net.try_set_default_link(link)?;
     // The default bound is for livelocks; a long stream needs more. Two steps per byte (a
     // one-byte segment and its ACK) is the most a window can make a byte cost.
