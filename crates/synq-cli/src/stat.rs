@@ -86,7 +86,7 @@ pub(crate) fn query(path: &std::path::Path) -> Result<Value> {
 }
 
 /// `ss`'s short state names.
-fn ss_state(rfc: &str) -> &str {
+pub(crate) fn ss_state(rfc: &str) -> &str {
     match rfc {
         "ESTABLISHED" => "ESTAB",
         "SYN_SENT" => "SYN-SENT",

@@ -893,3 +893,50 @@ fn sim_pcap_holds_the_servers_packets_in_virtual_time() {
     assert_eq!(err.lines().count(), 1, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ss_rows_list_the_servers_sockets() {
+    // Backlog 2 holds 3 established connections, all unaccepted.
+    let (code, out, err) = synq(&[
+        "sim",
+        "overflow",
+        "--backlog",
+        "2",
+        "--clients",
+        "6",
+        "--ss",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let rows = v["sockets"].as_array().unwrap();
+    assert_eq!(rows.len() as u64, v["listener"]["recv_q"].as_u64().unwrap());
+    assert!(rows.iter().all(|r| r["state"] == "ESTABLISHED"), "{rows:?}");
+    // Half-open requests are rows too, with their SYN-ACK retransmission count (one, at 1 s).
+    let (code, out, err) = synq(&[
+        "sim",
+        "synflood",
+        "--backlog",
+        "2",
+        "--syns",
+        "5",
+        "--sysctl",
+        "net.ipv4.tcp_syncookies=0",
+        "--ss",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let syn_recv: Vec<&str> = out.lines().filter(|l| l.starts_with("SYN-RECV ")).collect();
+    assert_eq!(syn_recv.len(), 3, "{out}");
+    // Without --ss, no rows and no key.
+    let (_, out, _) = synq(&[
+        "sim",
+        "overflow",
+        "--backlog",
+        "2",
+        "--clients",
+        "6",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v.get("sockets").is_none());
+}

@@ -48,6 +48,10 @@ pub(crate) struct BacklogArgs {
     /// Write the server's packets to PATH (pcap, raw IP, virtual timestamps).
     #[arg(long, value_name = "PATH")]
     pcap: Option<std::path::PathBuf>,
+    /// Also list the server's sockets as `ss -tan` does (SYN-RECV rows included); with
+    /// --json, as the key `sockets`.
+    #[arg(long)]
+    ss: bool,
     #[command(flatten)]
     common: StackArgs,
 }
@@ -120,6 +124,9 @@ fn print_backlog(scenario: &str, a: &BacklogArgs, model: Model, r: &BacklogRepor
         if overflow {
             v["clients"] = serde_json::json!(r.clients);
         }
+        if a.ss {
+            v["sockets"] = serde_json::json!(r.sockets);
+        }
         return crate::output::json(&v);
     }
     crate::output::print(|w| render_backlog(w, scenario, a, model, r, overflow))
@@ -144,6 +151,25 @@ fn render_backlog(
         "LISTEN  {:<6}  {:<6}  {:<8}  {}:{}",
         r.listener.recv_q, r.listener.send_q, r.listener.syn_recv, SERVER_ADDR, PORT
     )?;
+    if a.ss {
+        writeln!(w, "# ss -tan")?;
+        writeln!(
+            w,
+            "{:<10} {:<6} {:<6} {:<22} Peer Address:Port",
+            "State", "Recv-Q", "Send-Q", "Local Address:Port"
+        )?;
+        for s in &r.sockets {
+            writeln!(
+                w,
+                "{:<10} {:<6} {:<6} {:<22} {}",
+                crate::stat::ss_state(s.state),
+                s.recv_q,
+                s.send_q,
+                s.local.to_string(),
+                s.remote
+            )?;
+        }
+    }
     if overflow {
         writeln!(
             w,

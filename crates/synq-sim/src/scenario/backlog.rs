@@ -96,6 +96,26 @@ pub struct BacklogReport {
     pub synacks_sent: u64,
     /// Every server counter, by nstat name, zeros included.
     pub counters: Vec<(&'static str, u64)>,
+    /// The server's sockets at `duration` as `ss -tan` lists them: connections (queued
+    /// for accept() or not) and half-open requests (`SYN_RECEIVED`), local address order.
+    pub sockets: Vec<SocketRow>,
+}
+
+/// One row of `ss -tan` on the server.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SocketRow {
+    /// RFC 9293 state name (`ESTABLISHED`, `SYN_RECEIVED`, ...).
+    pub state: &'static str,
+    /// Local address and port.
+    pub local: SocketAddr,
+    /// Peer address and port.
+    pub remote: SocketAddr,
+    /// Bytes readable.
+    pub recv_q: usize,
+    /// Bytes not yet acknowledged or not yet sent.
+    pub send_q: usize,
+    /// SYN-ACK retransmissions (half-open requests; 0 for connections).
+    pub retransmits: u8,
 }
 
 impl BacklogReport {
@@ -384,7 +404,32 @@ fn report(net: &mut Network<Host>, srv: HostId) -> BacklogReport {
         accepted_after: 0,
         synacks_sent: s.counters().synacks_sent,
         counters: s.counters().iter().collect(),
+        sockets: sockets(s),
     }
+}
+
+fn sockets(s: &Stack) -> Vec<SocketRow> {
+    let mut rows: Vec<SocketRow> = s
+        .connections()
+        .map(|c| SocketRow {
+            state: c.state.as_str(),
+            local: c.tuple.local,
+            remote: c.tuple.remote,
+            recv_q: c.recv_queue,
+            send_q: c.send_queue,
+            retransmits: 0,
+        })
+        .chain(s.syn_recv().map(|r| SocketRow {
+            state: "SYN_RECEIVED",
+            local: r.local,
+            remote: r.remote,
+            recv_q: 0,
+            send_q: 0,
+            retransmits: r.retransmits,
+        }))
+        .collect();
+    rows.sort_by_key(|r| (r.local, r.remote));
+    rows
 }
 
 /// Inputs of `synq sim overflow`.

@@ -6,7 +6,7 @@ mod transfer;
 pub use backlog::{
     client_addr, flood_source, overflow, overflow_tapped, spoofed_syn, synflood, synflood_tapped,
     BacklogParams, BacklogReport, ClientHost, ClientsReport, Flooder, Host, ListenerReport,
-    OverflowParams, ServerHost, SynfloodParams, LISTEN_COUNTERS, PORT,
+    OverflowParams, ServerHost, SocketRow, SynfloodParams, LISTEN_COUNTERS, PORT,
 };
 pub use transfer::{transfer, transfer_tapped, TransferParams, TransferReport};
 
