@@ -1,5 +1,6 @@
-//! `--pcap FILE` for the simulator: the server's packets as a capture file (raw IP,
-//! timestamps in virtual time from zero) that Wireshark and tshark open.
+//! `--pcap FILE`: capture files Wireshark and tshark open (raw IP). `synq serve` writes the
+//! TUN device's packets with wall-clock times; the simulator writes the server's packets
+//! with virtual times from zero.
 
 use crate::error::{Error, Result};
 use crate::output;
@@ -14,51 +15,50 @@ use synq_sim::{Capture, Tap};
 /// out, with a warning.
 const LIMIT: usize = 2_000_000;
 
-/// A capture on its way to a file.
+/// A capture file whose header is written.
+pub(crate) type Writer = PcapWriter<BufWriter<File>>;
+
+/// Create `path` and write the header: a path that cannot be written is bad input (exit 2),
+/// found before the run.
+pub(crate) fn writer(path: &Path) -> Result<Writer> {
+    let file =
+        File::create(path).map_err(|e| Error::usage(format!("--pcap {}: {e}", path.display())))?;
+    let header = PcapHeader {
+        datalink: pcap_file::DataLink::RAW,
+        ..PcapHeader::default()
+    };
+    PcapWriter::with_header(BufWriter::new(file), header)
+        .map_err(|e| Error::run(format!("--pcap {}: {e}", path.display())))
+}
+
+/// A simulator capture on its way to a file.
 pub(crate) struct PcapOut {
     path: PathBuf,
-    file: File,
+    writer: Writer,
     capture: Capture,
 }
 
 impl PcapOut {
-    /// Create `path` now, so a path that cannot be written fails before the run (exit 2).
-    pub(crate) fn create(path: &Path, addr: IpAddr) -> Result<Self> {
-        let file = File::create(path)
-            .map_err(|e| Error::usage(format!("--pcap {}: {e}", path.display())))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            capture: Capture::new(addr, LIMIT),
-        })
-    }
-
     /// The tap to give the scenario.
     pub(crate) fn tap(&self) -> Tap {
         self.capture.tap()
     }
 
     /// Write what the run captured.
-    pub(crate) fn finish(self) -> Result {
-        let fail =
-            |e: &dyn std::fmt::Display| Error::run(format!("--pcap {}: {e}", self.path.display()));
-        let header = PcapHeader {
-            datalink: pcap_file::DataLink::RAW,
-            ..PcapHeader::default()
-        };
-        let mut w =
-            PcapWriter::with_header(BufWriter::new(&self.file), header).map_err(|e| fail(&e))?;
+    pub(crate) fn finish(mut self) -> Result {
+        let path = self.path.display().to_string();
+        let fail = |e: &dyn std::fmt::Display| Error::run(format!("--pcap {path}: {e}"));
         for (t, p) in self.capture.take() {
             let ts = std::time::Duration::from_micros(t.total_micros());
-            w.write_packet(&PcapPacket::new(ts, p.len() as u32, &p))
+            self.writer
+                .write_packet(&PcapPacket::new(ts, p.len() as u32, &p))
                 .map_err(|e| fail(&e))?;
         }
-        w.into_writer().flush().map_err(|e| fail(&e))?;
+        self.writer.into_writer().flush().map_err(|e| fail(&e))?;
         let missed = self.capture.missed();
         if missed > 0 {
             output::warn(&format!(
-                "--pcap {}: kept the first {LIMIT} packets, left out {missed}",
-                self.path.display()
+                "--pcap {path}: kept the first {LIMIT} packets, left out {missed}"
             ));
         }
         Ok(())
@@ -67,5 +67,26 @@ impl PcapOut {
 
 /// Start a capture of `addr` if `--pcap` was given.
 pub(crate) fn start(path: Option<&Path>, addr: IpAddr) -> Result<Option<PcapOut>> {
-    path.map(|p| PcapOut::create(p, addr)).transpose()
+    path.map(|p| {
+        Ok(PcapOut {
+            path: p.to_path_buf(),
+            writer: writer(p)?,
+            capture: Capture::new(addr, LIMIT),
+        })
+    })
+    .transpose()
+}
+
+/// Run a scenario with a capture of `addr`'s packets if `--pcap` was given, and write it.
+pub(crate) fn run_captured<R>(
+    path: Option<&Path>,
+    addr: IpAddr,
+    run: impl FnOnce(Option<Tap>) -> std::result::Result<R, synq_sim::SimError>,
+) -> Result<R> {
+    let pcap = start(path, addr)?;
+    let r = run(pcap.as_ref().map(PcapOut::tap))?;
+    if let Some(c) = pcap {
+        c.finish()?;
+    }
+    Ok(r)
 }

@@ -126,24 +126,14 @@ fn parse_peer(s: &str) -> Result<(IpAddr, u8)> {
     Ok((ip, prefix))
 }
 
-type Pcap = Arc<Mutex<Option<pcap_file::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>>>>;
-
-fn open_pcap(path: &std::path::Path) -> Result<Pcap> {
-    use pcap_file::pcap::{PcapHeader, PcapWriter};
-    let file = std::fs::File::create(path)
-        .map_err(|e| Error::Usage(format!("--pcap {}: {e}", path.display())))?;
-    let header = PcapHeader {
-        datalink: pcap_file::DataLink::RAW,
-        ..PcapHeader::default()
-    };
-    let w = PcapWriter::with_header(std::io::BufWriter::new(file), header)
-        .map_err(|e| Error::Run(format!("--pcap {}: {e}", path.display())))?;
-    Ok(Arc::new(Mutex::new(Some(w))))
-}
+type Pcap = Arc<Mutex<Option<crate::capture::Writer>>>;
 
 async fn serve(a: &ServeArgs, cfg: synq_core::Config, host: IpAddr, prefix: u8) -> Result {
     let control = a.control.clone().unwrap_or_else(|| default_control(&a.tun));
-    let pcap = a.pcap.as_deref().map(open_pcap).transpose()?;
+    let pcap: Option<Pcap> = match a.pcap.as_deref() {
+        Some(path) => Some(Arc::new(Mutex::new(Some(crate::capture::writer(path)?)))),
+        None => None,
+    };
     let tun = synq_tun::Tun::create_with_address(&a.tun, a.mtu, a.offload, host, prefix)
         .map_err(|e| Error::Run(format!("cannot create TUN device {}: {e}", a.tun)))?;
     let stack = match a.seed {

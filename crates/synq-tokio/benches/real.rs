@@ -132,64 +132,50 @@ async fn client(kind: &str, secs: f64, ip: &str) -> io::Result<f64> {
     let deadline = start + dur;
     match kind {
         "rr" => {
-            let tasks: Vec<_> = (0..32)
-                .map(|_| {
-                    tokio::spawn(async move {
-                        let mut n = 0u64;
-                        while Instant::now() < deadline {
-                            let mut s = tokio::net::TcpStream::connect((ip, RR_PORT)).await?;
-                            s.write_all(&[7u8; MSG]).await?;
-                            let mut buf = [0u8; MSG];
-                            s.read_exact(&mut buf).await?;
-                            drop(s);
-                            n += 1;
-                        }
-                        io::Result::Ok(n)
-                    })
-                })
-                .collect();
-            let mut total = 0;
-            for t in tasks {
-                total += t.await.map_err(io::Error::other)??;
-            }
-            Ok(total as f64 / start.elapsed().as_secs_f64())
+            let n = per_task(|| async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let mut s = tokio::net::TcpStream::connect((ip, RR_PORT)).await?;
+                    s.write_all(&[7u8; MSG]).await?;
+                    let mut buf = [0u8; MSG];
+                    s.read_exact(&mut buf).await?;
+                    drop(s);
+                    n += 1;
+                }
+                io::Result::Ok(n)
+            })
+            .await?;
+            Ok(n as f64 / start.elapsed().as_secs_f64())
         }
         "http" => {
-            let tasks: Vec<_> = (0..32)
-                .map(|_| {
-                    tokio::spawn(async move {
-                        let mut s = tokio::net::TcpStream::connect((ip, HTTP_PORT)).await?;
-                        s.set_nodelay(true)?;
-                        let req = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n";
-                        let mut buf = vec![0u8; 4096];
-                        let mut n = 0u64;
-                        while Instant::now() < deadline {
-                            s.write_all(req).await?;
-                            // One response: headers then exactly MSG body bytes.
-                            let mut have = 0;
-                            loop {
-                                let k = s.read(&mut buf[have..]).await?;
-                                if k == 0 {
-                                    return Err(io::ErrorKind::UnexpectedEof.into());
-                                }
-                                have += k;
-                                if let Some(h) = find(&buf[..have], b"\r\n\r\n") {
-                                    if have >= h + 4 + MSG {
-                                        break;
-                                    }
-                                }
-                            }
-                            n += 1;
+            let n = per_task(|| async move {
+                let mut s = tokio::net::TcpStream::connect((ip, HTTP_PORT)).await?;
+                s.set_nodelay(true)?;
+                let req = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n";
+                let mut buf = vec![0u8; 4096];
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    s.write_all(req).await?;
+                    // One response: headers then exactly MSG body bytes.
+                    let mut have = 0;
+                    loop {
+                        let k = s.read(&mut buf[have..]).await?;
+                        if k == 0 {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
                         }
-                        io::Result::Ok(n)
-                    })
-                })
-                .collect();
-            let mut total = 0;
-            for t in tasks {
-                total += t.await.map_err(io::Error::other)??;
-            }
-            Ok(total as f64 / start.elapsed().as_secs_f64())
+                        have += k;
+                        if let Some(h) = find(&buf[..have], b"\r\n\r\n") {
+                            if have >= h + 4 + MSG {
+                                break;
+                            }
+                        }
+                    }
+                    n += 1;
+                }
+                io::Result::Ok(n)
+            })
+            .await?;
+            Ok(n as f64 / start.elapsed().as_secs_f64())
         }
         "download" => {
             let mut s = tokio::net::TcpStream::connect((ip, SOURCE_PORT)).await?;
@@ -219,6 +205,20 @@ async fn client(kind: &str, secs: f64, ip: &str) -> io::Result<f64> {
             Ok(sent as f64 * 8.0 / start.elapsed().as_secs_f64())
         }
     }
+}
+
+/// Run `task` on 32 concurrent tasks; the sum of what they count.
+async fn per_task<F, Fut>(task: F) -> io::Result<u64>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<u64>> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..32).map(|_| tokio::spawn(task())).collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.map_err(io::Error::other)??;
+    }
+    Ok(total)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

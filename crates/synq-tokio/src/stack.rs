@@ -330,6 +330,7 @@ async fn drive<D: Device>(shared: Arc<Shared>, dev: D) {
     let mut tx: Vec<Vec<u8>> = Vec::new();
     let mut wakers = Vec::new();
     let mut merged = Vec::with_capacity(65_536);
+    let mut events = Vec::new();
     let mut tso_writes = 0u64;
     let tso_ok = dev.tso();
     let epoch = tokio::time::Instant::from_std(shared.lock().epoch);
@@ -371,10 +372,10 @@ async fn drive<D: Device>(shared: Arc<Shared>, dev: D) {
                 .take(n)
                 .map(|(b, &(len, ok))| (&b[..len], ok));
             let mut tap = st.tap.take();
-            let mut events = Vec::new();
+            events.clear();
             let m = pump(&mut st.stack, now, packets, &mut tx, &mut tap, &mut events);
             st.tap = tap;
-            for ev in events {
+            for ev in events.drain(..) {
                 st.collect(ev, &mut wakers);
             }
             (m, Driver::poll_timeout(&st.stack))

@@ -24,12 +24,16 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let h = self.h;
-        self.stack.call(|s, now| {
-            let _ = s.close(now, h);
-        });
-        self.stack.shared().lock().conns.remove(&h);
+        release(&self.stack, self.h);
     }
+}
+
+/// `close(2)` the connection and forget its wakers.
+fn release(stack: &Stack, h: ConnHandle) {
+    stack.call(|s, now| {
+        let _ = s.close(now, h);
+    });
+    stack.shared().lock().conns.remove(&h);
 }
 
 impl Inner {
@@ -193,41 +197,50 @@ struct CloseOnDrop<'a>(&'a Stack, Option<ConnHandle>);
 impl Drop for CloseOnDrop<'_> {
     fn drop(&mut self) {
         if let Some(h) = self.1 {
-            self.0.call(|s, now| {
-                let _ = s.close(now, h);
-            });
-            self.0.shared().lock().conns.remove(&h);
+            release(self.0, h);
         }
     }
 }
 
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.inner.poll_read(cx, buf)
-    }
+/// Reading through [`Inner`]: the stream and its read half behave alike.
+macro_rules! async_read {
+    ($($t:ty),*) => {$(
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                self.inner.poll_read(cx, buf)
+            }
+        }
+    )*};
 }
 
-impl AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write(cx, buf)
-    }
-    /// Bytes are in the stack once written; there is nothing more to flush.
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    /// `shutdown(SHUT_WR)`: FIN after the queued data; reading goes on (half-close).
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.inner.shutdown())
-    }
+/// Writing through [`Inner`]: bytes are in the stack once written, so there is nothing to
+/// flush; shutdown is `shutdown(SHUT_WR)` (FIN after the queued data, reading goes on).
+macro_rules! async_write {
+    ($($t:ty),*) => {$(
+        impl AsyncWrite for $t {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.inner.poll_write(cx, buf)
+            }
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(self.inner.shutdown())
+            }
+        }
+    )*};
 }
+
+async_read!(TcpStream, OwnedReadHalf);
+async_write!(TcpStream, OwnedWriteHalf);
 
 /// The reading half of [`TcpStream::into_split`].
 #[derive(Debug)]
@@ -258,31 +271,5 @@ impl OwnedWriteHalf {
 impl Drop for OwnedWriteHalf {
     fn drop(&mut self) {
         let _ = self.inner.shutdown();
-    }
-}
-
-impl AsyncRead for OwnedReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.inner.poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for OwnedWriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.inner.shutdown())
     }
 }

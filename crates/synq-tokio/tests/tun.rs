@@ -33,10 +33,20 @@ fn cannot(test: &str, tools: &[&str]) -> bool {
 /// A namespace with a TUN device in it: the kernel side is `10.N.0.1/24`, the returned
 /// stack answers as `10.N.0.2`.
 fn setup(tag: &str, net: u8) -> (Netns, Stack) {
+    setup_with(tag, net, false)
+}
+
+/// As [`setup`], with segmentation offload on the device if `offload`.
+fn setup_with(tag: &str, net: u8, offload: bool) -> (Netns, Stack) {
     let ns = Netns::create(&format!("sqt{tag}")).unwrap();
     // Unique in the root namespace, where the device is born before it moves.
     let name = format!("sqt{}{net}", std::process::id() % 10_000);
-    let tun = Tun::create(&name, 1500).unwrap();
+    let tun = if offload {
+        Tun::create_offload(&name, 1500)
+    } else {
+        Tun::create(&name, 1500)
+    }
+    .unwrap();
     tun.move_into(&ns, format!("10.{net}.0.1").parse().unwrap(), 24)
         .unwrap();
     let stack = Stack::new(tun, synq_core::Config::default()).unwrap();

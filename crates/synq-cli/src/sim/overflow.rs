@@ -32,10 +32,8 @@ pub(crate) fn run(a: &OverflowArgs) -> Result {
         gap: Duration::from_micros((a.gap_ms * 1000.0).round() as u64),
         accept_after: a.accept_after,
     };
-    let pcap = crate::capture::start(a.b.pcap.as_deref(), SERVER_ADDR)?;
-    let r = overflow_tapped(&p, pcap.as_ref().map(|c| c.tap()))?;
-    if let Some(c) = pcap {
-        c.finish()?;
-    }
+    let r = crate::capture::run_captured(a.b.pcap.as_deref(), SERVER_ADDR, |tap| {
+        overflow_tapped(&p, tap)
+    })?;
     print_backlog("overflow", &a.b, model, &r)
 }

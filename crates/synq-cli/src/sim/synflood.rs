@@ -33,10 +33,8 @@ pub(crate) fn run(a: &SynfloodArgs) -> Result {
         syns: a.syns,
         rate: a.rate,
     };
-    let pcap = crate::capture::start(a.b.pcap.as_deref(), SERVER_ADDR)?;
-    let r = synflood_tapped(&p, pcap.as_ref().map(|c| c.tap()))?;
-    if let Some(c) = pcap {
-        c.finish()?;
-    }
+    let r = crate::capture::run_captured(a.b.pcap.as_deref(), SERVER_ADDR, |tap| {
+        synflood_tapped(&p, tap)
+    })?;
     print_backlog("synflood", &a.b, model, &r)
 }

@@ -87,12 +87,9 @@ pub(crate) fn run(a: &TransferArgs) -> Result {
         ipv6: a.ipv6,
     };
     let server = if a.ipv6 { SERVER_ADDR6 } else { SERVER_ADDR };
-    let pcap = crate::capture::start(a.pcap.as_deref(), server)?;
     let start = std::time::Instant::now();
-    let r = transfer_tapped(&p, pcap.as_ref().map(|c| c.tap()))?;
-    if let Some(c) = pcap {
-        c.finish()?;
-    }
+    let r =
+        crate::capture::run_captured(a.pcap.as_deref(), server, |tap| transfer_tapped(&p, tap))?;
     let wall = start.elapsed().as_secs_f64();
     if a.json {
         let mut v =
