@@ -78,13 +78,13 @@ pub(crate) fn start(path: Option<&Path>, addr: IpAddr) -> Result<Option<PcapOut>
 }
 
 /// Run a scenario with a capture of `addr`'s packets if `--pcap` was given, and write it.
-pub(crate) fn run_captured<R>(
+pub(crate) fn run_captured<R, E: Into<Error>>(
     path: Option<&Path>,
     addr: IpAddr,
-    run: impl FnOnce(Option<Tap>) -> std::result::Result<R, synq_sim::SimError>,
+    run: impl FnOnce(Option<Tap>) -> std::result::Result<R, E>,
 ) -> Result<R> {
     let pcap = start(path, addr)?;
-    let r = run(pcap.as_ref().map(PcapOut::tap))?;
+    let r = run(pcap.as_ref().map(PcapOut::tap)).map_err(Into::into)?;
     if let Some(c) = pcap {
         c.finish()?;
     }

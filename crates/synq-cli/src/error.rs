@@ -50,3 +50,14 @@ impl From<SimError> for Error {
         Self::Run(e.to_string())
     }
 }
+
+/// A scenario that does not parse or check is bad input; one the simulator gives up on is
+/// a failed run.
+impl From<synq_sim::scenario::ScenarioError> for Error {
+    fn from(e: synq_sim::scenario::ScenarioError) -> Self {
+        match e {
+            synq_sim::scenario::ScenarioError::Sim(e) => e.into(),
+            other => Self::Usage(other.to_string()),
+        }
+    }
+}

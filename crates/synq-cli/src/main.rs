@@ -48,8 +48,10 @@ enum SimCmd {
     Overflow(sim::overflow::OverflowArgs),
     /// N SYNs from spoofed sources hit a listener; nobody answers the SYN-ACKs.
     Synflood(sim::synflood::SynfloodArgs),
-    /// Every backlog model side by side: a burst of clients and a SYN flood.
+    /// Every backlog model side by side: a scenario, or a burst of clients and a SYN flood.
     Compare(sim::compare::CompareArgs),
+    /// Run a scenario (built-in or TOML file) with one model.
+    Run(sim::scenario::RunArgs),
 }
 
 /// clap's verdict on the command line: help and version on stdout (exit 0), the usage
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         Cmd::Sim(SimCmd::Overflow(a)) => sim::overflow::run(a),
         Cmd::Sim(SimCmd::Synflood(a)) => sim::synflood::run(a),
         Cmd::Sim(SimCmd::Compare(a)) => sim::compare::run(a),
+        Cmd::Sim(SimCmd::Run(a)) => sim::scenario::run(a),
         Cmd::Sysctl(a) => sysctl::run(a),
         Cmd::Serve(a) => serve::run(a),
         Cmd::Stat(a) => stat::run(a),

@@ -77,6 +77,33 @@ pub(crate) fn sysctl_config(args: &SysctlArgs) -> Result<Config> {
     Ok(c)
 }
 
+/// The sysctls the flags name, with the values they end up with, in the order of
+/// [`Config::names`]: what a scenario applies on top of its own.
+pub(crate) fn assignments(args: &SysctlArgs) -> Result<Vec<(String, String)>> {
+    let c = sysctl_config(args)?;
+    let mut named: Vec<String> = args
+        .sysctl
+        .iter()
+        .filter_map(|a| a.split_once('=').map(|(n, _)| n.trim().to_string()))
+        .collect();
+    if let Some(path) = &args.sysctl_file {
+        // sysctl_config read it already; a second read only collects the names.
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text.lines() {
+            let line = line.trim().trim_start_matches('-');
+            if let Some((n, _)) = line.split_once('=') {
+                if !line.starts_with(['#', ';']) {
+                    named.push(n.trim().replace('/', "."));
+                }
+            }
+        }
+    }
+    Ok(Config::names()
+        .filter(|n| args.from_host || named.iter().any(|m| m == n))
+        .filter_map(|n| c.get(n).ok().map(|v| (n.to_string(), v)))
+        .collect())
+}
+
 /// Import every sysctl we know from /proc/sys (Linux writes tabs between fields).
 fn host_sysctls(c: &mut Config) -> Result {
     for name in Config::names() {

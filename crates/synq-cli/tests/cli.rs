@@ -477,6 +477,9 @@ fn closed_stdout_is_a_quiet_success() {
         &["sim", "transfer", "--bytes", "10000", "--json"],
         &["sim", "compare"],
         &["sim", "compare", "--json"],
+        &["sim", "compare", "burst"],
+        &["sim", "run", "slow-accept", "--csv"],
+        &["sim", "run", "burst", "--json"],
         &["sysctl"],
         &["sysctl", "--json"],
         &["--help"],
@@ -649,19 +652,24 @@ fn typos_get_a_suggestion_on_the_one_line() {
 #[test]
 fn readme_shows_what_compare_prints() {
     let readme = include_str!("../../../README.md");
-    let start = "-- sim compare\n```\n\n```\n";
+    let start = "-- sim compare --plot synq-compare.png\n```\n";
     let block = &readme[readme.find(start).expect("README shows sim compare") + start.len()..];
+    let block = &block[block.find("```\n").expect("the table follows") + 4..];
     let table = &block[..block.find("```").expect("closed")];
-    let (code, out, err) = synq(&["sim", "compare"]);
+    let plot = std::env::temp_dir().join(format!("synq-readme-{}.png", std::process::id()));
+    let (code, out, err) = synq(&["sim", "compare", "--plot", plot.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, table);
+    assert!(std::fs::metadata(&plot).unwrap().len() > 10_000);
+    std::fs::remove_file(&plot).unwrap();
 }
 
 #[test]
 fn compare_has_no_model_flag() {
     let (code, help, _) = synq(&["sim", "compare", "--help"]);
     assert_eq!(code, 0);
-    assert!(!help.contains("--model"), "{help}");
+    assert!(!help.contains("--model <"), "{help}");
+    assert!(help.contains("--models <"), "{help}");
     assert!(help.contains("--sysctl "), "{help}");
     let (_, help, _) = synq(&["sim", "overflow", "--help"]);
     assert!(help.contains("--model"), "{help}");

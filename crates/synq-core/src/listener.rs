@@ -140,6 +140,8 @@ pub(crate) fn defer_retrans_to_secs(retrans: u8) -> u32 {
 #[derive(Debug, Default)]
 pub(crate) struct AcceptQueue {
     queue: VecDeque<Key>,
+    /// The longest the queue has been (a high-water mark for reports; Linux keeps none).
+    peak: u32,
 }
 
 impl AcceptQueue {
@@ -148,6 +150,10 @@ impl AcceptQueue {
     }
     pub(crate) fn push(&mut self, conn: Key) {
         self.queue.push_back(conn);
+        self.peak = self.peak.max(self.queue.len() as u32);
+    }
+    pub(crate) fn peak(&self) -> u32 {
+        self.peak
     }
     pub(crate) fn pop(&mut self) -> Option<Key> {
         self.queue.pop_front()
@@ -165,6 +171,8 @@ pub(crate) struct SynQueue {
     pub(crate) len: u32,
     /// Requests whose SYN-ACK was never retransmitted (Linux `young`).
     pub(crate) young: u32,
+    /// The most requests held at once (a high-water mark for reports).
+    pub(crate) peak: u32,
 }
 
 /// A listening socket.

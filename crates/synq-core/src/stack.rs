@@ -60,6 +60,10 @@ pub struct ListenerInfo {
     pub syn_recv: u32,
     /// When `listen()` opened the listener (a second `listen()` keeps the first time).
     pub since: Instant,
+    /// The longest the accept queue has been since listen().
+    pub peak_recv_q: u32,
+    /// The most half-open requests held at once since listen().
+    pub peak_syn_recv: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -937,6 +941,8 @@ impl Stack {
             send_q: l.backlog,
             syn_recv: l.syn.len,
             since: l.since,
+            peak_recv_q: l.accept.peak(),
+            peak_syn_recv: l.syn.peak,
         })
     }
 

@@ -252,6 +252,35 @@ mod synflood {
 }
 
 /// `parse_packet` / `emit_packet` of a 1500-byte IPv4 TCP data segment with timestamps.
+/// The simulator's own speed: packets the hosts send per second of wall time, running the
+/// built-in scenarios (`synq sim run NAME --speed` prints the same figure for any scenario).
+mod simulator_speed {
+    use super::{Bencher, ItemsCount};
+    use synq_core::Model;
+    use synq_sim::scenario::{builtin, run, RunParams};
+
+    fn params(name: &str) -> RunParams {
+        RunParams {
+            scenario: builtin(name).expect("built-in"),
+            model: Some(Model::Linux),
+            sysctls: Vec::new(),
+            seed: 1,
+            timeline: false,
+        }
+    }
+
+    /// Items are packets: divan's items/s is the simulator's packets per second.
+    #[divan::bench(args = ["flood-with-legit", "slow-accept", "burst"], sample_count = 5, sample_size = 1)]
+    fn scenario(bencher: Bencher<'_, '_>, name: &str) {
+        let p = params(name);
+        // Runs are deterministic: one run tells how many packets every run moves.
+        let packets = run(&p).expect("runs").packets;
+        bencher
+            .counter(ItemsCount::new(packets))
+            .bench(|| run(&p).expect("runs"));
+    }
+}
+
 mod wire {
     use super::{black_box, Bencher, BytesCount, A, B};
     use synq_core::wire::{

@@ -248,7 +248,8 @@ impl Capture {
     pub fn update(&self, ev: &TapEvent<'_>) {
         let st = &mut *self.0.borrow_mut();
         let ours = match ev.kind {
-            TapKind::Sent => source(ev.packet) == Some(st.addr),
+            // A packet to nobody (a spoofed address) still left the host.
+            TapKind::Sent | TapKind::Unroutable => source(ev.packet) == Some(st.addr),
             TapKind::Delivered => destination(ev.packet) == Some(st.addr),
             _ => false,
         };

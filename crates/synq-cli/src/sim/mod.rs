@@ -4,6 +4,8 @@
 
 pub(crate) mod compare;
 pub(crate) mod overflow;
+pub(crate) mod plot;
+pub(crate) mod scenario;
 pub(crate) mod synflood;
 pub(crate) mod transfer;
 

@@ -180,6 +180,7 @@ impl Stack {
         if let Some(l) = self.listeners.get_mut(lkey) {
             l.syn.len += 1;
             l.syn.young += 1;
+            l.syn.peak = l.syn.peak.max(l.syn.len);
         }
         if let Some(r) = self.requests.get(id) {
             let r = *r;

@@ -284,6 +284,10 @@ pub struct Flooder {
     seed: u64,
     /// SYNs emitted in the current drain.
     burst: u32,
+    /// Packet `i` comes from spoofed source `first_source + i`.
+    first_source: u32,
+    /// Bare ACKs with guessed acknowledgment numbers instead of SYNs.
+    ack: bool,
 }
 
 /// Spoofed source `i`: 198.18.0.0/15 (benchmarking range), one address and port each.
@@ -296,13 +300,42 @@ impl Flooder {
     /// SYNs emitted per drain at most (the network's buffer pool recycles this many).
     pub const BATCH: u32 = 4096;
 
+    /// `total` packets to `dst`, packet `i` at `start + i * gap` from spoofed source
+    /// `first_source + i`: SYNs, or with `ack` bare ACKs guessing a cookie.
+    pub fn new(
+        dst: SocketAddr,
+        total: u32,
+        start: Instant,
+        gap: Duration,
+        seed: u64,
+        first_source: u32,
+        ack: bool,
+    ) -> Self {
+        Self {
+            dst,
+            total,
+            sent: 0,
+            start,
+            gap,
+            seed,
+            burst: 0,
+            first_source,
+            ack,
+        }
+    }
+
+    /// Packets sent so far.
+    pub fn sent(&self) -> u32 {
+        self.sent
+    }
+
     fn due(&self) -> Instant {
         self.start + self.gap.saturating_mul(u64::from(self.sent))
     }
-    fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         (self.sent < self.total).then(|| self.due())
     }
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         if self.sent >= self.total || now < self.due() {
             self.burst = 0;
             return None;
@@ -313,11 +346,49 @@ impl Flooder {
             return None;
         }
         self.burst += 1;
-        let isn = subseed(self.seed, u64::from(self.sent)) as u32;
-        spoofed_syn(self.sent, isn, self.dst, buf);
+        let r = subseed(self.seed, u64::from(self.sent));
+        let src = self.first_source.wrapping_add(self.sent);
+        if self.ack {
+            forged_ack(src, r as u32, (r >> 32) as u32, self.dst, buf);
+        } else {
+            spoofed_syn(src, r as u32, self.dst, buf);
+        }
         self.sent += 1;
         Some(buf.len())
     }
+}
+
+/// Write into `buf` a bare ACK from spoofed source `i` ([`flood_source`]) to `dst` with
+/// sequence number `seq` and acknowledgment number `ack`: a blind guess at a SYN cookie
+/// (a Linux client's window, timestamps on).
+pub fn forged_ack(i: u32, seq: u32, ack: u32, dst: SocketAddr, buf: &mut Vec<u8>) {
+    let src = flood_source(i);
+    let options = TcpOptions {
+        timestamps: Some(Timestamps {
+            tsval: seq.rotate_left(7),
+            tsecr: ack.rotate_left(11),
+        }),
+        ..TcpOptions::default()
+    };
+    let tcp = TcpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        seq: SeqNumber(seq),
+        ack: SeqNumber(ack),
+        flags: TcpFlags::ACK,
+        window: 502,
+        urgent: 0,
+        options,
+        payload: &[],
+    };
+    let ip = IpRepr {
+        src: src.ip(),
+        dst: dst.ip(),
+        hop_limit: 64,
+    };
+    buf.clear();
+    buf.resize(packet_len(&ip, &tcp), 0);
+    let _ = emit_packet(&ip, &tcp, buf);
 }
 
 /// Write into `buf` the SYN of spoofed source `i` ([`flood_source`]) to `dst`: a Linux
@@ -528,15 +599,15 @@ pub fn synflood_tapped(p: &SynfloodParams, tap: Option<Tap>) -> Result<BacklogRe
     // flooder sends it at that instant over a link without delay, so that SYNs in flight are
     // one batch (see `Flooder`) however many arrive at once.
     let one_way = Duration::from_micros(c.rtt.total_micros() / 2);
-    let flooder = Flooder {
-        dst: SocketAddr::new(SERVER_ADDR, PORT),
-        total: p.syns,
-        sent: 0,
-        start: Instant::ZERO + one_way,
+    let flooder = Flooder::new(
+        SocketAddr::new(SERVER_ADDR, PORT),
+        p.syns,
+        Instant::ZERO + one_way,
         gap,
-        seed: c.seed,
-        burst: 0,
-    };
+        c.seed,
+        0,
+        false,
+    );
     // The flooder's own address; replies to the spoofed sources are unroutable, as on a
     // real network where nobody owns them.
     let f = net.add_host(

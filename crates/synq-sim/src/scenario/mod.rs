@@ -2,13 +2,17 @@
 
 mod backlog;
 mod transfer;
+pub mod workload;
 
 pub use backlog::{
-    client_addr, flood_source, overflow, overflow_tapped, spoofed_syn, synflood, synflood_tapped,
-    BacklogParams, BacklogReport, ClientHost, ClientsReport, Flooder, Host, ListenerReport,
-    OverflowParams, ServerHost, SocketRow, SynfloodParams, LISTEN_COUNTERS, PORT,
+    client_addr, flood_source, forged_ack, overflow, overflow_tapped, spoofed_syn, synflood,
+    synflood_tapped, BacklogParams, BacklogReport, ClientHost, ClientsReport, Flooder, Host,
+    ListenerReport, OverflowParams, ServerHost, SocketRow, SynfloodParams, LISTEN_COUNTERS, PORT,
 };
 pub use transfer::{transfer, transfer_tapped, TransferParams, TransferReport};
+pub use workload::{
+    builtin, run, run_tapped, run_with, RunParams, RunReport, Scenario, ScenarioError, BUILTINS,
+};
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
