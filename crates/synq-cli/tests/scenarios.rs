@@ -500,3 +500,40 @@ fn readme_shows_what_the_scenario_comparison_prints() {
     assert_eq!(out, table);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn progress_bar_on_a_terminal_only_and_stdout_unchanged() {
+    use std::io::Write;
+    // `script` gives the command a terminal; without it there is nothing to test here.
+    if Command::new("script").arg("--version").output().is_err() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP progress_bar_on_a_terminal_only_and_stdout_unchanged: script(1) not found"
+        );
+        return;
+    }
+    let d = dir("progress");
+    let out = d.join("out.json");
+    let log = d.join("typescript");
+    let bin = env!("CARGO_BIN_EXE_synq");
+    let cmd = format!(
+        "{bin} sim compare burst --models linux,bsd --json > {}",
+        s(&out)
+    );
+    let status = Command::new("script")
+        .args(["-qec", &cmd, s(&log)])
+        .env("SYNQ_PROGRESS_AFTER_MS", "0")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let terminal = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    // The bar: the model's name, then `[===>   ]  NN%`.
+    assert!(
+        terminal.contains("linux [") && terminal.contains("%"),
+        "no bar in {terminal:?}"
+    );
+    let plain = synq(&["sim", "compare", "burst", "--models", "linux,bsd", "--json"]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), plain.1);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -462,18 +462,24 @@ fn write_table(
 }
 
 /// A progress bar on stderr, shown only on a terminal and only once a run has taken more
-/// than a second: output on stdout never changes.
+/// than a second (`SYNQ_PROGRESS_AFTER_MS` changes the delay): stdout never changes.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     started: std::time::Instant,
+    after: std::time::Duration,
     models: usize,
 }
 
 impl Progress {
     fn new(models: usize) -> Self {
+        let ms = std::env::var("SYNQ_PROGRESS_AFTER_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
         Self {
             bar: None,
             started: std::time::Instant::now(),
+            after: std::time::Duration::from_millis(ms),
             models,
         }
     }
@@ -482,9 +488,7 @@ impl Progress {
         use std::io::IsTerminal;
         let total = 1000 * self.models as u64;
         let pos = 1000 * i as u64 + (fraction.clamp(0.0, 1.0) * 1000.0) as u64;
-        if self.bar.is_none()
-            && self.started.elapsed() > std::time::Duration::from_secs(1)
-            && io::stderr().is_terminal()
+        if self.bar.is_none() && self.started.elapsed() >= self.after && io::stderr().is_terminal()
         {
             let bar = indicatif::ProgressBar::new(total);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
