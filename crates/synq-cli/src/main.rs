@@ -10,6 +10,7 @@ mod serve;
 mod sim;
 mod stat;
 mod sysctl;
+mod verify;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -38,6 +39,9 @@ enum Cmd {
     Serve(serve::ServeArgs),
     /// Show a running `synq serve`'s listeners, connections and counters.
     Stat(stat::StatArgs),
+    /// Compare the simulator with this machine's kernel.
+    #[command(subcommand, arg_required_else_help = true)]
+    Verify(verify::VerifyCmd),
 }
 
 #[derive(Subcommand)]
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         Cmd::Sysctl(a) => sysctl::run(a),
         Cmd::Serve(a) => serve::run(a),
         Cmd::Stat(a) => stat::run(a),
+        Cmd::Verify(c) => verify::run(c),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

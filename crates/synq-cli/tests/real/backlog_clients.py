@@ -18,7 +18,7 @@ when the last client has started, and the result (one JSON line) at t0 + T.
       A Linux listener on addr:port with listen(B) in an anonymous namespace S with the
       listener sysctls, the same clients in a second namespace K (default sysctls, like the
       namespace of a synq server) with address peer, a veth pair between (static ARP), as
-      crates/synq-sim/tests/kernel/backlog.py builds it. Result: {"clients", "timing",
+      crates/synq-verify/kernel/backlog.py builds it. Result: {"clients", "timing",
       "listener": {"recv_q", "send_q", "syn_recv"}, "counters"}, the listener read as
       `ss -lnt` does (TCP_INFO tcpi_unacked / tcpi_sacked), SYN-RECV rows from /proc/net/tcp
       and S's MIB deltas under their nstat names.
@@ -40,7 +40,7 @@ connect() resolved (SYN-ACK or RST, seen as EPOLLOUT) only after the next client
 import errno, json, os, select, socket, struct, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "synq-sim", "tests", "kernel"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "synq-verify", "kernel"))
 from netns import enter, ip, mibs, new_netns, set_sysctls, syn_recv_rows, tcp_info, wait_links  # noqa: E402
 
 TCP_DEFER_ACCEPT = 9

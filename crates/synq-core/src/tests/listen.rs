@@ -1,6 +1,6 @@
 //! The listen() backlog, one test per conformance check of spec §4 (numbers in the names):
 //! Linux checks 1-26, BSD single-queue checks 27-31. Kernel-facing figures (the [V] items)
-//! are also compared with the real kernel by `synq-sim/tests/kernel_backlog.rs`.
+//! are also compared with the real kernel by `synq-verify` (`synq verify kernel`).
 
 use super::util::*;
 use crate::{

@@ -17,6 +17,7 @@ the server sends to 10.99.0.k is read back from it. Ops (t relative to t0, incre
   close_listener: close the listening socket.
 Reply "seq" is relative to the first SYN-ACK ISS seen for that peer (raw before one), "ack" to
 the peer's ISN (null when the ACK flag is clear); both as signed 32-bit differences.
+Its helpers (netns.py) are synq-verify's: crates/synq-verify/kernel on PYTHONPATH.
 """
 import ctypes, os, select, socket, struct, time
 

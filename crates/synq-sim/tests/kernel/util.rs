@@ -34,6 +34,9 @@ pub(crate) fn tun_skip_reason() -> Option<String> {
     })
 }
 
+/// Where `netns.py`, shared with synq-verify's kernel side, lives.
+const NETNS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../synq-verify/kernel");
+
 /// `python3 SCRIPT INPUT` for every input, four at a time (each run makes its own
 /// namespaces); stdout of each, or why it failed.
 #[allow(dead_code)]
@@ -44,6 +47,7 @@ pub(crate) fn run_python(script: &str, inputs: &[String]) -> Vec<Result<Vec<u8>,
             .iter()
             .map(|input| {
                 Command::new("python3")
+                    .env("PYTHONPATH", NETNS_DIR)
                     .arg(script)
                     .arg(input)
                     .stdout(std::process::Stdio::piped())

@@ -15,7 +15,9 @@ crafted SYNs from distinct 10.99.x.y sources written into it (all at t0, or `rat
 the SYN-ACKs are read back from it and never answered. At t0 + duration: listener queues
 (TCP_INFO), SYN-RECV rows of port 8080 (/proc/net/tcp), S's MIB deltas and the client states;
 then, if accept_after, accept() until EAGAIN. Clients/SYNs due at or after `duration` are never
-started (and not counted).
+started (and not counted). `lag` is how far (seconds) the latest connect(), SYN write or the
+snapshot fell behind its schedule: the caller trusts a run only if it stayed small.
+Embedded in synq-verify (crates/synq-verify/src/kernel.rs) and run from a temporary copy.
 """
 import ctypes, errno, os, random, select, socket, struct, time
 
@@ -140,6 +142,7 @@ def run(cfg, home, fds, socks):
     base = mibs()
     cap.counting = True
     started = []  # clients whose connect() was due before the snapshot
+    lag = 0.0
     t0 = time.monotonic()
     if scenario == "overflow":
         gap = float(cfg.get("gap_ms", 1)) / 1000
@@ -151,6 +154,7 @@ def run(cfg, home, fds, socks):
             e = c.connect_ex((SERVER, PORT))
             if e != errno.EINPROGRESS:
                 raise OSError(e, "connect")
+            lag = max(lag, time.monotonic() - (t0 + i * gap))
     else:
         rate = cfg.get("rate")
         for i, pkt in enumerate(syns):
@@ -159,6 +163,7 @@ def run(cfg, home, fds, socks):
                     break
                 wait_until(t0 + i / float(rate), cap)
             os.write(tun, pkt)
+            lag = max(lag, time.monotonic() - (t0 + (i / float(rate) if rate else 0)))
     wait_until(t0 + duration, cap)
     # Snapshot.
     t_snap = time.monotonic() - t0
@@ -194,6 +199,7 @@ def run(cfg, home, fds, socks):
         "synacks_sent": cap.synacks,
         "counters": {k: now.get(k, 0) - base.get(k, 0) for k in COUNTERS},
         "t_snapshot": round(t_snap, 6),
+        "lag": round(max(lag, t_snap - duration), 6),
     }
 
 main(run)

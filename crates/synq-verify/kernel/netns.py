@@ -1,6 +1,7 @@
-"""Shared by the kernel-side scripts (backlog.py, requests.py): anonymous network
-namespaces entered with setns(2) by the one thread, iproute2 inside them, sysctls, the netns's
-Tcp/TcpExt counters as nstat names them, SYN-RECV rows, a TUN device and checksums.
+"""Shared by the kernel-side scripts (backlog.py here; synq-sim's tests/kernel/requests.py and
+synq-cli's tests/real/backlog_clients.py find it by path): anonymous network namespaces entered
+with setns(2) by the one thread, iproute2 inside them, sysctls, the netns's Tcp/TcpExt counters
+as nstat names them, SYN-RECV rows, a TUN device and checksums.
 """
 import ctypes, fcntl, json, os, signal, socket, struct, subprocess, sys, time
 
