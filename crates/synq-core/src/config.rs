@@ -71,6 +71,10 @@ pub struct Config {
     /// `net.ipv4.tcp_sack`: advertise SACK-permitted and send SACK blocks (any non-zero `u8`
     /// is on).
     pub tcp_sack: bool,
+    /// `net.ipv4.tcp_congestion_control`: the algorithm new connections start with.
+    pub tcp_congestion_control: crate::congestion::Algorithm,
+    /// `net.ipv4.tcp_dsack`: report duplicate segments in a DSACK block (RFC 2883).
+    pub tcp_dsack: bool,
     /// `net.ipv4.tcp_rmem`: min, default, max receive buffer bytes. The max is
     /// memory-dependent on Linux (32 MiB on a 24 GiB 6.18 machine); with `net.core.rmem_max`
     /// it sets the window scale we offer.
@@ -131,6 +135,8 @@ impl Default for Config {
             tcp_timestamps: 1,
             tcp_window_scaling: true,
             tcp_sack: true,
+            tcp_dsack: true,
+            tcp_congestion_control: crate::congestion::Algorithm::Cubic,
             tcp_rmem: [4096, 131_072, 33_554_432],
             rmem_max: 4_194_304,
             tcp_wmem: [4096, 16_384, 4_194_304],
@@ -273,6 +279,15 @@ const KNOBS: &[Knob] = &[
     )),
     knob!("net.ipv4.tcp_window_scaling", bool tcp_window_scaling, switch),
     knob!("net.ipv4.tcp_sack", bool tcp_sack, switch),
+    knob!("net.ipv4.tcp_dsack", bool tcp_dsack, switch),
+    Knob {
+        name: "net.ipv4.tcp_congestion_control",
+        get: |c| c.tcp_congestion_control.name().to_string(),
+        set: |c, v| {
+            c.tcp_congestion_control = v.parse()?;
+            Ok(())
+        },
+    },
     Knob {
         name: "net.ipv4.tcp_rmem",
         get: |c| format!("{}\t{}\t{}", c.tcp_rmem[0], c.tcp_rmem[1], c.tcp_rmem[2]),

@@ -79,6 +79,22 @@ counters! {
     tx_queue_drops => "SynqTxQueueDrops",
     synacks_sent => "SynqSynAcksSent",
     metrics_full => "SynqMetricsFull",
+    /// Recoveries entered on SACK information (RFC 6675 / RACK).
+    sack_recovery => "TcpExtTCPSackRecovery",
+    /// Tail loss probes sent (RFC 8985 TLP).
+    tlp => "TcpExtTCPLossProbes",
+    /// Losses repaired by a tail loss probe.
+    tlp_recovery => "TcpExtTCPLossProbeRecovery",
+    /// Retransmissions found lost again.
+    lost_retransmit => "TcpExtTCPLostRetransmit",
+    /// ACKs with a duplicate SACK block (RFC 2883).
+    dsack_recv => "TcpExtTCPDSACKRecv",
+    /// Duplicate SACK blocks sent for data below RCV.NXT.
+    dsack_old_sent => "TcpExtTCPDSACKOldSent",
+    /// Reordering seen in SACK or ACK information.
+    sack_reorder => "TcpExtTCPSACKReorder",
+    /// Retransmissions after an RTO (in the loss state).
+    slow_start_retrans => "TcpExtTCPSlowStartRetrans",
 }
 
 #[cfg(test)]

@@ -918,6 +918,20 @@ impl Stack {
         }
     }
 
+    /// `setsockopt(TCP_CONGESTION)`: the algorithm this connection uses from now on (its
+    /// window carries over, as on Linux).
+    pub fn set_congestion(
+        &mut self,
+        h: ConnHandle,
+        algorithm: crate::congestion::Algorithm,
+    ) -> Result<(), crate::error::SockOptError> {
+        let slot = self.slot(h).ok_or(crate::error::SockOptError::BadHandle)?;
+        if slot.conn.cc.algorithm() != algorithm {
+            slot.conn.cc = crate::congestion::Controller::new(algorithm);
+        }
+        Ok(())
+    }
+
     /// Connection state, or `None` for a stale handle.
     pub fn state(&self, h: ConnHandle) -> Option<State> {
         self.conns.get(h.0).map(|s| s.conn.state)

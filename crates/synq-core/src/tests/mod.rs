@@ -7,5 +7,6 @@ mod data;
 mod handshake;
 mod listen;
 mod malformed;
+mod recovery;
 mod reset;
 mod transitions;

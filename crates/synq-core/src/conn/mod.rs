@@ -6,13 +6,17 @@
 
 use crate::buffer::{RecvBuffer, SendBuffer, Written};
 use crate::config::Config;
+use crate::congestion::{AckSample, Congestion, Controller, Window};
 use crate::counters::Counters;
 use crate::error::ConnError;
 use crate::hash::FourTuple;
 use crate::rtt::RttEstimator;
 pub(crate) use crate::rtt::RTO_MAX;
 use crate::{Duration, Instant};
-use synq_wire::{IpRepr, SackBlocks, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps};
+use synq_wire::{IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps};
+
+mod sack;
+use sack::SackPath;
 
 /// Linux's `TCP_TIMEWAIT_LEN`: 2MSL = 60 s.
 pub const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
@@ -108,8 +112,12 @@ pub(crate) enum Timer {
     Persist = 2,
     /// TIME_WAIT expiry, or the orphaned FIN_WAIT_2 timeout.
     Close = 3,
+    /// RACK's reordering window ends (RFC 8985 §6.3).
+    Rack = 4,
+    /// Tail loss probe (RFC 8985 §7).
+    Tlp = 5,
 }
-const TIMERS: usize = 4;
+const TIMERS: usize = 6;
 
 /// Events for the application, as bit flags accumulated until the stack drains them.
 pub(crate) mod ev {
@@ -228,6 +236,10 @@ pub(crate) struct Connection {
     probe_pending: bool,
     /// Fast retransmit: resend the segment at SND.UNA.
     retx_head: bool,
+    /// Loss recovery with SACK (`sack.rs`).
+    rec: SackPath,
+    /// Congestion control (`TCP_CONGESTION`).
+    pub(crate) cc: Controller,
     /// Application-visible state.
     pub(crate) error: Option<ConnError>,
     pub(crate) orphan: bool,
@@ -297,6 +309,8 @@ impl Connection {
             rst_pending: false,
             probe_pending: false,
             retx_head: false,
+            rec: SackPath::default(),
+            cc: Controller::new(config.tcp_congestion_control),
             error: None,
             orphan: false,
             nodelay: false,
@@ -513,6 +527,14 @@ impl Connection {
             self.timers[Timer::Persist as usize] = None;
             self.on_persist(ctx);
         }
+        if due(self.timers[Timer::Rack as usize]) {
+            self.timers[Timer::Rack as usize] = None;
+            self.on_rack_timer(ctx);
+        }
+        if due(self.timers[Timer::Tlp as usize]) {
+            self.timers[Timer::Tlp as usize] = None;
+            self.rec.tlp_pending = self.snd_max > self.snd_una;
+        }
         if due(self.timers[Timer::Rto as usize]) {
             self.timers[Timer::Rto as usize] = None;
             self.on_rto(ctx);
@@ -549,14 +571,19 @@ impl Connection {
                 }
                 self.retries += 1;
                 self.backoff += 1;
-                // RFC 5681 eq. 4 and §3.1: collapse to one segment, go back to SND.UNA.
-                let flight = self.snd_max.distance_from(self.snd_una);
-                self.ssthresh = (flight / 2).max(2 * u32::from(self.eff_mss()));
+                self.rtt_probe = None;
+                if self.sack_ok && self.sack_on_rto() {
+                    // Resend what was not SACKed, from the scoreboard.
+                    self.cc.on_rto();
+                    return;
+                }
+                // RFC 5681 §3.1: collapse to one segment, go back to SND.UNA.
+                self.ssthresh = self.cc_ssthresh();
+                self.cc.on_rto();
                 self.cwnd = u32::from(self.eff_mss());
                 self.snd_nxt = self.snd_una;
                 self.recover = Some(self.snd_max);
                 self.dupacks = 0;
-                self.rtt_probe = None;
             }
         }
     }
@@ -831,6 +858,11 @@ impl Connection {
                 if seg.flags.ack() && seg.seq + seg_len(seg) >= self.last_ack_sent {
                     self.record_ts_recent(ctx.now, seg);
                 }
+                // An old duplicate: Linux tcp_send_dupack reports it in a DSACK.
+                if !seg.payload.is_empty() && seg.seq < self.rcv_nxt {
+                    let end = seg.seq + seg.payload.len() as u32;
+                    self.note_duplicate(ctx, seg.seq, end);
+                }
                 // Pure ACKs out of window are rate-limited (they may be part of an ACK loop).
                 if !seg.payload.is_empty() || !self.rate_limited(ctx) {
                     self.ack = AckState::Now;
@@ -918,9 +950,20 @@ impl Connection {
             }
         }
         self.arm_persist(now);
-        if ack > self.snd_una {
-            self.on_new_ack(ctx, seg);
-        } else if ack == self.snd_una
+        let advanced = ack > self.snd_una;
+        let board =
+            (self.sack_ok && self.state.is_synchronized()).then(|| self.sack_scoreboard(ctx, seg));
+        if advanced {
+            self.on_new_ack(ctx, seg, board.map(|(d, _)| d.rtt_from));
+        } else if let Some(sent) = board.and_then(|(d, _)| d.rtt_from) {
+            self.rtt_sample(ctx.now - sent);
+        }
+        if self.sack_ok {
+            if let Some(b) = board {
+                self.sack_on_ack(ctx, seg, advanced, b);
+            }
+        } else if !advanced
+            && ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.flags.syn()
             && !seg.flags.fin()
@@ -950,7 +993,16 @@ impl Connection {
         None
     }
 
-    fn on_new_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+    /// Feed one RTT sample to the estimator and the minimum.
+    fn rtt_sample(&mut self, s: Duration) {
+        self.rec.last_rtt = Some(s);
+        self.rtt.sample(s);
+        self.rec.min_rtt = Some(self.rec.min_rtt.map_or(s, |m| m.min(s)));
+    }
+
+    /// `sent`: on the SACK path, what the scoreboard says the RTT sample starts from
+    /// (`Some(None)`: this ACK gives none).
+    fn on_new_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, sent: Option<Option<Instant>>) {
         let now = ctx.now;
         let ack = seg.ack;
         let acked = ack.distance_from(self.snd_una);
@@ -968,16 +1020,22 @@ impl Connection {
         if self.snd_nxt < self.snd_una {
             self.snd_nxt = self.snd_una;
         }
-        // RTT: a timestamp echo when present (RFC 7323 RTTM), else Karn's timed segment.
+        // RTT: on the SACK path the scoreboard's sample; else a timestamp echo (RFC 7323
+        // RTTM), else Karn's timed segment.
         let ts_sample = seg
             .options
             .timestamps
             .filter(|t| self.ts_enabled && t.tsecr != 0)
             .map(|t| Duration::from_millis(u64::from(self.ts_now(now).wrapping_sub(t.tsecr))));
-        match (ts_sample, self.rtt_probe) {
-            (Some(s), _) if s < RTO_MAX => self.rtt.sample(s),
-            (_, Some((end, sent))) if ack >= end => self.rtt.sample(now - sent),
-            _ => {}
+        let sample = match (sent, ts_sample, self.rtt_probe) {
+            (Some(from), _, _) => from.map(|t| now - t),
+            (None, Some(s), _) if s < RTO_MAX => Some(s),
+            (None, _, Some((end, sent))) if ack >= end => Some(now - sent),
+            _ => None,
+        };
+        self.rec.last_rtt = None;
+        if let Some(s) = sample {
+            self.rtt_sample(s);
         }
         if self.rtt_probe.is_some_and(|(end, _)| ack >= end) {
             self.rtt_probe = None;
@@ -987,6 +1045,8 @@ impl Connection {
         self.retrans_stamp = None;
         let mss = u32::from(self.eff_mss());
         match self.recover {
+            // The SACK path sizes the window itself (sack.rs).
+            _ if self.sack_ok => {}
             Some(rec) if ack < rec && self.dupacks >= 3 => {
                 // NewReno partial ACK (RFC 6582 §3.2 step 3): retransmit the next hole,
                 // deflate by the amount acked, add back one MSS.
@@ -1005,16 +1065,9 @@ impl Connection {
                     self.recover = None;
                 }
                 self.dupacks = 0;
-                if self.cwnd < self.ssthresh {
-                    // Slow start, RFC 5681 eq. 2 (with RFC 3465 L = 2*SMSS).
-                    self.cwnd += acked.min(2 * mss);
-                } else {
-                    // Congestion avoidance, RFC 5681 eq. 3.
-                    self.cwnd += (mss * mss / self.cwnd).max(1);
-                }
+                self.grow_cwnd(now, acked);
             }
         }
-        self.cwnd = self.cwnd.min(1 << 30);
         // Linux tcp_sndbuf_expand: room for two congestion windows, within tcp_wmem.
         let [_, _, wmax] = ctx.config.tcp_wmem;
         if (self.send_buf.cap() as u64) < u64::from(wmax) {
@@ -1041,8 +1094,7 @@ impl Connection {
                 return;
             }
             ctx.counters.fast_retrans += 1;
-            let flight = self.snd_max.distance_from(self.snd_una);
-            self.ssthresh = (flight / 2).max(2 * mss);
+            self.ssthresh = self.cc_ssthresh();
             self.cwnd = self.ssthresh + 3 * mss;
             self.recover = Some(self.snd_max);
             self.retransmit_head();
@@ -1069,9 +1121,12 @@ impl Connection {
             self.abort();
             return;
         }
-        // Trim what we already have.
+        // Trim what we already have (and say so in a DSACK).
         if seq < self.rcv_nxt {
             let dup = self.rcv_nxt.distance_from(seq) as usize;
+            if !data.is_empty() {
+                self.note_duplicate(ctx, seq, seq + data.len() as u32);
+            }
             if dup >= data.len() {
                 if dup > data.len() {
                     fin = false; // the FIN was seen already
@@ -1109,6 +1164,7 @@ impl Connection {
                 }
                 Written::OutOfOrder => {
                     ctx.counters.ofo_queue += 1;
+                    self.rec.last_ooo = Some(seq);
                     self.ack = AckState::Now;
                     fin = false;
                 }
@@ -1211,6 +1267,9 @@ impl Connection {
         if self.rst_pending || self.ack == AckState::Now || self.retx_head || self.probe_pending {
             return true;
         }
+        if self.sack_ok && (self.rec.tlp_pending || self.lost_to_resend().is_some()) {
+            return true;
+        }
         match self.state {
             State::SynSent | State::SynReceived => self.snd_nxt == self.iss,
             State::Established
@@ -1231,9 +1290,17 @@ impl Connection {
             return None;
         }
         let mss = usize::from(self.eff_mss());
-        let wnd = self.snd_wnd.min(self.cwnd) as usize;
         let in_flight = self.snd_nxt.distance_from(self.snd_una) as usize;
-        let usable = wnd.saturating_sub(in_flight);
+        // The peer's window counts from SND.UNA; the congestion window counts the pipe,
+        // which on the SACK path leaves out what was SACKed or lost.
+        let pipe = if self.sack_ok {
+            self.rec.board.pipe() as usize
+        } else {
+            in_flight
+        };
+        let usable = (self.snd_wnd as usize)
+            .saturating_sub(in_flight)
+            .min((self.cwnd as usize).saturating_sub(pipe));
         let len = unsent.min(mss).min(usable);
         let fin = fin_pending && len == unsent;
         if len == 0 {
@@ -1296,14 +1363,8 @@ impl Connection {
                 tsecr: self.ts_recent,
             });
         }
-        if self.sack_ok && self.recv_buf.has_ooo() {
-            let mut blocks = SackBlocks::new();
-            let max = if self.ts_enabled { 3 } else { 4 };
-            // Most recent first would be ideal (RFC 2018 §4); ascending order is valid.
-            for &(s, e) in self.recv_buf.ooo_ranges().iter().take(max) {
-                blocks.push(self.rcv_nxt + s as u32, self.rcv_nxt + e as u32);
-            }
-            o.sack_blocks = blocks;
+        if self.sack_ok && (self.recv_buf.has_ooo() || self.rec.dsack.is_some()) {
+            o.sack_blocks = self.sack_blocks(if self.ts_enabled { 3 } else { 4 });
         }
         o
     }
@@ -1350,6 +1411,7 @@ impl Connection {
         let n = emit(&ip, &repr, buf);
         if flags.ack() {
             self.ack = AckState::None;
+            self.rec.dsack = None;
             self.unacked_segs = 0;
             self.timers[Timer::DelAck as usize] = None;
             self.last_ack_sent = self.rcv_nxt;
@@ -1422,33 +1484,18 @@ impl Connection {
                 return Some(n);
             }
         }
-        if let Some((len, fin)) = self.data_to_send() {
-            let seq = self.snd_nxt;
-            let off = seq.distance_from(self.data_seq()) as usize;
-            let mut flags = TcpFlags::ACK;
-            if len > 0 && len == self.unsent() {
-                flags |= TcpFlags::PSH;
+        if self.sack_ok {
+            if let Some((start, end)) = self.lost_to_resend() {
+                return Some(self.write_retransmission(ctx, buf, start, end, false));
             }
-            if fin {
-                flags |= TcpFlags::FIN;
-            }
-            let n = self.write_segment(ctx, buf, flags, seq, (off, len));
-            let end = seq + len as u32 + u32::from(fin);
-            if seq < self.snd_max {
-                ctx.counters.retrans_segs += 1;
-            } else {
-                ctx.counters.out_segs += 1;
-                if self.rtt_probe.is_none() && len > 0 && self.backoff == 0 {
-                    self.rtt_probe = Some((end, now));
+            if self.rec.tlp_pending {
+                if let Some(n) = self.write_probe(ctx, buf) {
+                    return Some(n);
                 }
             }
-            self.snd_nxt = end;
-            self.snd_max = self.snd_max.max(end);
-            if self.timers[Timer::Rto as usize].is_none() {
-                self.arm_rto(now, self.rtt.backed_off(self.backoff));
-            }
-            self.arm_persist(now);
-            return Some(n);
+        }
+        if let Some((len, fin)) = self.data_to_send() {
+            return Some(self.write_new(ctx, buf, len, fin));
         }
         if self.probe_pending {
             self.probe_pending = false;
@@ -1467,6 +1514,43 @@ impl Connection {
         }
         self.arm_persist(now);
         None
+    }
+
+    /// Write the next `len` new bytes (and the FIN) at SND.NXT.
+    fn write_new(&mut self, ctx: &mut Ctx<'_>, buf: &mut Vec<u8>, len: usize, fin: bool) -> usize {
+        let now = ctx.now;
+        let seq = self.snd_nxt;
+        let off = seq.distance_from(self.data_seq()) as usize;
+        let mut flags = TcpFlags::ACK;
+        if len > 0 && len == self.unsent() {
+            flags |= TcpFlags::PSH;
+        }
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        let n = self.write_segment(ctx, buf, flags, seq, (off, len));
+        let end = seq + len as u32 + u32::from(fin);
+        if seq < self.snd_max {
+            ctx.counters.retrans_segs += 1;
+        } else {
+            ctx.counters.out_segs += 1;
+            if self.rtt_probe.is_none() && len > 0 && self.backoff == 0 {
+                self.rtt_probe = Some((end, now));
+            }
+            if self.sack_ok {
+                self.sack_on_send(seq, end, now);
+            }
+        }
+        self.snd_nxt = end;
+        self.snd_max = self.snd_max.max(end);
+        if self.timers[Timer::Rto as usize].is_none() {
+            self.arm_rto(now, self.rtt.backed_off(self.backoff));
+        }
+        if self.sack_ok {
+            self.arm_tlp(now);
+        }
+        self.arm_persist(now);
+        n
     }
 
     /// Zero window with data waiting and nothing in flight: probe later (RFC 9293 §3.8.6.1).
@@ -1508,6 +1592,12 @@ impl Connection {
             send_queue: self.send_buf.len(),
             recv_queue: self.recv_buf.len(),
             error: self.error,
+            congestion: self.cc.algorithm(),
+            ca_state: match self.rec.ca {
+                sack::CaState::Open => "open",
+                sack::CaState::Recovery => "recovery",
+                sack::CaState::Loss => "loss",
+            },
         }
     }
 }
@@ -1552,6 +1642,10 @@ pub struct ConnInfo {
     pub recv_queue: usize,
     /// Terminal error, if any.
     pub error: Option<ConnError>,
+    /// Congestion control algorithm (`TCP_CONGESTION`).
+    pub congestion: crate::congestion::Algorithm,
+    /// Congestion state: `open`, `recovery` or `loss`.
+    pub ca_state: &'static str,
 }
 
 /// Emit an IP packet into `buf` (resized to fit).
