@@ -95,6 +95,18 @@ counters! {
     sack_reorder => "TcpExtTCPSACKReorder",
     /// Retransmissions after an RTO (in the loss state).
     slow_start_retrans => "TcpExtTCPSlowStartRetrans",
+    /// Recoveries undone because every retransmission came back as a DSACK.
+    dsack_undo => "TcpExtTCPDSACKUndo",
+    /// Recoveries undone at their end by timestamps (Eifel, RFC 3522).
+    full_undo => "TcpExtTCPFullUndo",
+    /// RTO recoveries undone by timestamps.
+    loss_undo => "TcpExtTCPLossUndo",
+    /// RTOs found spurious.
+    spurious_rtos => "TcpExtTCPSpuriousRTOs",
+    /// Keepalive probes sent.
+    keepalive => "TcpExtTCPKeepAlive",
+    /// Connections ended by unanswered keepalive probes.
+    keepalive_timeouts => "SynqKeepAliveTimeouts",
 }
 
 #[cfg(test)]

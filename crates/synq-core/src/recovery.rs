@@ -47,14 +47,15 @@ pub(crate) struct Delivered {
     /// A segment delivered by this ACK had been retransmitted.
     pub(crate) retransmitted: bool,
     /// A segment never retransmitted was delivered below data SACKed before: the path
-    /// reorders (Linux `tcp_check_sack_reordering`).
+    /// reorders (Linux `tcp_check_sack_reordering`), by this much sequence space at most.
     pub(crate) reordered: bool,
-    /// Where this ACK's RTT sample starts: the send time of the most recently sent segment
-    /// it delivered (acknowledged or SACKed), if that one was never retransmitted (Karn).
-    /// As QUIC's largest-acknowledged rule (RFC 9002 §5.1), not Linux's oldest-acknowledged
+    pub(crate) reorder_distance: u32,
+    /// The most recently sent segment this ACK delivered (acknowledged or SACKed): its
+    /// last send time and whether it had been retransmitted. The RTT sample starts there,
+    /// as QUIC's largest-acknowledged rule (RFC 9002 §5.1), not Linux's oldest-acknowledged
     /// one: a segment whose SACKs were all lost waited behind a hole, and its age is not a
-    /// round trip; nor is a timestamp echo that spans a recovery.
-    pub(crate) rtt_from: Option<Instant>,
+    /// round trip.
+    pub(crate) newest: Option<(Instant, bool)>,
 }
 
 /// RACK's most recently delivered segment (RFC 8985 `RACK.xmit_ts`, `RACK.end_seq`,
@@ -209,7 +210,10 @@ impl Scoreboard {
                 latest = Some(*s);
             }
             d.retransmitted |= s.retx > 0;
-            d.reordered |= s.retx == 0 && fack.is_some_and(|f| s.end < f);
+            if let Some(f) = fack.filter(|&f| s.retx == 0 && s.end < f) {
+                d.reordered = true;
+                d.reorder_distance = d.reorder_distance.max(f.distance_from(s.start));
+            }
             let trusted = s.retx == 0 || min_rtt.is_none_or(|m| now - s.sent >= m);
             let later = newest.is_none_or(|n| s.order > n.order);
             if trusted && later {
@@ -261,7 +265,7 @@ impl Scoreboard {
         }
         // The newest delivered (by transmission order), whatever its retransmissions.
         if let Some(s) = latest {
-            d.rtt_from = (s.retx == 0).then_some(s.sent);
+            d.newest = Some((s.sent, s.retx > 0));
         }
         if let Some(s) = newest {
             if self.rack.xmit.is_none() || s.order > self.rack.order {
@@ -309,6 +313,38 @@ impl Scoreboard {
             }
         }
         out
+    }
+
+    /// RFC 6675 `IsLost` (Linux without RACK, `tcp_recovery` = 0): a segment with at least
+    /// `thresh` sequence space SACKed above it is lost.
+    pub(crate) fn mark_lost_by_sacks(&mut self, thresh: u32) -> Detected {
+        let mut out = Detected::default();
+        let mut above = 0u32;
+        for i in (0..self.segs.len()).rev() {
+            let s = self.segs[i];
+            if s.sacked {
+                above += s.len();
+                continue;
+            }
+            if above >= thresh && !s.lost {
+                let len = s.len();
+                self.lost += len;
+                out.lost += len;
+                self.segs[i].lost = true;
+            }
+        }
+        out
+    }
+
+    /// Undo (a spurious recovery or RTO): what was marked lost and not yet resent is in
+    /// flight after all.
+    pub(crate) fn unmark_lost(&mut self) {
+        for s in self.segs.iter_mut() {
+            if s.lost && !s.retrans && !s.sacked {
+                s.lost = false;
+                self.lost -= s.end.distance_from(s.start);
+            }
+        }
     }
 
     /// An RTO: every segment not SACKed is lost (Linux `tcp_enter_loss`), retransmissions
@@ -444,6 +480,19 @@ mod tests {
     }
 
     #[test]
+    fn dupthresh_marks_below_three_sacked_segments_and_undo_clears() {
+        let mut b = ten();
+        b.on_ack(s(0), &[(s(200), s(400)), (s(500), s(600))], t(10), None);
+        // 300 SACKed above 0 and 100, 100 above 400: only 0 and 100 are lost.
+        let d = b.mark_lost_by_sacks(300);
+        assert_eq!(d.lost, 200);
+        assert_eq!(b.next_lost().map(|x| x.start), Some(s(0)));
+        b.unmark_lost();
+        assert_eq!(b.next_lost(), None);
+        assert_eq!(b.pipe(), 700);
+    }
+
+    #[test]
     fn late_original_below_sacked_data_is_reordering() {
         let mut b = ten();
         let d = b.on_ack(s(0), &[(s(300), s(500))], t(10), None);
@@ -451,6 +500,7 @@ mod tests {
         // Segment 1 arrives late and is SACKed below 500 without a retransmission.
         let d = b.on_ack(s(0), &[(s(100), s(200)), (s(300), s(500))], t(11), None);
         assert!(d.reordered);
+        assert_eq!(d.reorder_distance, 400);
     }
 
     #[test]

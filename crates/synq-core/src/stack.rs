@@ -918,6 +918,25 @@ impl Stack {
         }
     }
 
+    /// `setsockopt(SO_KEEPALIVE)`: probe the peer after `net.ipv4.tcp_keepalive_time` of
+    /// silence.
+    pub fn set_keepalive(
+        &mut self,
+        now: Instant,
+        h: ConnHandle,
+        on: bool,
+    ) -> Result<(), crate::error::SockOptError> {
+        let config = &self.config;
+        let slot = self
+            .conns
+            .get_mut(h.0)
+            .filter(|s| !s.conn.orphan)
+            .ok_or(crate::error::SockOptError::BadHandle)?;
+        slot.conn.set_keepalive(now, on, config);
+        self.touch(now, h.0);
+        Ok(())
+    }
+
     /// `setsockopt(TCP_CONGESTION)`: the algorithm this connection uses from now on (its
     /// window carries over, as on Linux).
     pub fn set_congestion(

@@ -16,7 +16,9 @@ use crate::{Duration, Instant};
 use synq_wire::{IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 
 mod sack;
+mod timers;
 use sack::SackPath;
+pub(crate) use timers::{Timer, Timers};
 
 /// Linux's `TCP_TIMEWAIT_LEN`: 2MSL = 60 s.
 pub const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
@@ -99,25 +101,6 @@ impl core::fmt::Display for State {
         f.write_str(self.as_str())
     }
 }
-
-/// Timers a connection runs: a fixed table, the earliest is the connection's deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub(crate) enum Timer {
-    /// Retransmission (and SYN retransmission).
-    Rto = 0,
-    /// Delayed ACK.
-    DelAck = 1,
-    /// Zero-window probe.
-    Persist = 2,
-    /// TIME_WAIT expiry, or the orphaned FIN_WAIT_2 timeout.
-    Close = 3,
-    /// RACK's reordering window ends (RFC 8985 §6.3).
-    Rack = 4,
-    /// Tail loss probe (RFC 8985 §7).
-    Tlp = 5,
-}
-const TIMERS: usize = 6;
 
 /// Events for the application, as bit flags accumulated until the stack drains them.
 pub(crate) mod ev {
@@ -218,7 +201,7 @@ pub(crate) struct Connection {
     rto_armed_at: Instant,
     /// Karn timing: one segment's end sequence and send time.
     rtt_probe: Option<(SeqNumber, Instant)>,
-    timers: [Option<Instant>; TIMERS],
+    timers: Timers,
     // Congestion control (RFC 5681 + NewReno RFC 6582).
     cwnd: u32,
     ssthresh: u32,
@@ -238,6 +221,10 @@ pub(crate) struct Connection {
     retx_head: bool,
     /// Loss recovery with SACK (`sack.rs`).
     rec: SackPath,
+    /// `SO_KEEPALIVE`, keepalive probes unanswered, and when the peer last sent anything.
+    keepalive: bool,
+    ka_probes: u8,
+    last_rcv: Instant,
     /// Congestion control (`TCP_CONGESTION`).
     pub(crate) cc: Controller,
     /// Application-visible state.
@@ -297,7 +284,7 @@ impl Connection {
             retrans_stamp: None,
             rto_armed_at: Instant::ZERO,
             rtt_probe: None,
-            timers: [None; TIMERS],
+            timers: Timers::default(),
             cwnd: INIT_CWND_SEGS * u32::from(mss),
             ssthresh: u32::MAX,
             dupacks: 0,
@@ -310,6 +297,9 @@ impl Connection {
             probe_pending: false,
             retx_head: false,
             rec: SackPath::default(),
+            keepalive: false,
+            ka_probes: 0,
+            last_rcv: Instant::ZERO,
             cc: Controller::new(config.tcp_congestion_control),
             error: None,
             orphan: false,
@@ -470,7 +460,7 @@ impl Connection {
         }
         self.shutdown_write();
         if self.state == State::FinWait2 {
-            self.timers[Timer::Close as usize] = Some(ctx.now + self.fin_time(ctx.config));
+            self.timers[Timer::Close] = Some(ctx.now + self.fin_time(ctx.config));
         }
     }
 
@@ -488,7 +478,7 @@ impl Connection {
             self.state = State::Closed;
             self.events |= ev::CLOSED | ev::READABLE | ev::WRITABLE;
         }
-        self.timers = [None; TIMERS];
+        self.timers.clear();
         self.ack = AckState::None;
     }
 
@@ -502,43 +492,77 @@ impl Connection {
     // ---- timers ----
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.timers.iter().flatten().min().copied()
+        self.timers.next()
     }
 
     pub(crate) fn on_timer(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
-        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
-        if due(self.timers[Timer::Close as usize]) {
-            self.timers[Timer::Close as usize] = None;
+        if self.timers.take_due(Timer::Close, now) {
             if self.state == State::TimeWait {
                 ctx.counters.tw += 1;
             }
             self.enter_closed();
             return;
         }
-        if due(self.timers[Timer::DelAck as usize]) {
-            self.timers[Timer::DelAck as usize] = None;
-            if self.ack == AckState::Delayed {
-                ctx.counters.delayed_acks += 1;
-                self.ack = AckState::Now;
-            }
+        if self.timers.take_due(Timer::DelAck, now) && self.ack == AckState::Delayed {
+            ctx.counters.delayed_acks += 1;
+            self.ack = AckState::Now;
         }
-        if due(self.timers[Timer::Persist as usize]) {
-            self.timers[Timer::Persist as usize] = None;
+        if self.timers.take_due(Timer::Persist, now) {
             self.on_persist(ctx);
         }
-        if due(self.timers[Timer::Rack as usize]) {
-            self.timers[Timer::Rack as usize] = None;
+        if self.timers.take_due(Timer::Rack, now) {
             self.on_rack_timer(ctx);
         }
-        if due(self.timers[Timer::Tlp as usize]) {
-            self.timers[Timer::Tlp as usize] = None;
+        if self.timers.take_due(Timer::Tlp, now) {
             self.rec.tlp_pending = self.snd_max > self.snd_una;
         }
-        if due(self.timers[Timer::Rto as usize]) {
-            self.timers[Timer::Rto as usize] = None;
+        if self.timers.take_due(Timer::Rto, now) {
             self.on_rto(ctx);
         }
+        if self.timers.take_due(Timer::Keepalive, now) {
+            self.on_keepalive(ctx);
+        }
+    }
+
+    /// Linux `tcp_keepalive_timer`: after `tcp_keepalive_time` without a segment from the
+    /// peer, a probe every `tcp_keepalive_intvl`; `tcp_keepalive_probes` unanswered ones
+    /// end the connection with ETIMEDOUT. Nothing is probed while data is in flight (the
+    /// RTO watches it) or in states without a peer to ask.
+    fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.keepalive || !self.state.is_synchronized() || self.state == State::TimeWait {
+            return;
+        }
+        let c = ctx.config;
+        let now = ctx.now;
+        let idle = secs(c.tcp_keepalive_time);
+        let intvl = secs(c.tcp_keepalive_intvl);
+        if self.snd_max != self.snd_una || self.unsent() > 0 {
+            self.timers[Timer::Keepalive] = Some(now + idle);
+            return;
+        }
+        let quiet = now.saturating_since(self.last_rcv);
+        if quiet < idle {
+            self.timers[Timer::Keepalive] = Some(self.last_rcv + idle);
+            return;
+        }
+        if self.ka_probes >= c.tcp_keepalive_probes {
+            ctx.counters.keepalive_timeouts += 1;
+            self.fail(ConnError::TimedOut);
+            return;
+        }
+        self.ka_probes += 1;
+        ctx.counters.keepalive += 1;
+        self.probe_pending = true;
+        self.timers[Timer::Keepalive] = Some(now + intvl);
+    }
+
+    /// Turn keepalives on or off (`SO_KEEPALIVE`), counting idleness from `now`.
+    pub(crate) fn set_keepalive(&mut self, now: Instant, on: bool, config: &Config) {
+        self.keepalive = on;
+        self.ka_probes = 0;
+        self.timers[Timer::Keepalive] =
+            on.then(|| self.last_rcv.max(now) + secs(config.tcp_keepalive_time));
     }
 
     fn on_rto(&mut self, ctx: &mut Ctx<'_>) {
@@ -563,7 +587,16 @@ impl Connection {
                 }
                 ctx.counters.timeouts += 1;
                 self.retrans_stamp.get_or_insert(self.rto_armed_at);
-                let boundary = u32::from(ctx.config.tcp_retries2);
+                // An orphan (closed by the application) gives up sooner: Linux
+                // tcp_orphan_retries, where 0 means 8.
+                let boundary = if self.orphan {
+                    match ctx.config.tcp_orphan_retries {
+                        0 => 8,
+                        n => u32::from(n),
+                    }
+                } else {
+                    u32::from(ctx.config.tcp_retries2)
+                };
                 if self.retries > 0 && self.timed_out(ctx.now, boundary, crate::rtt::RTO_MIN) {
                     ctx.counters.abort_on_timeout += 1;
                     self.fail(ConnError::TimedOut);
@@ -606,7 +639,7 @@ impl Connection {
     }
 
     fn arm_rto(&mut self, now: Instant, after: Duration) {
-        self.timers[Timer::Rto as usize] = Some(now + after);
+        self.timers[Timer::Rto] = Some(now + after);
         self.rto_armed_at = now;
     }
 
@@ -691,6 +724,9 @@ impl Connection {
 
     /// Process one segment addressed to this connection.
     pub(crate) fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) -> Disposition {
+        // Anything from the peer answers the keepalive question.
+        self.last_rcv = ctx.now;
+        self.ka_probes = 0;
         match self.state {
             State::Closed | State::Listen => {
                 if seg.flags.rst() {
@@ -752,7 +788,7 @@ impl Connection {
                 }
             }
             self.rtt_probe = None;
-            self.timers[Timer::Rto as usize] = None;
+            self.timers[Timer::Rto] = None;
             self.state = State::Established;
             self.events |= ev::CONNECTED | ev::WRITABLE;
             self.process_payload(ctx, seg);
@@ -762,7 +798,7 @@ impl Connection {
             self.snd_nxt = self.iss;
             // The SYN-ACK is a new segment, not a retransmission of our SYN.
             self.syn_tx = 0;
-            self.timers[Timer::Rto as usize] = None;
+            self.timers[Timer::Rto] = None;
         }
         Disposition::Done
     }
@@ -789,7 +825,7 @@ impl Connection {
         }
         if seg.flags.fin() && seg.seq + seg.payload.len() as u32 + 1 == self.rcv_nxt {
             // The peer lost our last ACK: re-ACK and restart 2MSL.
-            self.timers[Timer::Close as usize] = Some(ctx.now + TIME_WAIT_LEN);
+            self.timers[Timer::Close] = Some(ctx.now + TIME_WAIT_LEN);
         }
         if !seg.flags.ack() || seg_len(seg) > 0 || seg.seq != self.rcv_nxt {
             self.ack = AckState::Now;
@@ -945,7 +981,7 @@ impl Connection {
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = ack;
             if self.snd_wnd > 0 {
-                self.timers[Timer::Persist as usize] = None;
+                self.timers[Timer::Persist] = None;
                 self.probe_pending = false;
             }
         }
@@ -954,9 +990,9 @@ impl Connection {
         let board =
             (self.sack_ok && self.state.is_synchronized()).then(|| self.sack_scoreboard(ctx, seg));
         if advanced {
-            self.on_new_ack(ctx, seg, board.map(|(d, _)| d.rtt_from));
-        } else if let Some(sent) = board.and_then(|(d, _)| d.rtt_from) {
-            self.rtt_sample(ctx.now - sent);
+            self.on_new_ack(ctx, seg, board.map(|(d, _)| d.newest));
+        } else if let Some((sent, false)) = board.and_then(|(d, _)| d.newest) {
+            self.rtt_sample(ctx.now - sent, true);
         }
         if self.sack_ok {
             if let Some(b) = board {
@@ -979,7 +1015,7 @@ impl Connection {
                     self.state = State::FinWait2;
                     if self.orphan {
                         let t = self.fin_time(ctx.config);
-                        self.timers[Timer::Close as usize] = Some(now + t);
+                        self.timers[Timer::Close] = Some(now + t);
                     }
                 }
                 State::Closing => self.enter_time_wait(now),
@@ -993,16 +1029,24 @@ impl Connection {
         None
     }
 
-    /// Feed one RTT sample to the estimator and the minimum.
-    fn rtt_sample(&mut self, s: Duration) {
+    /// Feed one RTT sample to the estimator, and to the minimum when it was timed to the
+    /// microsecond (a timestamp echo counts in milliseconds).
+    fn rtt_sample(&mut self, s: Duration, precise: bool) {
         self.rec.last_rtt = Some(s);
         self.rtt.sample(s);
-        self.rec.min_rtt = Some(self.rec.min_rtt.map_or(s, |m| m.min(s)));
+        if precise {
+            self.rec.min_rtt = Some(self.rec.min_rtt.map_or(s, |m| m.min(s)));
+        }
     }
 
-    /// `sent`: on the SACK path, what the scoreboard says the RTT sample starts from
-    /// (`Some(None)`: this ACK gives none).
-    fn on_new_ack(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, sent: Option<Option<Instant>>) {
+    /// `newest`: on the SACK path, the newest segment this ACK delivered (its send time,
+    /// and whether it was a retransmission).
+    fn on_new_ack(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr<'_>,
+        newest: Option<Option<(Instant, bool)>>,
+    ) {
         let now = ctx.now;
         let ack = seg.ack;
         let acked = ack.distance_from(self.snd_una);
@@ -1026,16 +1070,31 @@ impl Connection {
             .options
             .timestamps
             .filter(|t| self.ts_enabled && t.tsecr != 0)
-            .map(|t| Duration::from_millis(u64::from(self.ts_now(now).wrapping_sub(t.tsecr))));
-        let sample = match (sent, ts_sample, self.rtt_probe) {
-            (Some(from), _, _) => from.map(|t| now - t),
-            (None, Some(s), _) if s < RTO_MAX => Some(s),
-            (None, _, Some((end, sent))) if ack >= end => Some(now - sent),
+            // Linux tcp_rtt_tsopt_us: a tick at least.
+            .map(|t| {
+                Duration::from_millis(u64::from(self.ts_now(now).wrapping_sub(t.tsecr).max(1)))
+            });
+        let echo = seg
+            .options
+            .timestamps
+            .filter(|_| self.ts_enabled)
+            .map(|t| t.tsecr);
+        let sample = match (newest, ts_sample, self.rtt_probe) {
+            // Never retransmitted: its send time, to the microsecond.
+            (Some(Some((sent, false))), _, _) => Some((now - sent, true)),
+            // A retransmission: only an echo of its own timestamp is unambiguous (RFC 7323
+            // §4); an older one belongs to an earlier transmission.
+            (Some(Some((sent, true))), Some(s), _) => echo
+                .filter(|&e| e.wrapping_sub(self.ts_now(sent)) as i32 >= 0)
+                .map(|_| (s, false)),
+            (Some(_), _, _) => None,
+            (None, Some(s), _) if s < RTO_MAX => Some((s, false)),
+            (None, _, Some((end, sent))) if ack >= end => Some((now - sent, true)),
             _ => None,
         };
         self.rec.last_rtt = None;
-        if let Some(s) = sample {
-            self.rtt_sample(s);
+        if let Some((s, precise)) = sample {
+            self.rtt_sample(s, precise);
         }
         if self.rtt_probe.is_some_and(|(end, _)| ack >= end) {
             self.rtt_probe = None;
@@ -1075,7 +1134,7 @@ impl Connection {
                 .grow_to((2 * self.cwnd as usize).min(wmax as usize));
         }
         if self.snd_una == self.snd_max {
-            self.timers[Timer::Rto as usize] = None;
+            self.timers[Timer::Rto] = None;
         } else {
             self.arm_rto(now, self.rtt.backed_off(self.backoff));
         }
@@ -1159,7 +1218,7 @@ impl Connection {
                         self.ack = AckState::Now;
                     } else if self.ack == AckState::None {
                         self.ack = AckState::Delayed;
-                        self.timers[Timer::DelAck as usize] = Some(ctx.now + DELACK);
+                        self.timers[Timer::DelAck] = Some(ctx.now + DELACK);
                     }
                 }
                 Written::OutOfOrder => {
@@ -1210,8 +1269,8 @@ impl Connection {
 
     fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
-        self.timers = [None; TIMERS];
-        self.timers[Timer::Close as usize] = Some(now + TIME_WAIT_LEN);
+        self.timers.clear();
+        self.timers[Timer::Close] = Some(now + TIME_WAIT_LEN);
         self.events |= ev::CLOSED;
     }
 
@@ -1413,7 +1472,7 @@ impl Connection {
             self.ack = AckState::None;
             self.rec.dsack = None;
             self.unacked_segs = 0;
-            self.timers[Timer::DelAck as usize] = None;
+            self.timers[Timer::DelAck] = None;
             self.last_ack_sent = self.rcv_nxt;
         }
         n
@@ -1543,7 +1602,7 @@ impl Connection {
         }
         self.snd_nxt = end;
         self.snd_max = self.snd_max.max(end);
-        if self.timers[Timer::Rto as usize].is_none() {
+        if self.timers[Timer::Rto].is_none() {
             self.arm_rto(now, self.rtt.backed_off(self.backoff));
         }
         if self.sack_ok {
@@ -1556,11 +1615,8 @@ impl Connection {
     /// Zero window with data waiting and nothing in flight: probe later (RFC 9293 §3.8.6.1).
     fn arm_persist(&mut self, now: Instant) {
         let stalled = self.snd_wnd == 0 && self.unsent() > 0 && self.snd_nxt == self.snd_una;
-        if stalled
-            && self.timers[Timer::Rto as usize].is_none()
-            && self.timers[Timer::Persist as usize].is_none()
-        {
-            self.timers[Timer::Persist as usize] = Some(now + self.rtt.backed_off(self.backoff));
+        if stalled && self.timers[Timer::Rto].is_none() && self.timers[Timer::Persist].is_none() {
+            self.timers[Timer::Persist] = Some(now + self.rtt.backed_off(self.backoff));
         }
     }
 
@@ -1655,4 +1711,9 @@ pub(crate) fn emit(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut Vec<u8>) -> usize {
     buf.resize(len, 0);
     // Our own reprs always fit and share a family: a failure is a bug, not input.
     synq_wire::emit_packet(ip, tcp, buf).expect("emit of a well-formed repr")
+}
+
+/// Seconds of a sysctl as a duration (negative ones as zero).
+fn secs(v: i32) -> Duration {
+    Duration::from_secs(u64::try_from(v).unwrap_or(0))
 }

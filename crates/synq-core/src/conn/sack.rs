@@ -20,8 +20,10 @@ const TLP_DELACK: Duration = Duration::from_millis(200);
 const TLP_SLACK: Duration = Duration::from_millis(2);
 /// Most DSACK steps of the reordering window (Linux caps the window at SRTT anyway).
 const MAX_REO_STEPS: u32 = 16;
-/// `net.ipv4.tcp_reordering`: segments SACKed above a hole before RACK stops waiting.
-const DUPTHRESH: u32 = 3;
+/// `tcp_recovery` bits.
+const RACK_LOSS_DETECTION: i32 = 1;
+const RACK_STATIC_REO_WND: i32 = 2;
+const RACK_NO_DUPTHRESH: i32 = 4;
 
 /// Linux's congestion states that the SACK path moves through.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,10 +60,29 @@ pub(crate) struct SackPath {
     tlp_retrans: bool,
     /// The probe timer fired: send a probe on the next poll.
     pub(crate) tlp_pending: bool,
+    /// Segments of reordering seen (Linux `tp->reordering`); 0 until the first ACK.
+    reordering: u32,
+    /// What to restore if this recovery or RTO turns out spurious.
+    undo: Option<Undo>,
     /// DSACK block for our next ACK.
     pub(crate) dsack: Option<(SeqNumber, SeqNumber)>,
     /// Start of the latest out-of-order segment received.
     pub(crate) last_ooo: Option<SeqNumber>,
+}
+
+/// Linux's undo state (`undo_marker`, `undo_retrans`, `prior_cwnd`, `prior_ssthresh`,
+/// `retrans_stamp` as a timestamp value).
+#[derive(Clone, Copy, Debug)]
+struct Undo {
+    marker: SeqNumber,
+    /// Retransmissions not yet reported back as DSACKs.
+    retrans: u32,
+    /// Retransmissions in all.
+    sent: u32,
+    cwnd: u32,
+    ssthresh: u32,
+    /// Our timestamp value on the first retransmission.
+    first_tsval: Option<u32>,
 }
 
 /// Is the first block a DSACK (RFC 2883 §4: below the cumulative ACK, or inside the second)?
@@ -76,10 +97,12 @@ impl Connection {
     /// RFC 8985 §6.2 step 4 as Linux `tcp_rack_reo_wnd`: no window before reordering is
     /// seen once in recovery or DupThresh segments are SACKed; else min RTT / 4 per DSACK
     /// step, at most SRTT.
-    fn reo_wnd(&self) -> Duration {
+    fn reo_wnd(&self, recovery: i32) -> Duration {
         let r = &self.rec;
         let mss = u32::from(self.eff_mss());
-        if !r.reord_seen && (r.ca != CaState::Open || r.board.sacked_bytes() >= DUPTHRESH * mss) {
+        let dupthresh = recovery & RACK_NO_DUPTHRESH == 0
+            && r.board.sacked_bytes() >= r.reordering.max(1) * mss;
+        if !r.reord_seen && (r.ca != CaState::Open || dupthresh) {
             return Duration::ZERO;
         }
         let quarter = r.min_rtt.unwrap_or(Duration::ZERO).total_micros() / 4;
@@ -96,10 +119,22 @@ impl Connection {
     ) -> (Delivered, bool) {
         let all = seg.options.sack_blocks.as_slice();
         let dsack = is_dsack(all, seg.ack);
+        let c = ctx.config;
+        if self.rec.reordering == 0 {
+            self.rec.reordering = u32::try_from(c.tcp_reordering.max(1)).unwrap_or(3);
+        }
         let blocks = if dsack {
             ctx.counters.dsack_recv += 1;
             self.rec.reord_seen = true;
-            self.rec.reo_wnd_steps = (self.rec.reo_wnd_steps + 1).min(MAX_REO_STEPS);
+            if c.tcp_recovery & RACK_STATIC_REO_WND == 0 {
+                self.rec.reo_wnd_steps = (self.rec.reo_wnd_steps + 1).min(MAX_REO_STEPS);
+            }
+            // A retransmission of this episode came back twice: one fewer to explain.
+            if let Some(u) = &mut self.rec.undo {
+                if all[0].0 >= u.marker {
+                    u.retrans = u.retrans.saturating_sub(1);
+                }
+            }
             &all[1..]
         } else {
             all
@@ -108,6 +143,12 @@ impl Connection {
             .rec
             .board
             .on_ack(seg.ack, blocks, ctx.now, self.rec.min_rtt);
+        if d.reordered {
+            let mss = u32::from(self.eff_mss()).max(1);
+            let max = u32::try_from(c.tcp_max_reordering.max(1)).unwrap_or(300);
+            let seen = d.reorder_distance.div_ceil(mss) + 1;
+            self.rec.reordering = self.rec.reordering.max(seen).min(max);
+        }
         (d, dsack)
     }
 
@@ -140,6 +181,7 @@ impl Connection {
                 }
             }
         }
+        self.try_undo(ctx, seg, advanced);
         // Recovery and loss end when everything outstanding at their start is acknowledged.
         if advanced && self.rec.ca != CaState::Open && self.snd_una >= self.rec.high_seq {
             if self.rec.ca == CaState::Recovery {
@@ -149,13 +191,18 @@ impl Connection {
         }
         let mut newly_lost = 0;
         let dubious = self.rec.board.sacked_bytes() > 0 || self.rec.ca != CaState::Open;
-        if dubious || dsack {
-            let det = self.rec.board.detect_loss(now, self.reo_wnd());
+        let recovery = ctx.config.tcp_recovery;
+        if recovery & RACK_LOSS_DETECTION == 0 {
+            // RFC 6675: DupThresh segments SACKed above a hole.
+            let thresh = self.rec.reordering.max(1) * mss;
+            newly_lost = self.rec.board.mark_lost_by_sacks(thresh).lost;
+        } else if dubious || dsack {
+            let det = self.rec.board.detect_loss(now, self.reo_wnd(recovery));
             ctx.counters.lost_retransmit += u64::from(det.lost_retransmits);
-            self.timers[Timer::Rack as usize] = det.timer;
+            self.timers[Timer::Rack] = det.timer;
             newly_lost = det.lost;
         } else {
-            self.timers[Timer::Rack as usize] = None;
+            self.timers[Timer::Rack] = None;
         }
         if newly_lost > 0 && self.rec.ca == CaState::Open {
             self.enter_recovery(ctx);
@@ -172,6 +219,7 @@ impl Connection {
     /// Linux `tcp_enter_recovery`: the controller's ssthresh, PRR from here.
     fn enter_recovery(&mut self, ctx: &mut Ctx<'_>) {
         ctx.counters.sack_recovery += 1;
+        self.rec.undo = Some(self.undo_point());
         self.ssthresh = self.cc_ssthresh();
         self.rec.prior_cwnd = self.cwnd;
         self.rec.prr_delivered = 0;
@@ -179,7 +227,65 @@ impl Connection {
         self.rec.high_seq = self.snd_max;
         self.rec.ca = CaState::Recovery;
         self.rec.tlp_high_seq = None;
-        self.timers[Timer::Tlp as usize] = None;
+        self.timers[Timer::Tlp] = None;
+    }
+
+    fn undo_point(&self) -> Undo {
+        Undo {
+            marker: self.snd_una,
+            retrans: 0,
+            sent: 0,
+            cwnd: self.cwnd,
+            ssthresh: self.ssthresh,
+            first_tsval: None,
+        }
+    }
+
+    /// Linux `tcp_try_undo_dsack`, `tcp_try_undo_recovery` and `tcp_try_undo_loss`: a
+    /// recovery whose every retransmission came back as a DSACK, or an episode whose ACK
+    /// echoes a timestamp older than its first retransmission (Eifel, RFC 3522: the
+    /// original arrived), was spurious. Restore the window and forget the loss marks.
+    fn try_undo(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, advanced: bool) {
+        let Some(u) = self.rec.undo else {
+            return;
+        };
+        if self.rec.ca == CaState::Open {
+            self.rec.undo = None;
+            return;
+        }
+        let echo = seg
+            .options
+            .timestamps
+            .filter(|_| self.ts_enabled)
+            .map(|t| t.tsecr);
+        let delayed = match (u.first_tsval, echo) {
+            (Some(first), Some(e)) => e != 0 && (e.wrapping_sub(first) as i32) < 0,
+            _ => false,
+        };
+        let all_dsacked = u.sent > 0 && u.retrans == 0;
+        let undo = match self.rec.ca {
+            CaState::Recovery if all_dsacked => {
+                ctx.counters.dsack_undo += 1;
+                true
+            }
+            CaState::Recovery if delayed && advanced && self.snd_una >= self.rec.high_seq => {
+                ctx.counters.full_undo += 1;
+                true
+            }
+            CaState::Loss if (delayed && advanced) || all_dsacked => {
+                ctx.counters.loss_undo += 1;
+                ctx.counters.spurious_rtos += 1;
+                true
+            }
+            _ => false,
+        };
+        if undo {
+            self.cwnd = self.cwnd.max(u.cwnd);
+            self.ssthresh = self.ssthresh.max(u.ssthresh);
+            self.rec.board.unmark_lost();
+            self.rec.ca = CaState::Open;
+            self.rec.undo = None;
+        }
     }
 
     /// RFC 6937 as Linux `tcp_cwnd_reduction`: while the pipe is above ssthresh send in
@@ -251,13 +357,13 @@ impl Connection {
     /// in flight, 2 SRTT after now (plus a delayed ACK's worth when one segment is out),
     /// when that comes before the RTO.
     pub(super) fn arm_tlp(&mut self, now: Instant) {
-        self.timers[Timer::Tlp as usize] = None;
+        self.timers[Timer::Tlp] = None;
         let r = &self.rec;
         if r.ca != CaState::Open
             || r.tlp_high_seq.is_some()
             || r.tlp_pending
             || self.snd_max == self.snd_una
-            || self.timers[Timer::Rack as usize].is_some()
+            || self.timers[Timer::Rack].is_some()
         {
             return;
         }
@@ -267,16 +373,17 @@ impl Connection {
         let one = r.board.pipe() <= u32::from(self.eff_mss());
         let pto = srtt.saturating_mul(2) + if one { TLP_DELACK } else { TLP_SLACK };
         let at = now + pto;
-        if self.timers[Timer::Rto as usize].is_none_or(|rto| at < rto) {
-            self.timers[Timer::Tlp as usize] = Some(at);
+        if self.timers[Timer::Rto].is_none_or(|rto| at < rto) {
+            self.timers[Timer::Tlp] = Some(at);
         }
     }
 
     /// The reordering timer fired: what RACK was waiting for is lost now.
     pub(super) fn on_rack_timer(&mut self, ctx: &mut Ctx<'_>) {
-        let det = self.rec.board.detect_loss(ctx.now, self.reo_wnd());
+        let wnd = self.reo_wnd(ctx.config.tcp_recovery);
+        let det = self.rec.board.detect_loss(ctx.now, wnd);
         ctx.counters.lost_retransmit += u64::from(det.lost_retransmits);
-        self.timers[Timer::Rack as usize] = det.timer;
+        self.timers[Timer::Rack] = det.timer;
         if det.lost > 0 && self.rec.ca == CaState::Open {
             self.enter_recovery(ctx);
             // Nothing was delivered: the fast retransmit goes out by PRR's forced segment.
@@ -293,6 +400,10 @@ impl Connection {
         }
         let mss = u32::from(self.eff_mss());
         if self.rec.ca != CaState::Loss {
+            // A recovery interrupted by the RTO keeps its undo point.
+            if self.rec.ca == CaState::Open || self.rec.undo.is_none() {
+                self.rec.undo = Some(self.undo_point());
+            }
             self.ssthresh = self.cc_ssthresh();
         }
         self.rec.board.mark_all_lost();
@@ -301,8 +412,8 @@ impl Connection {
         self.rec.tlp_high_seq = None;
         self.rec.tlp_pending = false;
         self.cwnd = mss;
-        self.timers[Timer::Rack as usize] = None;
-        self.timers[Timer::Tlp as usize] = None;
+        self.timers[Timer::Rack] = None;
+        self.timers[Timer::Tlp] = None;
         true
     }
 
@@ -345,12 +456,18 @@ impl Connection {
             }
         }
         self.rec.board.on_retransmit(start, now);
+        let tsval = self.ts_now(now);
+        if let Some(u) = &mut self.rec.undo {
+            u.retrans += 1;
+            u.sent += 1;
+            u.first_tsval.get_or_insert(tsval);
+        }
         if self.rec.ca == CaState::Recovery {
             self.rec.prr_out += end.distance_from(start);
         }
         self.retrans_stamp.get_or_insert(now);
         self.rtt_probe = None;
-        if self.timers[Timer::Rto as usize].is_none() {
+        if self.timers[Timer::Rto].is_none() {
             self.arm_rto(now, self.rtt.backed_off(self.backoff));
         }
         n
@@ -389,7 +506,7 @@ impl Connection {
         self.rec.tlp_high_seq = Some(self.snd_nxt);
         // The RTO keeps counting from the head's transmission (Linux tcp_rearm_rto offsets
         // it by the time elapsed).
-        if self.timers[Timer::Rto as usize].is_none() {
+        if self.timers[Timer::Rto].is_none() {
             self.arm_rto(now, self.rtt.backed_off(self.backoff));
         }
         Some(n)

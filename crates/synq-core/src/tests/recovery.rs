@@ -165,6 +165,10 @@ fn a_spurious_retransmission_comes_back_as_dsack_and_widens_rack() {
     assert_eq!(k.dsack_recv, 1);
     assert_eq!(k.retrans_segs, 1);
     assert_eq!(k.timeouts, 0);
+    // The recovery had ended when the DSACK came back (the original's ACK covered the
+    // recovery point): as in Linux, only a recovery still running is undone by DSACKs.
+    assert_eq!((k.sack_recovery, k.dsack_undo), (1, 0));
+    assert_eq!(p.a.info(c).unwrap().ca_state, "open");
 }
 
 #[test]
@@ -209,4 +213,36 @@ fn without_sack_the_peer_gets_newreno() {
     let k = p.a.counters();
     assert_eq!(k.fast_retrans, 1);
     assert_eq!((k.sack_recovery, k.tlp), (0, 0));
+}
+
+#[test]
+fn a_delay_spike_longer_than_the_rto_is_undone_by_timestamps() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    let data = pattern(200_000, 13);
+    // Warm up, so the window is worth restoring.
+    assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(5)), data);
+    let before = p.a.info(c).unwrap();
+    // For 300 ms everything A sends takes 400 ms more: the probe and the RTO's
+    // retransmission too. Then the originals arrive first, and their ACKs echo
+    // timestamps older than the retransmission: the RTO was spurious (Eifel, RFC 3522).
+    let (from, to) = (p.now, p.now + Duration::from_millis(300));
+    p.delay = Some(Box::new(move |x: &Seg| {
+        if x.a_to_b && x.at >= from && x.at < to {
+            Duration::from_millis(400)
+        } else {
+            Duration::ZERO
+        }
+    }));
+    let more = pattern(50_000, 14);
+    assert_eq!(p.transfer(true, c, s, &more, Duration::from_secs(5)), more);
+    p.run_for(Duration::from_secs(1));
+    let k = p.a.counters();
+    assert_eq!(k.timeouts, 1, "{k:?}");
+    assert_eq!((k.spurious_rtos, k.loss_undo), (1, 1), "{k:?}");
+    let after = p.a.info(c).unwrap();
+    assert_eq!(after.ca_state, "open");
+    // The window and threshold came back instead of restarting from one segment.
+    assert!(after.ssthresh >= before.ssthresh, "{after:?} {before:?}");
+    assert!(after.cwnd >= before.cwnd, "{after:?} {before:?}");
 }
