@@ -30,6 +30,8 @@ pub(crate) struct Seg {
 }
 
 pub(crate) type Filter = Box<dyn FnMut(&Seg) -> bool>;
+/// Extra delay per packet.
+pub(crate) type Delay = Box<dyn FnMut(&Seg) -> Duration>;
 
 pub(crate) struct Pair {
     pub(crate) a: Stack,
@@ -42,7 +44,7 @@ pub(crate) struct Pair {
     /// Return false to drop the packet.
     pub(crate) filter: Option<Filter>,
     /// Extra delay for a packet (reordering).
-    pub(crate) delay: Option<Box<dyn FnMut(&Seg) -> Duration>>,
+    pub(crate) delay: Option<Delay>,
     pub(crate) log: Vec<Seg>,
     pub(crate) events_a: Vec<Event>,
     pub(crate) events_b: Vec<Event>,
