@@ -78,6 +78,9 @@ pub struct Config {
     pub tcp_reordering: i32,
     /// `net.ipv4.tcp_max_reordering`: the most segments of reordering adapted to.
     pub tcp_max_reordering: i32,
+    /// `net.ipv4.tcp_moderate_rcvbuf`: grow receive buffers up to `tcp_rmem[2]` as the
+    /// application reads (autotuning).
+    pub tcp_moderate_rcvbuf: bool,
     /// `net.ipv4.tcp_congestion_control`: the algorithm new connections start with.
     pub tcp_congestion_control: crate::congestion::Algorithm,
     /// `net.ipv4.tcp_dsack`: report duplicate segments in a DSACK block (RFC 2883).
@@ -151,6 +154,7 @@ impl Default for Config {
             tcp_window_scaling: true,
             tcp_sack: true,
             tcp_dsack: true,
+            tcp_moderate_rcvbuf: true,
             tcp_recovery: 1,
             tcp_reordering: 3,
             tcp_max_reordering: 300,
@@ -302,6 +306,7 @@ const KNOBS: &[Knob] = &[
     knob!("net.ipv4.tcp_window_scaling", bool tcp_window_scaling, switch),
     knob!("net.ipv4.tcp_sack", bool tcp_sack, switch),
     knob!("net.ipv4.tcp_dsack", bool tcp_dsack, switch),
+    knob!("net.ipv4.tcp_moderate_rcvbuf", bool tcp_moderate_rcvbuf, switch),
     knob!("net.ipv4.tcp_recovery", tcp_recovery, |v| int(
         v,
         i32::MIN,

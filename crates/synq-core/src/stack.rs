@@ -844,7 +844,12 @@ impl Stack {
         h: ConnHandle,
         buf: &mut [u8],
     ) -> Result<usize, RecvError> {
-        let slot = self.slot(h).ok_or(RecvError::BadHandle)?;
+        let config = &self.config;
+        let slot = self
+            .conns
+            .get_mut(h.0)
+            .filter(|s| !s.conn.orphan)
+            .ok_or(RecvError::BadHandle)?;
         let c = &mut slot.conn;
         if c.readable() == 0 {
             if let Some(e) = c.error {
@@ -859,7 +864,7 @@ impl Stack {
                 _ => Err(RecvError::WouldBlock),
             };
         }
-        let n = c.recv(buf);
+        let n = c.recv(now, buf, config);
         self.touch(now, h.0);
         Ok(n)
     }

@@ -15,8 +15,12 @@ pub(crate) use crate::rtt::RTO_MAX;
 use crate::{Duration, Instant};
 use synq_wire::{IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 
+mod ack;
+mod autotune;
 mod sack;
 mod timers;
+use ack::DelayedAck;
+use autotune::Autotune;
 use sack::SackPath;
 pub(crate) use timers::{Timer, Timers};
 
@@ -209,7 +213,10 @@ pub(crate) struct Connection {
     recover: Option<SeqNumber>,
     // ACK generation.
     ack: AckState,
-    unacked_segs: u32,
+    /// When to ACK (`ack.rs`).
+    delack: DelayedAck,
+    /// Receive-buffer autotuning (`autotune.rs`).
+    tune: Autotune,
     last_oow_ack: Option<Instant>,
     /// SYN transmissions so far (for the SYN-SENT schedule).
     syn_tx: u32,
@@ -290,7 +297,8 @@ impl Connection {
             dupacks: 0,
             recover: None,
             ack: AckState::None,
-            unacked_segs: 0,
+            delack: DelayedAck::default(),
+            tune: Autotune::default(),
             last_oow_ack: None,
             syn_tx: 0,
             rst_pending: false,
@@ -409,8 +417,9 @@ impl Connection {
         self.state.can_send() && !self.fin_queued
     }
 
-    pub(crate) fn recv(&mut self, out: &mut [u8]) -> usize {
+    pub(crate) fn recv(&mut self, now: Instant, out: &mut [u8], config: &Config) -> usize {
         let n = self.recv_buf.read(out);
+        self.rcv_space_adjust(now, n, config);
         // Linux tcp_cleanup_rbuf: send a window update only when what the peer may still
         // send has fallen to half the buffer and the new window at least doubles it.
         let now_wnd = self.rcv_adv.distance_from(self.rcv_nxt) as usize;
@@ -506,6 +515,7 @@ impl Connection {
         }
         if self.timers.take_due(Timer::DelAck, now) && self.ack == AckState::Delayed {
             ctx.counters.delayed_acks += 1;
+            self.on_delack_timer();
             self.ack = AckState::Now;
         }
         if self.timers.take_due(Timer::Persist, now) {
@@ -1212,13 +1222,13 @@ impl Connection {
                 Written::InOrder(n) => {
                     self.rcv_nxt += n as u32;
                     self.events |= ev::READABLE;
-                    self.unacked_segs += 1;
-                    // Hole filled, or every second full segment: ACK at once (RFC 5681 §4.2).
-                    if self.recv_buf.has_ooo() || n > data.len() || self.unacked_segs >= 2 {
+                    self.on_data_received(ctx.now, data.len());
+                    self.rcv_rtt_measure(ctx.now, seg);
+                    if n > data.len() {
+                        // A hole filled: say so at once (RFC 5681 §4.2).
                         self.ack = AckState::Now;
-                    } else if self.ack == AckState::None {
-                        self.ack = AckState::Delayed;
-                        self.timers[Timer::DelAck] = Some(ctx.now + DELACK);
+                    } else {
+                        self.schedule_ack(ctx.now, seg.flags.psh());
                     }
                 }
                 Written::OutOfOrder => {
@@ -1469,9 +1479,10 @@ impl Connection {
         };
         let n = emit(&ip, &repr, buf);
         if flags.ack() {
+            let owed = self.segments_owed();
+            self.on_ack_sent(owed);
             self.ack = AckState::None;
             self.rec.dsack = None;
-            self.unacked_segs = 0;
             self.timers[Timer::DelAck] = None;
             self.last_ack_sent = self.rcv_nxt;
         }
@@ -1588,6 +1599,9 @@ impl Connection {
             flags |= TcpFlags::FIN;
         }
         let n = self.write_segment(ctx, buf, flags, seq, (off, len));
+        if len > 0 {
+            self.on_data_sent(now);
+        }
         let end = seq + len as u32 + u32::from(fin);
         if seq < self.snd_max {
             ctx.counters.retrans_segs += 1;

@@ -553,6 +553,7 @@ impl Connection {
         }
         ctx.counters.dsack_old_sent += 1;
         self.rec.dsack = Some((start, end));
+        self.enter_quickack();
         self.ack = AckState::Now;
     }
 }

@@ -37,14 +37,14 @@ fn a_tail_loss_is_probed_not_timed_out() {
     assert_eq!(k.tlp, 1);
     assert_eq!(k.sack_recovery, 1);
     let sent = data_after(&p, t0, base);
-    // At 0 ms the ten segments leave. B ACKs 1..7 at once and 8 after its 40 ms delayed
-    // ACK, which reaches A at 60 ms and makes SRTT 25 ms (7/8 of 20 + 1/8 of 60). The probe
-    // timeout, 2 SRTT + 2 ms later (two segments out), fires at 112 ms: the last segment
-    // goes again (the probe). Its SACK reaches A at 132 ms; segment 9 was sent long before
-    // the probe (more than RACK.rtt = 20 ms plus min RTT / 4 ago): lost, resent at once.
+    // At 0 ms the ten segments leave. B is in quick-ACK mode and ACKs 1..8 one by one;
+    // they reach A at 20 ms (SRTT 20 ms). The probe timeout, 2 SRTT + 2 ms later (two
+    // segments out), fires at 62 ms: the last segment goes again (the probe). Its SACK
+    // reaches A at 82 ms; segment 9 was sent long before the probe (more than RACK.rtt =
+    // 20 ms plus min RTT / 4 ago): lost, resent at once.
     assert_eq!(
         &sent[10..],
-        [(112, 9 * 1448, 1448), (132, 8 * 1448, 1448)],
+        [(62, 9 * 1448, 1448), (82, 8 * 1448, 1448)],
         "{sent:?}"
     );
 }
