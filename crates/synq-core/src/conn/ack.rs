@@ -50,7 +50,7 @@ impl Connection {
     pub(super) fn on_data_received(&mut self, now: Instant, len: usize) {
         let len = u32::try_from(len).unwrap_or(u32::MAX);
         if self.delack.rcv_mss == 0 {
-            self.delack.rcv_mss = u32::from(self.mss).min(536).max(1);
+            self.delack.rcv_mss = u32::from(self.mss).clamp(1, 536);
         }
         self.delack.rcv_mss = self.delack.rcv_mss.max(len.min(u32::from(u16::MAX)));
         let rto = self.rtt.rto();

@@ -129,7 +129,7 @@ fn ack_after_rto_restores_rto_and_samples_rtt() {
         let (c, _, _) = p.connected(false);
         assert_eq!(p.a.info(c).unwrap().rto, Duration::from_millis(220));
         // B's ACKs take 40 ms more from here (as a delayed ACK would).
-        p.delay = Some(Box::new(|x: &super::util::Seg| {
+        p.delay = Some(Box::new(|x: &Seg| {
             if x.a_to_b {
                 Duration::ZERO
             } else {
