@@ -537,6 +537,10 @@ impl Connection {
                     ctx.counters.ofo_queue += 1;
                     self.rec.last_ooo = Some(seq);
                     self.ack = AckState::Now;
+                    // Keep the FIN for when the hole fills (Linux queues it with the data).
+                    if fin {
+                        self.ooo_fin = Some(seq + data.len() as u32);
+                    }
                     fin = false;
                 }
                 Written::Dropped => {
@@ -549,7 +553,15 @@ impl Connection {
             // Data after the peer's FIN or in a closing state: just ACK.
             self.ack = AckState::Now;
         }
-        if fin && seq + data.len() as u32 == self.rcv_nxt && !self.fin_received {
+        if fin && data.is_empty() && seq > self.rcv_nxt && self.state.can_recv() {
+            // A bare FIN beyond a hole: it counts once the hole fills.
+            self.ooo_fin = Some(seq);
+            self.ack = AckState::Now;
+        }
+        let fin_now =
+            (fin && seq + data.len() as u32 == self.rcv_nxt) || self.ooo_fin == Some(self.rcv_nxt);
+        if fin_now && !self.fin_received {
+            self.ooo_fin = None;
             self.fin_received = true;
             self.rcv_nxt += 1;
             self.ack = AckState::Now;

@@ -189,6 +189,8 @@ pub(crate) struct Connection {
     /// so a window rounded up to the scale never makes us drop data.
     rcv_space: usize,
     fin_received: bool,
+    /// A FIN that arrived beyond a hole: its sequence number.
+    ooo_fin: Option<SeqNumber>,
     // Options.
     mss: u16,
     sack_ok: bool,
@@ -282,6 +284,7 @@ impl Connection {
             recv_buf: RecvBuffer::new(rcv_space + (1 << rcv_wscale)),
             rcv_space,
             fin_received: false,
+            ooo_fin: None,
             mss,
             sack_ok: false,
             ts_enabled: false,

@@ -246,3 +246,21 @@ fn a_delay_spike_longer_than_the_rto_is_undone_by_timestamps() {
     assert!(after.ssthresh >= before.ssthresh, "{after:?} {before:?}");
     assert!(after.cwnd >= before.cwnd, "{after:?} {before:?}");
 }
+
+#[test]
+fn a_fin_beyond_a_hole_counts_once_the_hole_fills() {
+    let mut p = Pair::new();
+    let (c, s, _) = p.connected(false);
+    // Five segments and the FIN on the last; the second is lost once.
+    p.filter = Some(drop_data(|n| n == 2));
+    let data = pattern(5 * 1448 - 100, 15);
+    assert_eq!(p.a.send(p.now, c, &data), Ok(data.len()));
+    p.a.shutdown(p.now, c).unwrap();
+    p.run_for(Duration::from_secs(2));
+    let mut buf = vec![0u8; data.len() + 10];
+    assert_eq!(p.b.recv(p.now, s, &mut buf), Ok(data.len()));
+    assert_eq!(p.b.recv(p.now, s, &mut buf), Ok(0), "end of stream");
+    // The FIN was held with the out-of-order data, not sent again after an RTO.
+    let k = p.a.counters();
+    assert_eq!((k.timeouts, k.retrans_segs), (0, 1), "{k:?}");
+}
