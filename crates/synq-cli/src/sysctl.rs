@@ -111,7 +111,18 @@ fn host_sysctls(c: &mut Config) -> Result {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        c.set(name, text.trim())
+        let value = text.trim();
+        if name == "net.ipv4.tcp_congestion_control"
+            && value.parse::<synq_core::congestion::Algorithm>().is_err()
+        {
+            // A module the host loaded (bbr, ...) that synq does not have: keep the default.
+            output::warn(&format!(
+                "{path}: {value} is not a congestion control synq has (cubic, reno); keeping {}",
+                c.tcp_congestion_control.name()
+            ));
+            continue;
+        }
+        c.set(name, value)
             .map_err(|e| Error::usage(format!("{path}: {e}")))?;
     }
     Ok(())

@@ -780,6 +780,8 @@ fn sysctl_from_host_takes_legal_host_values() {
         ("net.ipv4.tcp_max_syn_backlog", "-5"),
         ("net.ipv4.tcp_fin_timeout", "-1"),
         ("net.ipv4.tcp_rmem", "10 5 1"),
+        // Always built into Linux (a host default such as bbr gets a warning instead).
+        ("net.ipv4.tcp_congestion_control", "reno"),
     ];
     // The marker says the namespace and its knobs are there; synq's own verdict follows.
     let script: String = set
@@ -807,6 +809,7 @@ fn sysctl_from_host_takes_legal_host_values() {
     assert_eq!(err, "knobs-set\n");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["net.ipv4.tcp_synack_retries"], 255);
+    assert_eq!(v["net.ipv4.tcp_congestion_control"], "reno");
     assert_eq!(v["net.ipv4.tcp_syncookies"], 9);
     assert_eq!(v["net.ipv4.tcp_retries2"], 0);
     assert_eq!(

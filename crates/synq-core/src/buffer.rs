@@ -118,6 +118,11 @@ impl RecvBuffer {
         self.cap - self.len
     }
 
+    /// Let it hold up to `cap` bytes (never shrinks; storage still grows on demand).
+    pub(crate) fn grow_cap(&mut self, cap: usize) {
+        self.cap = self.cap.max(cap);
+    }
+
     pub(crate) fn has_ooo(&self) -> bool {
         !self.ooo.is_empty()
     }

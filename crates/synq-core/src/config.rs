@@ -71,6 +71,20 @@ pub struct Config {
     /// `net.ipv4.tcp_sack`: advertise SACK-permitted and send SACK blocks (any non-zero `u8`
     /// is on).
     pub tcp_sack: bool,
+    /// `net.ipv4.tcp_recovery`: bit 1 RACK loss detection (else RFC 6675 DupThresh), bit 2
+    /// a static RACK reordering window, bit 4 no DupThresh shortcut for RACK.
+    pub tcp_recovery: i32,
+    /// `net.ipv4.tcp_reordering`: segments of reordering assumed at first.
+    pub tcp_reordering: i32,
+    /// `net.ipv4.tcp_max_reordering`: the most segments of reordering adapted to.
+    pub tcp_max_reordering: i32,
+    /// `net.ipv4.tcp_moderate_rcvbuf`: grow receive buffers up to `tcp_rmem[2]` as the
+    /// application reads (autotuning).
+    pub tcp_moderate_rcvbuf: bool,
+    /// `net.ipv4.tcp_congestion_control`: the algorithm new connections start with.
+    pub tcp_congestion_control: crate::congestion::Algorithm,
+    /// `net.ipv4.tcp_dsack`: report duplicate segments in a DSACK block (RFC 2883).
+    pub tcp_dsack: bool,
     /// `net.ipv4.tcp_rmem`: min, default, max receive buffer bytes. The max is
     /// memory-dependent on Linux (32 MiB on a 24 GiB 6.18 machine); with `net.core.rmem_max`
     /// it sets the window scale we offer.
@@ -85,6 +99,14 @@ pub struct Config {
     pub tcp_fin_timeout: i32,
     /// `net.ipv4.tcp_retries2`: data retransmissions before a connection times out.
     pub tcp_retries2: u8,
+    /// `net.ipv4.tcp_orphan_retries`: RTOs before an orphaned connection gives up (0: 8).
+    pub tcp_orphan_retries: u8,
+    /// `net.ipv4.tcp_keepalive_time`: idle seconds before the first keepalive probe.
+    pub tcp_keepalive_time: i32,
+    /// `net.ipv4.tcp_keepalive_intvl`: seconds between keepalive probes.
+    pub tcp_keepalive_intvl: i32,
+    /// `net.ipv4.tcp_keepalive_probes`: unanswered probes before ETIMEDOUT.
+    pub tcp_keepalive_probes: u8,
     /// `net.ipv4.tcp_invalid_ratelimit`: ms between replies to invalid segments
     /// (challenge ACKs, duplicate SYNs, out-of-window ACKs).
     pub tcp_invalid_ratelimit_ms: u32,
@@ -131,11 +153,21 @@ impl Default for Config {
             tcp_timestamps: 1,
             tcp_window_scaling: true,
             tcp_sack: true,
+            tcp_dsack: true,
+            tcp_moderate_rcvbuf: true,
+            tcp_recovery: 1,
+            tcp_reordering: 3,
+            tcp_max_reordering: 300,
+            tcp_congestion_control: crate::congestion::Algorithm::Cubic,
             tcp_rmem: [4096, 131_072, 33_554_432],
             rmem_max: 4_194_304,
             tcp_wmem: [4096, 16_384, 4_194_304],
             tcp_fin_timeout: 60,
             tcp_retries2: 15,
+            tcp_orphan_retries: 0,
+            tcp_keepalive_time: 7200,
+            tcp_keepalive_intvl: 75,
+            tcp_keepalive_probes: 9,
             tcp_invalid_ratelimit_ms: 500,
             tcp_max_tw_buckets: 131_072,
             tcp_max_orphans: 131_072,
@@ -273,6 +305,31 @@ const KNOBS: &[Knob] = &[
     )),
     knob!("net.ipv4.tcp_window_scaling", bool tcp_window_scaling, switch),
     knob!("net.ipv4.tcp_sack", bool tcp_sack, switch),
+    knob!("net.ipv4.tcp_dsack", bool tcp_dsack, switch),
+    knob!("net.ipv4.tcp_moderate_rcvbuf", bool tcp_moderate_rcvbuf, switch),
+    knob!("net.ipv4.tcp_recovery", tcp_recovery, |v| int(
+        v,
+        i32::MIN,
+        i32::MAX
+    )),
+    knob!("net.ipv4.tcp_reordering", tcp_reordering, |v| int(
+        v,
+        i32::MIN,
+        i32::MAX
+    )),
+    knob!("net.ipv4.tcp_max_reordering", tcp_max_reordering, |v| int(
+        v,
+        i32::MIN,
+        i32::MAX
+    )),
+    Knob {
+        name: "net.ipv4.tcp_congestion_control",
+        get: |c| c.tcp_congestion_control.name().to_string(),
+        set: |c, v| {
+            c.tcp_congestion_control = v.parse()?;
+            Ok(())
+        },
+    },
     Knob {
         name: "net.ipv4.tcp_rmem",
         get: |c| format!("{}\t{}\t{}", c.tcp_rmem[0], c.tcp_rmem[1], c.tcp_rmem[2]),
@@ -297,6 +354,23 @@ const KNOBS: &[Knob] = &[
         i32::MAX / 100
     )),
     knob!("net.ipv4.tcp_retries2", tcp_retries2, |v| int(v, 0u8, 255)),
+    knob!("net.ipv4.tcp_orphan_retries", tcp_orphan_retries, |v| int(
+        v, 0u8, 255
+    )),
+    // Seconds kept in jiffies, as tcp_fin_timeout.
+    knob!("net.ipv4.tcp_keepalive_time", tcp_keepalive_time, |v| int(
+        v,
+        -(i32::MAX / 100),
+        i32::MAX / 100
+    )),
+    knob!(
+        "net.ipv4.tcp_keepalive_intvl",
+        tcp_keepalive_intvl,
+        |v| int(v, -(i32::MAX / 100), i32::MAX / 100)
+    ),
+    knob!("net.ipv4.tcp_keepalive_probes", tcp_keepalive_probes, |v| {
+        int(v, 0u8, 255)
+    }),
     // Milliseconds kept in jiffies: a kernel reads back a little more than INT_MAX.
     knob!(
         "net.ipv4.tcp_invalid_ratelimit",

@@ -79,6 +79,34 @@ counters! {
     tx_queue_drops => "SynqTxQueueDrops",
     synacks_sent => "SynqSynAcksSent",
     metrics_full => "SynqMetricsFull",
+    /// Recoveries entered on SACK information (RFC 6675 / RACK).
+    sack_recovery => "TcpExtTCPSackRecovery",
+    /// Tail loss probes sent (RFC 8985 TLP).
+    tlp => "TcpExtTCPLossProbes",
+    /// Losses repaired by a tail loss probe.
+    tlp_recovery => "TcpExtTCPLossProbeRecovery",
+    /// Retransmissions found lost again.
+    lost_retransmit => "TcpExtTCPLostRetransmit",
+    /// ACKs with a duplicate SACK block (RFC 2883).
+    dsack_recv => "TcpExtTCPDSACKRecv",
+    /// Duplicate SACK blocks sent for data below RCV.NXT.
+    dsack_old_sent => "TcpExtTCPDSACKOldSent",
+    /// Reordering seen in SACK or ACK information.
+    sack_reorder => "TcpExtTCPSACKReorder",
+    /// Retransmissions after an RTO (in the loss state).
+    slow_start_retrans => "TcpExtTCPSlowStartRetrans",
+    /// Recoveries undone because every retransmission came back as a DSACK.
+    dsack_undo => "TcpExtTCPDSACKUndo",
+    /// Recoveries undone at their end by timestamps (Eifel, RFC 3522).
+    full_undo => "TcpExtTCPFullUndo",
+    /// RTO recoveries undone by timestamps.
+    loss_undo => "TcpExtTCPLossUndo",
+    /// RTOs found spurious.
+    spurious_rtos => "TcpExtTCPSpuriousRTOs",
+    /// Keepalive probes sent.
+    keepalive => "TcpExtTCPKeepAlive",
+    /// Connections ended by unanswered keepalive probes.
+    keepalive_timeouts => "SynqKeepAliveTimeouts",
 }
 
 #[cfg(test)]

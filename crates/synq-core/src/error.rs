@@ -122,6 +122,14 @@ errno_enum! {
     }
 }
 
+errno_enum! {
+    /// `setsockopt()` on a connection failed.
+    SockOptError {
+        /// EBADF: the handle is stale or was closed.
+        BadHandle => "EBADF", "bad handle (EBADF)";
+    }
+}
+
 /// A call on a connection that already ended reports the connection's error.
 macro_rules! from_conn_error {
     ($($t:ident),*) => {$(

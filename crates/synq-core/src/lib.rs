@@ -39,6 +39,7 @@
 //! queue, or the textbook single queue.
 
 pub mod config;
+pub mod congestion;
 pub mod conn;
 pub mod counters;
 pub mod driver;
@@ -49,6 +50,7 @@ mod buffer;
 mod cookie;
 mod hash;
 mod listener;
+mod recovery;
 mod request;
 mod rtt;
 mod slab;
@@ -60,6 +62,7 @@ pub use counters::Counters;
 pub use driver::Driver;
 pub use error::{
     AcceptError, CloseError, ConnError, ConnectError, Errno, ListenError, RecvError, SendError,
+    SockOptError,
 };
 pub use hash::FourTuple;
 pub use listener::Model;

@@ -844,7 +844,12 @@ impl Stack {
         h: ConnHandle,
         buf: &mut [u8],
     ) -> Result<usize, RecvError> {
-        let slot = self.slot(h).ok_or(RecvError::BadHandle)?;
+        let config = &self.config;
+        let slot = self
+            .conns
+            .get_mut(h.0)
+            .filter(|s| !s.conn.orphan)
+            .ok_or(RecvError::BadHandle)?;
         let c = &mut slot.conn;
         if c.readable() == 0 {
             if let Some(e) = c.error {
@@ -859,7 +864,7 @@ impl Stack {
                 _ => Err(RecvError::WouldBlock),
             };
         }
-        let n = c.recv(buf);
+        let n = c.recv(now, buf, config);
         self.touch(now, h.0);
         Ok(n)
     }
@@ -916,6 +921,39 @@ impl Stack {
             slot.conn.nodelay = on;
             self.touch(now, h.0);
         }
+    }
+
+    /// `setsockopt(SO_KEEPALIVE)`: probe the peer after `net.ipv4.tcp_keepalive_time` of
+    /// silence.
+    pub fn set_keepalive(
+        &mut self,
+        now: Instant,
+        h: ConnHandle,
+        on: bool,
+    ) -> Result<(), crate::error::SockOptError> {
+        let config = &self.config;
+        let slot = self
+            .conns
+            .get_mut(h.0)
+            .filter(|s| !s.conn.orphan)
+            .ok_or(crate::error::SockOptError::BadHandle)?;
+        slot.conn.set_keepalive(now, on, config);
+        self.touch(now, h.0);
+        Ok(())
+    }
+
+    /// `setsockopt(TCP_CONGESTION)`: the algorithm this connection uses from now on (its
+    /// window carries over, as on Linux).
+    pub fn set_congestion(
+        &mut self,
+        h: ConnHandle,
+        algorithm: crate::congestion::Algorithm,
+    ) -> Result<(), crate::error::SockOptError> {
+        let slot = self.slot(h).ok_or(crate::error::SockOptError::BadHandle)?;
+        if slot.conn.cc.algorithm() != algorithm {
+            slot.conn.cc = crate::congestion::Controller::new(algorithm);
+        }
+        Ok(())
     }
 
     /// Connection state, or `None` for a stale handle.

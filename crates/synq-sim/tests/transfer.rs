@@ -108,3 +108,55 @@ fn bandwidth_limited_transfer_takes_its_time() {
     assert!(r.virtual_secs >= 0.8, "{}", r.virtual_secs);
     assert!(r.virtual_secs < 2.0, "{}", r.virtual_secs);
 }
+
+/// The loss grid of issue 9 (loss / reorder / duplication per direction, 100 µs RTT):
+/// 4 MB arrives intact within 3600 virtual seconds for every seed tried, with CUBIC, SACK
+/// and RACK-TLP. (How long it takes is a benchmark's business: `cargo bench -p synq-sim
+/// --bench recovery`.)
+#[test]
+fn four_mb_through_every_loss_level_across_seeds() {
+    let grid = [
+        (0.01, 0.02, 0.01),
+        (0.05, 0.02, 0.01),
+        (0.12, 0.05, 0.03),
+        (0.20, 0.10, 0.05),
+        (0.25, 0.10, 0.05),
+    ];
+    for (loss, reorder, duplicate) in grid {
+        for seed in 1..=6 {
+            let r = transfer(&TransferParams {
+                bytes: 4_000_000,
+                loss,
+                reorder,
+                duplicate,
+                rtt: Duration::from_micros(100),
+                seed,
+                time_limit: Duration::from_secs(3600),
+                ..TransferParams::default()
+            })
+            .expect("valid link");
+            assert!(
+                r.intact,
+                "{loss}/{reorder}/{duplicate} seed {seed}: {} of 4000000 bytes in {} s",
+                r.bytes_received, r.virtual_secs
+            );
+        }
+    }
+}
+
+/// Without SACK (the peer refuses it) recovery falls back to NewReno and still arrives.
+#[test]
+fn four_mb_with_newreno_when_sack_is_off() {
+    let mut config = synq_core::Config::default();
+    config.set("net.ipv4.tcp_sack", "0").unwrap();
+    let r = transfer(&TransferParams {
+        bytes: 4_000_000,
+        loss: 0.02,
+        rtt: Duration::from_micros(100),
+        config,
+        time_limit: Duration::from_secs(3600),
+        ..TransferParams::default()
+    })
+    .expect("valid link");
+    assert!(r.intact, "{r:?}");
+}

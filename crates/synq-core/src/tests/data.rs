@@ -17,37 +17,58 @@ fn transfer_both_ways() {
 }
 
 #[test]
-fn delayed_ack_every_second_segment() {
+fn quick_acks_first_then_every_second_segment() {
     let mut p = Pair::new();
     let (c, s, _) = p.connected(false);
-    let before = p.log.len();
-    let data = pattern(1448 * 10, 3);
-    assert_eq!(p.a.send(p.now, c, &data), Ok(data.len()));
-    p.run_for(Duration::from_millis(100));
-    let acks = p.log[before..]
-        .iter()
-        .filter(|s| !s.a_to_b && s.len == 0)
-        .count();
-    // Ten full segments, no reads: one ACK per two.
-    assert_eq!(acks, 5);
-    let mut buf = vec![0u8; data.len() + 1];
-    assert_eq!(p.b.recv(p.now, s, &mut buf), Ok(data.len()));
-    assert_eq!(&buf[..data.len()], &data[..]);
+    let acks_for = |p: &mut Pair, seed| {
+        let before = p.log.len();
+        let data = pattern(1448 * 10, seed);
+        assert_eq!(p.a.send(p.now, c, &data), Ok(data.len()));
+        p.run_for(Duration::from_millis(100));
+        let mut buf = vec![0u8; data.len() + 1];
+        assert_eq!(p.b.recv(p.now, s, &mut buf), Ok(data.len()));
+        assert_eq!(&buf[..data.len()], &data[..]);
+        p.log[before..]
+            .iter()
+            .filter(|s| !s.a_to_b && s.len == 0)
+            .count()
+    };
+    // Linux's quick-ACK mode: the first 16 segments of a connection get an ACK each
+    // (TCP_MAX_QUICKACKS; half the window would allow more).
+    assert_eq!(acks_for(&mut p, 3), 10);
+    // Six quick ACKs are left, then one ACK per two full segments: 6 + 2.
+    assert_eq!(acks_for(&mut p, 4), 8);
+    // From then on, every second segment.
+    assert_eq!(acks_for(&mut p, 5), 5);
 }
 
 #[test]
-fn lone_segment_acked_after_delay() {
+fn lone_segment_acked_at_once_then_after_delay() {
     let mut p = Pair::new();
     let (c, s, _) = p.connected(false);
+    let mut buf = [0u8; 64];
+    // The first data is acknowledged at once (quick-ACK mode)...
     p.a.send(p.now, c, b"hello").unwrap();
     let t0 = p.now;
     p.run_for(Duration::from_millis(200));
     let acks = p.segs(false, |x| x.at > t0 && x.len == 0);
+    assert_eq!(acks[0].at - t0, Duration::from_millis(10));
+    assert_eq!(p.b.recv(p.now, s, &mut buf), Ok(5));
+    // ...and so is each small segment until the quick ACKs are used up.
+    for _ in 0..20 {
+        p.a.send(p.now, c, b"hello").unwrap();
+        p.run_for(Duration::from_millis(200));
+        assert_eq!(p.b.recv(p.now, s, &mut buf), Ok(5));
+    }
+    let t1 = p.now;
+    p.a.send(p.now, c, b"hello").unwrap();
+    p.run_for(Duration::from_millis(200));
+    let acks = p.segs(false, |x| x.at > t1 && x.len == 0);
     assert_eq!(acks.len(), 1);
-    // Arrives at +10 ms, ACKed 40 ms later.
-    assert_eq!(acks[0].at - t0, Duration::from_millis(50));
-    assert_eq!(p.b.counters().delayed_acks, 1);
-    let mut buf = [0u8; 16];
+    // Then: arrives at +10 ms, acknowledged after the delayed-ACK timeout. Segments came
+    // 200 ms apart, more than the 40 ms ato: it stays at 40 ms.
+    assert_eq!(acks[0].at - t1, Duration::from_millis(50));
+    assert!(p.b.counters().delayed_acks >= 1);
     assert_eq!(p.b.recv(p.now, s, &mut buf), Ok(5));
 }
 
@@ -107,13 +128,21 @@ fn ack_after_rto_restores_rto_and_samples_rtt() {
         let mut p = Pair::with(cfg.clone(), cfg);
         let (c, _, _) = p.connected(false);
         assert_eq!(p.a.info(c).unwrap().rto, Duration::from_millis(220));
+        // B's ACKs take 40 ms more from here (as a delayed ACK would).
+        p.delay = Some(Box::new(|x: &Seg| {
+            if x.a_to_b {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(40)
+            }
+        }));
         p.filter = Some(drop_data(|n| n == 1));
         p.a.send(p.now, c, b"hello").unwrap();
         p.run_for(Duration::from_millis(250));
         // The RTO fired at +220 ms and the segment went out again: backed off once.
         assert_eq!(p.a.counters().timeouts, 1);
         assert_eq!(p.a.info(c).unwrap().rto, Duration::from_millis(440));
-        // B delays its ACK 40 ms: it reaches A 60 ms after the retransmission.
+        // B's ACK reaches A 60 ms after the retransmission.
         p.run_for(Duration::from_millis(100));
         let i = p.a.info(c).unwrap();
         assert_eq!(i.snd_una, i.snd_nxt, "acknowledged");

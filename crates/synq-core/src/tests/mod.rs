@@ -7,5 +7,7 @@ mod data;
 mod handshake;
 mod listen;
 mod malformed;
+mod receive;
+mod recovery;
 mod reset;
 mod transitions;

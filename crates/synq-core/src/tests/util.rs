@@ -25,9 +25,13 @@ pub(crate) struct Seg {
     pub(crate) tsval: Option<u32>,
     pub(crate) tsecr: Option<u32>,
     pub(crate) sack_blocks: usize,
+    /// The SACK blocks themselves.
+    pub(crate) sacks: Vec<(SeqNumber, SeqNumber)>,
 }
 
 pub(crate) type Filter = Box<dyn FnMut(&Seg) -> bool>;
+/// Extra delay per packet.
+pub(crate) type Delay = Box<dyn FnMut(&Seg) -> Duration>;
 
 pub(crate) struct Pair {
     pub(crate) a: Stack,
@@ -39,6 +43,8 @@ pub(crate) struct Pair {
     seq: u64,
     /// Return false to drop the packet.
     pub(crate) filter: Option<Filter>,
+    /// Extra delay for a packet (reordering).
+    pub(crate) delay: Option<Delay>,
     pub(crate) log: Vec<Seg>,
     pub(crate) events_a: Vec<Event>,
     pub(crate) events_b: Vec<Event>,
@@ -65,6 +71,7 @@ impl Pair {
             in_flight: Vec::new(),
             seq: 0,
             filter: None,
+            delay: None,
             log: Vec::new(),
             events_a: Vec::new(),
             events_b: Vec::new(),
@@ -94,12 +101,14 @@ impl Pair {
                     tsval: p.tcp.options.timestamps.map(|t| t.tsval),
                     tsecr: p.tcp.options.timestamps.map(|t| t.tsecr),
                     sack_blocks: p.tcp.options.sack_blocks.len(),
+                    sacks: p.tcp.options.sack_blocks.as_slice().to_vec(),
                 };
                 let keep = self.filter.as_mut().is_none_or(|f| f(&seg));
+                let extra = self.delay.as_mut().map_or(Duration::ZERO, |f| f(&seg));
                 self.log.push(seg);
                 if keep {
                     self.seq += 1;
-                    let at = now + self.latency;
+                    let at = now + self.latency + extra;
                     let i = self
                         .in_flight
                         .partition_point(|e| (e.0, e.1) <= (at, self.seq));
