@@ -85,6 +85,47 @@ struct Undo {
     first_tsval: Option<u32>,
 }
 
+/// The inputs of one PRR step, in bytes.
+#[derive(Clone, Copy, Debug)]
+struct Prr {
+    prr_delivered: u32,
+    prr_out: u32,
+    /// Delivered by this ACK (acknowledged or SACKed).
+    delivered: u32,
+    pipe: u32,
+    ssthresh: u32,
+    prior_cwnd: u32,
+    mss: u32,
+    una_advanced: bool,
+}
+
+/// RFC 6937 §3 as Linux `tcp_cwnd_reduction`: how much may be sent on this ACK. Above
+/// ssthresh, in proportion to what was delivered (`ceil(ssthresh * prr_delivered /
+/// RecoverFS) - prr_out`); at or below it, PRR-SSRB: what was delivered plus one segment
+/// when SND.UNA advanced, up to ssthresh. The first step sends at least one segment.
+fn prr_sndcnt(p: &Prr) -> u64 {
+    let (pd, po) = (u64::from(p.prr_delivered), u64::from(p.prr_out));
+    let (pipe, ssthresh, mss) = (u64::from(p.pipe), u64::from(p.ssthresh), u64::from(p.mss));
+    let mut sndcnt = if pipe > ssthresh {
+        // Whole segments, as Linux counts in packets.
+        (ssthresh * pd)
+            .div_ceil(u64::from(p.prior_cwnd))
+            .saturating_sub(po)
+            .div_ceil(mss)
+            * mss
+    } else {
+        let mut n = pd.saturating_sub(po).max(u64::from(p.delivered));
+        if p.una_advanced {
+            n += mss;
+        }
+        n.min(ssthresh - pipe)
+    };
+    if p.prr_out == 0 {
+        sndcnt = sndcnt.max(mss);
+    }
+    sndcnt
+}
+
 /// Is the first block a DSACK (RFC 2883 §4: below the cumulative ACK, or inside the second)?
 fn is_dsack(blocks: &[(SeqNumber, SeqNumber)], ack: SeqNumber) -> bool {
     match blocks {
@@ -294,28 +335,21 @@ impl Connection {
         if delivered == 0 || self.rec.prior_cwnd == 0 {
             return;
         }
-        let mss = u64::from(self.eff_mss());
+        let mss = u32::from(self.eff_mss());
         let r = &mut self.rec;
         r.prr_delivered = r.prr_delivered.saturating_add(delivered);
-        let pipe = u64::from(r.board.pipe());
-        let ssthresh = u64::from(self.ssthresh);
-        let (pd, po) = (u64::from(r.prr_delivered), u64::from(r.prr_out));
-        let mut sndcnt = if pipe > ssthresh {
-            (ssthresh * pd)
-                .div_ceil(u64::from(r.prior_cwnd))
-                .saturating_sub(po)
-        } else {
-            let mut n = pd.saturating_sub(po).max(u64::from(delivered));
-            if una_advanced {
-                n += mss;
-            }
-            n.min(ssthresh - pipe)
-        };
-        // A fast retransmit goes out as recovery begins, whatever the window says.
-        if r.prr_out == 0 {
-            sndcnt = sndcnt.max(mss);
-        }
-        self.cwnd = (pipe + sndcnt).min(1 << 30) as u32;
+        let pipe = r.board.pipe();
+        let sndcnt = prr_sndcnt(&Prr {
+            prr_delivered: r.prr_delivered,
+            prr_out: r.prr_out,
+            delivered,
+            pipe,
+            ssthresh: self.ssthresh,
+            prior_cwnd: r.prior_cwnd,
+            mss,
+            una_advanced,
+        });
+        self.cwnd = (u64::from(pipe) + sndcnt).min(1 << 30) as u32;
     }
 
     /// The controller grows the window on `acked` new bytes (open or loss state).
@@ -562,6 +596,47 @@ impl Connection {
 mod tests {
     use super::is_dsack;
     use synq_wire::SeqNumber as S;
+
+    /// RFC 6937's first example (figure 1 of §5, in segments of 1000 bytes): 20 in flight,
+    /// ssthresh 10; each ACK delivers one segment. PRR sends on every other ACK, spreading
+    /// the ten retransmissions and new segments over the recovery.
+    #[test]
+    fn prr_sends_half_as_much_as_is_delivered_above_ssthresh() {
+        use super::{prr_sndcnt, Prr};
+        const MSS: u32 = 1000;
+        let (mut delivered, mut out, mut pipe) = (0u32, 0u32, 19 * MSS);
+        let mut sent = Vec::new();
+        for _ in 0..10 {
+            delivered += MSS;
+            let n = prr_sndcnt(&Prr {
+                prr_delivered: delivered,
+                prr_out: out,
+                delivered: MSS,
+                pipe,
+                ssthresh: 10 * MSS,
+                prior_cwnd: 20 * MSS,
+                mss: MSS,
+                una_advanced: false,
+            });
+            let n = (n / u64::from(MSS)) as u32;
+            sent.push(n);
+            out += n * MSS;
+            pipe = pipe - MSS + n * MSS;
+        }
+        assert_eq!(sent, [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]);
+        // Below ssthresh PRR-SSRB grows back by what was delivered plus one segment.
+        let n = prr_sndcnt(&Prr {
+            prr_delivered: 20 * MSS,
+            prr_out: 10 * MSS,
+            delivered: MSS,
+            pipe: 5 * MSS,
+            ssthresh: 10 * MSS,
+            prior_cwnd: 20 * MSS,
+            mss: MSS,
+            una_advanced: true,
+        });
+        assert_eq!(n, u64::from(5 * MSS).min(u64::from(10 * MSS + MSS)));
+    }
 
     #[test]
     fn dsack_blocks_per_rfc_2883() {
