@@ -173,6 +173,25 @@ impl TcpStream {
         Ok(())
     }
 
+    /// `SO_KEEPALIVE`: probe the peer after `net.ipv4.tcp_keepalive_time` of silence; a
+    /// peer that never answers ends the connection with `TimedOut`.
+    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
+        let h = self.inner.h;
+        self.inner
+            .stack
+            .call(|s, now| s.set_keepalive(now, h, on))
+            .map_err(crate::error::to_io)
+    }
+
+    /// `TCP_CONGESTION`: the congestion control this connection uses from now on.
+    pub fn set_congestion(&self, algorithm: synq_core::congestion::Algorithm) -> io::Result<()> {
+        let h = self.inner.h;
+        self.inner
+            .stack
+            .call(|s, _| s.set_congestion(h, algorithm))
+            .map_err(crate::error::to_io)
+    }
+
     /// A snapshot of the connection (state, windows, RTT, queues), as `ss -ti` shows it.
     pub fn info(&self) -> Option<ConnInfo> {
         let h = self.inner.h;

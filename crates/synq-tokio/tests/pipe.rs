@@ -51,6 +51,14 @@ async fn echo_one_megabyte_both_ways_intact() {
     assert_eq!(conn.peer_addr().unwrap(), addr(7));
     assert_eq!(conn.local_addr().unwrap().ip().to_string(), CLIENT);
     conn.set_nodelay(true).unwrap();
+    // Socket options a server sets: keepalives on, Reno instead of the default CUBIC.
+    conn.set_keepalive(true).unwrap();
+    conn.set_congestion(synq_core::congestion::Algorithm::Reno)
+        .unwrap();
+    assert_eq!(
+        conn.info().unwrap().congestion,
+        synq_core::congestion::Algorithm::Reno
+    );
     let (mut r, mut w) = conn.into_split();
     let sent = data(1 << 20);
     let expect = sent.clone();
