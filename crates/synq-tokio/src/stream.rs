@@ -180,7 +180,7 @@ impl TcpStream {
         self.inner
             .stack
             .call(|s, now| s.set_keepalive(now, h, on))
-            .map_err(crate::error::to_io)
+            .map_err(to_io)
     }
 
     /// `TCP_CONGESTION`: the congestion control this connection uses from now on.
@@ -189,7 +189,7 @@ impl TcpStream {
         self.inner
             .stack
             .call(|s, _| s.set_congestion(h, algorithm))
-            .map_err(crate::error::to_io)
+            .map_err(to_io)
     }
 
     /// A snapshot of the connection (state, windows, RTT, queues), as `ss -ti` shows it.
