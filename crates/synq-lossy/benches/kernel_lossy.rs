@@ -55,6 +55,13 @@ fn commit() -> String {
     format!("commit {head}{}", if dirty { " (modified)" } else { "" })
 }
 
+/// The 1, 5 and 15 minute load averages.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn main() {
     if let Some(why) = kernel::unavailable() {
         println!("SKIP kernel_lossy: {why}");
@@ -67,6 +74,7 @@ fn main() {
     let limit_secs: u64 = env("SYNQ_LOSSY_LIMIT_SECS", 300);
     let limit = Duration::from_secs(limit_secs);
     let started = Instant::now();
+    let load_at_start = load();
     let say = |msg: String| {
         let _ = writeln!(
             std::io::stderr(),
@@ -148,6 +156,7 @@ fn main() {
         tcp,
         commit: commit(),
         seeds,
+        load: [load_at_start, load()],
     };
     let mut out = std::io::stdout().lock();
     report::render(&mut out, &setup, &results).expect("stdout");

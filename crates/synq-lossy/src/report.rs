@@ -139,6 +139,9 @@ pub struct Setup {
     pub commit: String,
     /// Seeds per row.
     pub seeds: Vec<u64>,
+    /// The host's load averages (`/proc/loadavg`) at the start and at the end: kernel times
+    /// are real time on a shared machine.
+    pub load: [String; 2],
 }
 
 /// A kernel run's time for medians: not done is infinite.
@@ -224,8 +227,9 @@ pub fn render(w: &mut dyn Write, s: &Setup, rows: &[RowResult]) -> io::Result<()
     }
     writeln!(
         w,
-        "median of {n} seed(s) ({:?}); Linux limit {} s of real time, synq {} virtual s\n",
-        s.seeds, s.limit_secs, s.synq_limit_secs
+        "median of {n} seed(s) ({:?}); Linux limit {} s of real time, synq {} virtual s; \
+         load average {} at the start, {} at the end\n",
+        s.seeds, s.limit_secs, s.synq_limit_secs, s.load[0], s.load[1]
     )?;
     let limit = format!("{} s", s.limit_secs);
     let synq_limit = format!("{} virtual s", s.synq_limit_secs);
