@@ -108,6 +108,7 @@ fn main() {
             row: *row,
             kernel: Vec::new(),
             synq: Vec::new(),
+            synq_bytes_by_limit: Vec::new(),
         };
         for &seed in &seeds {
             let t = Instant::now();
@@ -143,6 +144,10 @@ fn main() {
                 }
             ));
             r.synq.push((seed, s.map_err(|e| e.to_string())));
+            // What synq moved in the kernel's limit, for rows neither side finishes.
+            let by = synq::transfer(&bin, *row, bytes, rtt_us, seed, limit_secs, SYNQ_WALL);
+            r.synq_bytes_by_limit
+                .push(by.ok().map(|x| x.bytes_received));
         }
         results.push(r);
     }

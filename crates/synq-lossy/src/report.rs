@@ -116,6 +116,9 @@ pub struct RowResult {
     pub kernel: Vec<(u64, Result<KernelRun, String>)>,
     /// Per seed, synq's.
     pub synq: Vec<(u64, Result<SynqRun, String>)>,
+    /// Per seed, the bytes synq's receiver read by the kernel's limit in virtual time
+    /// (a second run with that limit), to set beside a kernel run that did not finish.
+    pub synq_bytes_by_limit: Vec<Option<u64>>,
 }
 
 /// The conditions common to every row.
@@ -257,12 +260,30 @@ pub fn render(w: &mut dyn Write, s: &Setup, rows: &[RowResult]) -> io::Result<()
             .collect();
         let (kc, kv) = time_cell(&kt, &kb, &limit);
         let (sc, sv) = time_cell(&st, &sb, &synq_limit);
-        writeln!(
-            w,
-            "| {} | {kc} | {sc} | {} |",
-            r.row.label(),
-            ratio_cell(sv, kv, s.limit_secs as f64, s.synq_limit_secs as f64)
-        )?;
+        let mut ratio = ratio_cell(sv, kv, s.limit_secs as f64, s.synq_limit_secs as f64);
+        if kv.is_none() && sv.is_none() {
+            // Neither finished: what each moved in the kernel's limit says more.
+            let kernel_bytes: Vec<f64> = r
+                .kernel
+                .iter()
+                .filter_map(|(_, k)| k.as_ref().ok())
+                .map(|k| k.bytes_received as f64)
+                .collect();
+            let synq_bytes: Vec<f64> = r
+                .synq_bytes_by_limit
+                .iter()
+                .flatten()
+                .map(|&b| b as f64)
+                .collect();
+            if let (Some(k), Some(x)) = (median(&kernel_bytes), median(&synq_bytes)) {
+                ratio = format!(
+                    "– (by {limit}: synq {}, Linux {})",
+                    megabytes(x),
+                    megabytes(k)
+                );
+            }
+        }
+        writeln!(w, "| {} | {kc} | {sc} | {ratio} |", r.row.label())?;
     }
     writeln!(
         w,
@@ -307,7 +328,8 @@ pub fn render(w: &mut dyn Write, s: &Setup, rows: &[RowResult]) -> io::Result<()
     )?;
     writeln!(w, "|---|---|---|---|---|---|---|---|---|")?;
     for r in rows {
-        for ((seed, k), (_, x)) in r.kernel.iter().zip(&r.synq) {
+        let by_limit = r.synq_bytes_by_limit.iter().chain(std::iter::repeat(&None));
+        for (((seed, k), (_, x)), by) in r.kernel.iter().zip(&r.synq).zip(by_limit) {
             let (kt, srtt, fwd, qd) = match k {
                 Ok(k) => (
                     match k.secs {
@@ -336,9 +358,13 @@ pub fn render(w: &mut dyn Write, s: &Setup, rows: &[RowResult]) -> io::Result<()
                         secs(x.virtual_secs)
                     } else {
                         format!(
-                            "not done in {synq_limit} ({}, {})",
+                            "not done in {synq_limit} ({}, {}{})",
                             megabytes(x.bytes_received as f64),
-                            x.failure.as_deref().unwrap_or("not intact")
+                            x.failure.as_deref().unwrap_or("not intact"),
+                            by.map_or(String::new(), |b| format!(
+                                "; {} by {limit}",
+                                megabytes(b as f64)
+                            ))
                         )
                     },
                     format!(
@@ -416,6 +442,85 @@ mod tests {
         );
         assert_eq!(median(&[f64::INFINITY, f64::INFINITY]), Some(f64::INFINITY));
         assert_eq!(median(&[f64::NAN, 5.0]), Some(5.0));
+    }
+
+    fn kernel(secs: Option<f64>, bytes: u64) -> KernelRun {
+        KernelRun {
+            secs,
+            bytes_received: bytes,
+            intact: secs.is_some(),
+            error: None,
+            counters: [("TcpRetransSegs".to_string(), 7)].into_iter().collect(),
+            srtt_us: vec![100, 200],
+            link: Default::default(),
+            queue_drops: [0, 0],
+        }
+    }
+
+    fn synq(secs: f64, intact: bool, bytes: u64) -> SynqRun {
+        SynqRun {
+            virtual_secs: secs,
+            intact,
+            bytes_received: bytes,
+            failure: (!intact).then(|| "time limit".into()),
+            counters: [("TcpRetransSegs".to_string(), 9)].into_iter().collect(),
+            packets_sent: 10,
+            packets_lost: 1,
+            packets_duplicated: 0,
+            wall_secs: 0.01,
+        }
+    }
+
+    #[test]
+    fn the_report_sets_both_sides_side_by_side() {
+        let setup = Setup {
+            bytes: 4_000_000,
+            limit_secs: 300,
+            synq_limit_secs: 3600,
+            rtt: Rtt {
+                samples_us: vec![90.0, 100.0, 120.0],
+            },
+            rtt_us: 100,
+            clean: None,
+            tcp: "cubic".into(),
+            commit: "commit abc".into(),
+            seeds: vec![1],
+            load: ["0".into(), "0".into()],
+        };
+        let row = |p: &str| Row::parse(p).unwrap();
+        let rows = [
+            RowResult {
+                row: row("1/2/1"),
+                kernel: vec![(1, Ok(kernel(Some(0.5), 4_000_000)))],
+                synq: vec![(1, Ok(synq(2.0, true, 4_000_000)))],
+                synq_bytes_by_limit: vec![Some(4_000_000)],
+            },
+            RowResult {
+                row: row("25/10/5"),
+                kernel: vec![(1, Ok(kernel(None, 150_000)))],
+                synq: vec![(1, Ok(synq(3600.0, false, 720_000)))],
+                synq_bytes_by_limit: vec![Some(300_000)],
+            },
+        ];
+        let mut out = Vec::new();
+        render(&mut out, &setup, &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("| 1 % / 2 % / 1 % | 0.500 | 2.000 | 4.00 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| 25 % / 10 % / 5 % | not done in 300 s (0.15 MB) | not done in 3600 \
+                 virtual s (0.72 MB) | – (by 300 s: synq 0.30 MB, Linux 0.15 MB) |"
+            ),
+            "{text}"
+        );
+        // Counters synq does not keep show as a dash, the ones it keeps as numbers.
+        assert!(
+            text.contains("| | synq | – | – | – | – | – | – | 9 | 1 / 0 |"),
+            "{text}"
+        );
     }
 
     #[test]
