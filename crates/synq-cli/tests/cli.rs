@@ -1,19 +1,10 @@
 //! The command-line contract: JSON keys, exit codes, one-line errors.
 
+mod common;
+
+use common::{json, read_pcap, synq};
 use std::process::Command;
 use synq_sim::scenario::LISTEN_COUNTERS;
-
-fn synq(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_synq"))
-        .args(args)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn transfer_json_contract() {
@@ -194,12 +185,6 @@ fn help_works() {
     ] {
         assert_eq!(synq(args).0, 0, "{args:?}");
     }
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let (code, out, err) = synq(args);
-    assert_eq!(code, 0, "{args:?}: {err}");
-    serde_json::from_str(out.trim()).unwrap()
 }
 
 #[test]
@@ -819,19 +804,6 @@ fn sysctl_from_host_takes_legal_host_values() {
     assert_eq!(v["net.ipv4.tcp_max_syn_backlog"], -5);
     assert_eq!(v["net.ipv4.tcp_fin_timeout"], -1);
     assert_eq!(v["net.ipv4.tcp_rmem"], "10\t5\t1");
-}
-
-/// The packets of a capture file: (timestamp in µs, bytes).
-fn read_pcap(path: &std::path::Path) -> Vec<(u128, Vec<u8>)> {
-    let f = std::fs::File::open(path).unwrap();
-    let mut r = pcap_file::pcap::PcapReader::new(f).unwrap();
-    assert_eq!(r.header().datalink, pcap_file::DataLink::RAW);
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        let p = p.unwrap();
-        out.push((p.timestamp.as_micros(), p.data.into_owned()));
-    }
-    out
 }
 
 #[test]

@@ -2,27 +2,12 @@
 //! table, CSV, the timeline, plots that decode, captures that parse back, scenario files
 //! and their errors.
 
+mod common;
+
+use common::{json, synq};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use synq_sim::scenario::LISTEN_COUNTERS;
-
-fn synq(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_synq"))
-        .args(args)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let (code, out, err) = synq(args);
-    assert_eq!(code, 0, "{args:?}: {err}");
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
 
 /// A fresh directory for one test's files.
 fn dir(test: &str) -> PathBuf {
@@ -308,15 +293,12 @@ fn plots_decode_as_png_and_svg() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// The packets of a capture file.
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let f = std::fs::File::open(path).unwrap();
-    let mut r = pcap_file::pcap::PcapReader::new(f).unwrap();
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        out.push(p.unwrap().data.into_owned());
-    }
-    out
+/// The packets of a capture file, without their times.
+fn capture(path: &Path) -> Vec<Vec<u8>> {
+    common::read_pcap(path)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
 }
 
 #[test]
@@ -331,7 +313,7 @@ fn flood_with_legit_capture_parses_back_with_every_packet() {
         s(&path),
         "--json",
     ]);
-    let packets = read_pcap(&path);
+    let packets = capture(&path);
     let c = &v["counters"];
     // The server's every packet in and out (the links lose none in this scenario).
     let expected = c["IpInReceives"].as_u64().unwrap() + c["IpOutRequests"].as_u64().unwrap();
@@ -353,8 +335,8 @@ fn flood_with_legit_capture_parses_back_with_every_packet() {
         s(&d.join("c.pcap")),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(!read_pcap(&d.join("c.linux.pcap")).is_empty());
-    assert!(!read_pcap(&d.join("c.bsd.pcap")).is_empty());
+    assert!(!capture(&d.join("c.linux.pcap")).is_empty());
+    assert!(!capture(&d.join("c.bsd.pcap")).is_empty());
     std::fs::remove_dir_all(&d).unwrap();
 }
 

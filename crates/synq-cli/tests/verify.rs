@@ -2,24 +2,11 @@
 //! TUN exist; elsewhere it must refuse with exit status 2 and one line), its JSON, and its
 //! usage errors.
 
+mod common;
+
+use common::{synq, text};
 use std::io::Write;
-use std::process::{Command, Output};
-
-fn synq(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_synq"))
-        .args(args)
-        .output()
-        .expect("runs");
-    text(out)
-}
-
-fn text(out: Output) -> (i32, String, String) {
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::process::Command;
 
 /// Print SKIP so a plain `cargo test` shows it: libtest captures `println!`, not writes to
 /// the stderr handle itself.

