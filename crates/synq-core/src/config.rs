@@ -85,6 +85,9 @@ pub struct Config {
     pub tcp_congestion_control: crate::congestion::Algorithm,
     /// `net.ipv4.tcp_dsack`: report duplicate segments in a DSACK block (RFC 2883).
     pub tcp_dsack: bool,
+    /// `net.ipv4.tcp_frto`: F-RTO (RFC 5682, SACK-enhanced) after an RTO; non-zero is on
+    /// (Linux keeps a `u8` and reads it as a switch).
+    pub tcp_frto: u8,
     /// `net.ipv4.tcp_rmem`: min, default, max receive buffer bytes. The max is
     /// memory-dependent on Linux (32 MiB on a 24 GiB 6.18 machine); with `net.core.rmem_max`
     /// it sets the window scale we offer.
@@ -154,6 +157,7 @@ impl Default for Config {
             tcp_window_scaling: true,
             tcp_sack: true,
             tcp_dsack: true,
+            tcp_frto: 2,
             tcp_moderate_rcvbuf: true,
             tcp_recovery: 1,
             tcp_reordering: 3,
@@ -306,6 +310,7 @@ const KNOBS: &[Knob] = &[
     knob!("net.ipv4.tcp_window_scaling", bool tcp_window_scaling, switch),
     knob!("net.ipv4.tcp_sack", bool tcp_sack, switch),
     knob!("net.ipv4.tcp_dsack", bool tcp_dsack, switch),
+    knob!("net.ipv4.tcp_frto", tcp_frto, |v| int(v, 0u8, 255)),
     knob!("net.ipv4.tcp_moderate_rcvbuf", bool tcp_moderate_rcvbuf, switch),
     knob!("net.ipv4.tcp_recovery", tcp_recovery, |v| int(
         v,
@@ -575,6 +580,7 @@ mod tests {
             ("net.ipv4.tcp_timestamps", "3"),
             ("net.ipv4.tcp_abort_on_overflow", "255"),
             ("net.ipv4.tcp_sack", "2"),
+            ("net.ipv4.tcp_frto", "255"),
             ("net.ipv4.tcp_window_scaling", "2"),
             ("net.ipv4.tcp_retries2", "0"),
             ("net.ipv4.tcp_retries2", "255"),
@@ -598,6 +604,8 @@ mod tests {
             ("net.ipv4.tcp_syn_retries", "128"),
             ("net.ipv4.tcp_syncookies", "256"),
             ("net.ipv4.tcp_sack", "256"),
+            ("net.ipv4.tcp_frto", "256"),
+            ("net.ipv4.tcp_frto", "-1"),
             ("net.ipv4.tcp_migrate_req", "2"),
             ("net.ipv4.tcp_syn_linear_timeouts", "128"),
             ("net.ipv4.tcp_invalid_ratelimit", "-1"),

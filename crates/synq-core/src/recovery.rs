@@ -56,6 +56,10 @@ pub(crate) struct Delivered {
     /// one: a segment whose SACKs were all lost waited behind a hole, and its age is not a
     /// round trip.
     pub(crate) newest: Option<(Instant, bool)>,
+    /// The highest end of a delivered segment that was never retransmitted (Linux
+    /// `FLAG_ORIG_SACK_ACKED` compares it with `high_seq`): after an RTO it says the
+    /// original data was arriving all along (F-RTO, RFC 5682 §3.1 step 3.b).
+    pub(crate) original_end: Option<SeqNumber>,
 }
 
 /// RACK's most recently delivered segment (RFC 8985 `RACK.xmit_ts`, `RACK.end_seq`,
@@ -210,6 +214,9 @@ impl Scoreboard {
                 latest = Some(*s);
             }
             d.retransmitted |= s.retx > 0;
+            if s.retx == 0 {
+                d.original_end = Some(d.original_end.map_or(s.end, |e| e.max(s.end)));
+            }
             if let Some(f) = fack.filter(|&f| s.retx == 0 && s.end < f) {
                 d.reordered = true;
                 d.reorder_distance = d.reorder_distance.max(f.distance_from(s.start));

@@ -59,10 +59,10 @@ pub fn mono_now() -> io::Result<f64> {
 pub const CC: &str = "cubic";
 
 /// The sender namespace's loss-recovery settings (stock for a new namespace: SACK, RACK,
-/// tail loss probes, DSACK), for the report.
+/// tail loss probes, DSACK, F-RTO), for the report.
 pub fn tcp_settings(link: &LossyLink) -> io::Result<String> {
     let mut out = vec![format!("congestion control {CC} (TCP_CONGESTION)")];
-    for k in ["tcp_sack", "tcp_recovery", "tcp_early_retrans", "tcp_dsack"] {
+    for k in ["tcp_sack", "tcp_recovery", "tcp_early_retrans", "tcp_dsack", "tcp_frto"] {
         let o = link
             .a()
             .command("cat")

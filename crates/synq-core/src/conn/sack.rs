@@ -64,6 +64,10 @@ pub(crate) struct SackPath {
     reordering: u32,
     /// What to restore if this recovery or RTO turns out spurious.
     undo: Option<Undo>,
+    /// F-RTO (RFC 5682 §3.1, Linux `tp->frto`) is judging the last RTO.
+    frto: bool,
+    /// F-RTO step 2.b: this ACK sends new data, not retransmissions (Linux `REXMIT_NEW`).
+    pub(crate) frto_new: bool,
     /// DSACK block for our next ACK.
     pub(crate) dsack: Option<(SeqNumber, SeqNumber)>,
     /// Start of the latest out-of-order segment received.
@@ -204,6 +208,7 @@ impl Connection {
     ) {
         let now = ctx.now;
         let mss = u32::from(self.eff_mss());
+        self.rec.frto_new = false;
         if d.reordered && !self.rec.reord_seen {
             ctx.counters.sack_reorder += 1;
             self.rec.reord_seen = true;
@@ -223,6 +228,9 @@ impl Connection {
             }
         }
         self.try_undo(ctx, seg, advanced);
+        if self.rec.ca == CaState::Loss && self.rec.frto {
+            self.frto(ctx, seg, advanced, &d);
+        }
         // Recovery and loss end when everything outstanding at their start is acknowledged.
         if advanced && self.rec.ca != CaState::Open && self.snd_una >= self.rec.high_seq {
             if self.rec.ca == CaState::Recovery {
@@ -254,7 +262,43 @@ impl Connection {
         } else if d.acked > 0 {
             self.grow_cwnd(now, d.acked);
         }
+        if self.rec.frto_new && self.data_to_send().is_none() {
+            // Step 2.b found nothing new to send: conventional recovery after all.
+            self.rec.frto_new = false;
+            self.rec.frto = false;
+        }
         self.arm_tlp(now);
+    }
+
+    /// F-RTO, SACK-enhanced (RFC 5682 §3.1 as Linux `tcp_process_loss`): after an RTO, an
+    /// ACK or SACK of data sent before it and never retransmitted means the timeout was
+    /// spurious (step 3.b), and the window is restored. The first ACK that moves SND.UNA
+    /// sends new data rather than retransmissions (step 2.b); a SACK or duplicate ACK after
+    /// that says the loss was real (step 3.a), and recovery goes on as usual.
+    fn frto(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, advanced: bool, d: &Delivered) {
+        if d.original_end.is_some_and(|e| e <= self.rec.high_seq) {
+            if let Some(u) = self.rec.undo {
+                ctx.counters.loss_undo += 1;
+                ctx.counters.spurious_rtos += 1;
+                self.undo(u);
+            }
+            self.rec.frto = false;
+            return;
+        }
+        if self.snd_nxt > self.rec.high_seq {
+            let dupack = !advanced && seg.payload.is_empty() && !seg.flags.fin();
+            if d.sacked > 0 || dupack {
+                self.rec.frto = false;
+            }
+        } else if advanced && self.snd_una < self.rec.high_seq {
+            self.rec.high_seq = self.snd_nxt;
+            let room = self.snd_una + self.snd_wnd > self.snd_nxt;
+            if self.unsent() > 0 && room {
+                self.rec.frto_new = true;
+            } else {
+                self.rec.frto = false;
+            }
+        }
     }
 
     /// Linux `tcp_enter_recovery`: the controller's ssthresh, PRR from here.
@@ -321,12 +365,19 @@ impl Connection {
             _ => false,
         };
         if undo {
-            self.cwnd = self.cwnd.max(u.cwnd);
-            self.ssthresh = self.ssthresh.max(u.ssthresh);
-            self.rec.board.unmark_lost();
-            self.rec.ca = CaState::Open;
-            self.rec.undo = None;
+            self.undo(u);
         }
+    }
+
+    /// Linux `tcp_undo_cwnd_reduction` with the loss marks forgotten: the window as it was.
+    fn undo(&mut self, u: Undo) {
+        self.cwnd = self.cwnd.max(u.cwnd);
+        self.ssthresh = self.ssthresh.max(u.ssthresh);
+        self.rec.board.unmark_lost();
+        self.rec.ca = CaState::Open;
+        self.rec.undo = None;
+        self.rec.frto = false;
+        self.rec.frto_new = false;
     }
 
     /// RFC 6937 as Linux `tcp_cwnd_reduction`: while the pipe is above ssthresh send in
@@ -428,11 +479,16 @@ impl Connection {
     /// An RTO on the SACK path (Linux `tcp_enter_loss`): every segment not SACKed is lost,
     /// one segment of window, resent in order as ACKs come. Returns false when the
     /// scoreboard holds nothing (the caller goes back to SND.UNA instead).
-    pub(super) fn sack_on_rto(&mut self) -> bool {
+    /// `repeat`: an earlier RTO on this SND.UNA went unanswered; `frto` is `tcp_frto`.
+    pub(super) fn sack_on_rto(&mut self, repeat: bool, frto: bool) -> bool {
         if self.rec.board.is_empty() {
             return false;
         }
         let mss = u32::from(self.eff_mss());
+        // RFC 5682 §3.1 step 1 as Linux `tcp_enter_loss`: judge this timeout unless it
+        // interrupts a recovery (a repeated timeout on the same SND.UNA is judged anew).
+        self.rec.frto = frto && (self.rec.ca == CaState::Open || repeat);
+        self.rec.frto_new = false;
         if self.rec.ca != CaState::Loss {
             // A recovery interrupted by the RTO keeps its undo point.
             if self.rec.ca == CaState::Open || self.rec.undo.is_none() {
@@ -454,6 +510,9 @@ impl Connection {
     /// A lost segment to resend now, if the window has room (Linux
     /// `tcp_xmit_retransmit_queue`: while the pipe is below cwnd).
     pub(super) fn lost_to_resend(&self) -> Option<(SeqNumber, SeqNumber)> {
+        if self.rec.frto_new {
+            return None;
+        }
         let s = self.rec.board.next_lost()?;
         (self.rec.board.pipe() < self.cwnd).then_some((s.start, s.end))
     }

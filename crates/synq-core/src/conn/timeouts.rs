@@ -116,10 +116,11 @@ impl Connection {
                     self.fail(ConnError::TimedOut);
                     return;
                 }
+                let repeat = self.retries > 0;
                 self.retries += 1;
                 self.backoff += 1;
                 self.rtt_probe = None;
-                if self.sack_ok && self.sack_on_rto() {
+                if self.sack_ok && self.sack_on_rto(repeat, ctx.config.tcp_frto != 0) {
                     // Resend what was not SACKed, from the scoreboard.
                     self.cc.on_rto();
                     return;

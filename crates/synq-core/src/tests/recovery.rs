@@ -264,3 +264,107 @@ fn a_fin_beyond_a_hole_counts_once_the_hole_fills() {
     let k = p.a.counters();
     assert_eq!((k.timeouts, k.retrans_segs), (0, 1), "{k:?}");
 }
+
+/// Warm a connection up, then for 150 ms drop every ACK B sends: the tail probe's answer
+/// is lost too and the RTO fires although every segment arrived. B sends no DSACK and no
+/// timestamps (Eifel cannot tell), so only F-RTO can.
+fn rto_after_lost_acks(frto: u8) -> (crate::Counters, crate::ConnInfo, crate::ConnInfo, usize) {
+    let ca = Config {
+        tcp_frto: frto,
+        ..Config::default()
+    };
+    let cb = Config {
+        tcp_dsack: false,
+        tcp_timestamps: 0,
+        ..Config::default()
+    };
+    let mut p = Pair::with(ca, cb);
+    let (c, s, _) = p.connected(false);
+    let data = pattern(300_000, 16);
+    assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(5)), data);
+    let before = p.a.info(c).unwrap();
+    let (from, to) = (p.now, p.now + Duration::from_millis(150));
+    p.filter = Some(Box::new(move |x: &Seg| {
+        x.a_to_b || x.at < from || x.at >= to
+    }));
+    let more = pattern(20 * 1448, 17);
+    let rtx_before = retransmissions(&p).len();
+    assert_eq!(p.transfer(true, c, s, &more, Duration::from_secs(5)), more);
+    p.run_for(Duration::from_secs(1));
+    let rtx = retransmissions(&p).len() - rtx_before;
+    (p.a.counters().clone(), before, p.a.info(c).unwrap(), rtx)
+}
+
+#[test]
+fn frto_undoes_an_rto_whose_data_had_arrived() {
+    let (k, before, after, rtx) = rto_after_lost_acks(2);
+    assert_eq!(k.timeouts, 1, "{k:?}");
+    // RFC 5682 §3.1 step 3.b: the ACK of the head's retransmission also covers segments
+    // never retransmitted and sent before the RTO. The timeout was spurious.
+    assert_eq!((k.spurious_rtos, k.loss_undo), (1, 1), "{k:?}");
+    assert_eq!(after.ca_state, "open");
+    assert!(after.ssthresh >= before.ssthresh, "{after:?} {before:?}");
+    assert!(after.cwnd >= before.cwnd, "{after:?} {before:?}");
+    // The probe and the head: nothing else went twice.
+    assert_eq!(rtx, 2, "{k:?}");
+
+    // With tcp_frto = 0 the same timeout costs the window: ssthresh falls and stays.
+    let (k, before, after, _) = rto_after_lost_acks(0);
+    assert_eq!(
+        (k.timeouts, k.spurious_rtos, k.loss_undo),
+        (1, 0, 0),
+        "{k:?}"
+    );
+    assert!(after.ssthresh < before.cwnd, "{after:?} {before:?}");
+}
+
+#[test]
+fn frto_sends_new_data_then_finds_the_loss_real() {
+    // A send buffer that holds more than the first flight, so new data is waiting.
+    let ca = Config {
+        tcp_frto: 2,
+        tcp_wmem: [4096, 262_144, 4_194_304],
+        ..Config::default()
+    };
+    let mut p = Pair::with(ca, Config::default());
+    let (c, s, _) = p.connected(false);
+    // The first flight and the probe are lost (everything A sends for 100 ms), so the RTO
+    // fires with ten segments outstanding and more data waiting.
+    let until = p.now + Duration::from_millis(100);
+    p.filter = Some(Box::new(move |x: &Seg| {
+        !(x.a_to_b && x.len > 0 && x.at < until)
+    }));
+    let t0 = p.now;
+    let base = p.a.info(c).unwrap().snd_nxt;
+    let data = pattern(60 * 1448, 18);
+    assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(10)), data);
+    let k = p.a.counters();
+    assert_eq!(
+        (k.timeouts, k.spurious_rtos, k.loss_undo),
+        (1, 0, 0),
+        "{k:?}"
+    );
+    let sent = data_after(&p, t0, base);
+    let rto = sent
+        .iter()
+        .position(|&(ms, ..)| ms >= 100)
+        .expect("a segment after the blackout");
+    // At the RTO the head goes again; its ACK (SND.UNA moves one segment) lets two new
+    // segments out (step 2.b), beyond all that was sent before; their SACKs show the rest
+    // of the flight lost (step 3.a), and it is resent in order.
+    let flight = sent[..rto]
+        .iter()
+        .map(|&(_, off, len)| off + len as u32)
+        .max()
+        .unwrap();
+    assert_eq!(sent[rto].1, 0, "{sent:?}");
+    assert_eq!(
+        &sent[rto + 1..rto + 3]
+            .iter()
+            .map(|x| x.1)
+            .collect::<Vec<_>>(),
+        &[flight, flight + 1448],
+        "{sent:?}"
+    );
+    assert_eq!(sent[rto + 3].1, 1448, "{sent:?}");
+}
