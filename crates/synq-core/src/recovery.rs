@@ -205,6 +205,15 @@ impl Scoreboard {
         now: Instant,
         min_rtt: Option<Duration>,
     ) -> Delivered {
+        if self.segs.is_empty() {
+            // Nothing in flight: the peer's data segments on a receiving connection.
+            return Delivered::default();
+        }
+        if blocks.is_empty() {
+            if let Some(d) = self.on_plain_ack(ack, now) {
+                return d;
+            }
+        }
         let mut d = Delivered::default();
         let mut newest: Option<Seg> = None;
         let mut latest: Option<Seg> = None;
@@ -284,6 +293,48 @@ impl Scoreboard {
             }
         }
         d
+    }
+
+    /// The common ACK on a clean path: no SACK blocks, nothing SACKed above, and every
+    /// segment it covers whole sent once. Then the last one covered is both the newest
+    /// delivered and RACK's, and nothing was reordered. `None` when the ACK is not that
+    /// simple (the general walk in `on_ack` handles it).
+    fn on_plain_ack(&mut self, ack: SeqNumber, now: Instant) -> Option<Delivered> {
+        if self.sacked != 0 || self.fack.is_some_and(|f| f > ack) {
+            return None;
+        }
+        let mut last = None;
+        for s in &self.segs {
+            if s.end > ack {
+                if s.start < ack {
+                    return None;
+                }
+                break;
+            }
+            if s.retx > 0 || s.lost {
+                return None;
+            }
+            last = Some(*s);
+        }
+        let last = last?;
+        let acked = last.end.distance_from(self.segs.front()?.start);
+        self.total -= acked;
+        while self.segs.front().is_some_and(|s| s.end <= ack) {
+            self.segs.pop_front();
+        }
+        if self.rack.xmit.is_none() || last.order > self.rack.order {
+            self.rack = Rack {
+                xmit: Some(last.sent),
+                order: last.order,
+                rtt: now - last.sent,
+            };
+        }
+        Some(Delivered {
+            acked,
+            newest: Some((last.sent, false)),
+            original_end: Some(last.end),
+            ..Delivered::default()
+        })
     }
 
     /// RACK (RFC 8985 §6.2 step 5): mark lost every segment not SACKed that was sent before

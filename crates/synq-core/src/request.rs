@@ -341,6 +341,10 @@ impl RequestTable {
 
     /// The FIFO whose front is due first (ties: the shorter interval).
     fn earliest(&self) -> Option<(Duration, TimerEntry)> {
+        // Every poll_timeout asks, and most stacks hold no request at all.
+        if self.timers.is_empty() {
+            return None;
+        }
         self.timers
             .iter()
             .filter_map(|(&k, q)| q.front().map(|&e| (k, e)))
@@ -372,6 +376,10 @@ impl RequestTable {
 
     /// The earliest timer entry (live or stale), for `poll_timeout` on a shared borrow.
     pub(crate) fn first_entry(&self) -> Option<Instant> {
+        // Entries left behind by requests that are gone wait for the next pop_due.
+        if self.len == 0 {
+            return None;
+        }
         self.earliest().map(|(_, e)| e.0)
     }
 

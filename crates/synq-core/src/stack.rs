@@ -475,7 +475,12 @@ impl Stack {
             self.tx_ready.push_back(key);
         }
         let deadline = slot.conn.deadline().map(|t| t.max(now));
-        if deadline != slot.armed {
+        // A deadline that only moved later keeps its earlier entry: the timer then wakes
+        // once early, finds nothing due and re-arms. Every ACK and send pushes the RTO or
+        // the probe timeout later, and this spares the timer set a removal and an insertion
+        // each time.
+        let later = matches!((deadline, slot.armed), (Some(d), Some(a)) if d > a);
+        if deadline != slot.armed && !later {
             if let Some(old) = slot.armed {
                 self.timers.remove(&(old, key));
             }

@@ -62,7 +62,13 @@ pub const CC: &str = "cubic";
 /// tail loss probes, DSACK, F-RTO), for the report.
 pub fn tcp_settings(link: &LossyLink) -> io::Result<String> {
     let mut out = vec![format!("congestion control {CC} (TCP_CONGESTION)")];
-    for k in ["tcp_sack", "tcp_recovery", "tcp_early_retrans", "tcp_dsack", "tcp_frto"] {
+    for k in [
+        "tcp_sack",
+        "tcp_recovery",
+        "tcp_early_retrans",
+        "tcp_dsack",
+        "tcp_frto",
+    ] {
         let o = link
             .a()
             .command("cat")

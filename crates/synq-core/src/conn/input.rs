@@ -299,8 +299,11 @@ impl Connection {
         }
         self.arm_persist(now);
         let advanced = ack > self.snd_una;
-        let board =
-            (self.sack_ok && self.state.is_synchronized()).then(|| self.sack_scoreboard(ctx, seg));
+        // A receiver's view: nothing of ours in flight and no SACK news. The scoreboard has
+        // nothing to learn from such an ACK.
+        let idle = !advanced && self.snd_max == self.snd_una && seg.options.sack_blocks.is_empty();
+        let board = (self.sack_ok && self.state.is_synchronized() && !idle)
+            .then(|| self.sack_scoreboard(ctx, seg));
         if advanced {
             self.on_new_ack(ctx, seg, board.map(|(d, _)| d.newest));
         } else if let Some((sent, false)) = board.and_then(|(d, _)| d.newest) {
