@@ -113,6 +113,9 @@ pub struct Config {
     /// `net.ipv4.tcp_invalid_ratelimit`: ms between replies to invalid segments
     /// (challenge ACKs, duplicate SYNs, out-of-window ACKs).
     pub tcp_invalid_ratelimit_ms: u32,
+    /// `net.ipv4.tcp_challenge_ack_limit`: RFC 5961 challenge ACKs a second, host-wide;
+    /// `i32::MAX` (Linux 6.x's default) is no limit beyond the per-connection one.
+    pub tcp_challenge_ack_limit: i32,
     /// `net.ipv4.tcp_max_tw_buckets`: TIME_WAIT sockets held at most; beyond, none is kept
     /// (memory-dependent on Linux: 131072 on a 24 GiB machine; an `int`, and a negative value
     /// keeps none, as zero does).
@@ -173,6 +176,7 @@ impl Default for Config {
             tcp_keepalive_intvl: 75,
             tcp_keepalive_probes: 9,
             tcp_invalid_ratelimit_ms: 500,
+            tcp_challenge_ack_limit: i32::MAX,
             tcp_max_tw_buckets: 131_072,
             tcp_max_orphans: 131_072,
             tcp_migrate_req: false,
@@ -382,6 +386,11 @@ const KNOBS: &[Knob] = &[
         tcp_invalid_ratelimit_ms,
         |v| int(v, 0u32, u32::MAX)
     ),
+    knob!(
+        "net.ipv4.tcp_challenge_ack_limit",
+        tcp_challenge_ack_limit,
+        |v| int(v, i32::MIN, i32::MAX)
+    ),
     knob!("net.ipv4.tcp_max_tw_buckets", tcp_max_tw_buckets, |v| int(
         v,
         i32::MIN,
@@ -590,6 +599,8 @@ mod tests {
             ("net.ipv4.tcp_fin_timeout", "0"),
             ("net.ipv4.tcp_fin_timeout", "8589934"),
             ("net.ipv4.tcp_invalid_ratelimit", "2147483648"),
+            ("net.ipv4.tcp_challenge_ack_limit", "-2147483648"),
+            ("net.ipv4.tcp_challenge_ack_limit", "0"),
             ("net.ipv4.tcp_rmem", "1 1 1"),
             ("net.ipv4.tcp_wmem", "10 5 1"),
             ("net.ipv4.ip_local_port_range", "1 1"),
@@ -609,6 +620,7 @@ mod tests {
             ("net.ipv4.tcp_migrate_req", "2"),
             ("net.ipv4.tcp_syn_linear_timeouts", "128"),
             ("net.ipv4.tcp_invalid_ratelimit", "-1"),
+            ("net.ipv4.tcp_challenge_ack_limit", "2147483648"),
             ("net.ipv4.tcp_rmem", "0 0 0"),
             ("net.ipv4.tcp_rmem", "1 1 2147483648"),
             ("net.core.somaxconn", "-1"),

@@ -107,6 +107,9 @@ counters! {
     keepalive => "TcpExtTCPKeepAlive",
     /// Connections ended by unanswered keepalive probes.
     keepalive_timeouts => "SynqKeepAliveTimeouts",
+    /// Challenge ACKs not sent because the host-wide budget (`tcp_challenge_ack_limit`) was
+    /// spent for this second (Linux counts none).
+    challenge_ack_limited => "SynqChallengeACKLimited",
 }
 
 #[cfg(test)]

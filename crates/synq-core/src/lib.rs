@@ -47,6 +47,7 @@ pub mod error;
 pub mod time;
 
 mod buffer;
+mod challenge;
 mod cookie;
 mod hash;
 mod listener;

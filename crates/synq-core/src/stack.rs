@@ -4,6 +4,7 @@ mod passive;
 
 pub use passive::SynRecvInfo;
 
+use crate::challenge::ChallengeBudget;
 use crate::config::Config;
 use crate::conn::{emit, ev, rst_reply, ConnInfo, Connection, Ctx, Disposition, State};
 use crate::cookie::CookieKeys;
@@ -108,6 +109,7 @@ pub struct Stack {
     isn_secret: Secret,
     ts_secret: Secret,
     rng: ChaCha8Rng,
+    challenge: ChallengeBudget,
     orphans: u32,
     time_wait: u32,
     /// Scratch for `handle_timeout`, kept to avoid an allocation per call.
@@ -168,6 +170,8 @@ impl Stack {
             due: Vec::new(),
             due_reqs: Vec::new(),
             cookie_keys,
+            // Its own stream: the draws of `rng` (ports, keys) stay as they were.
+            challenge: ChallengeBudget::new(seed ^ 0x6368_616c_6c65_6e67),
             metrics: HashSet::with_hasher(hash),
         }
     }
@@ -201,6 +205,7 @@ impl Stack {
                 now,
                 config: &self.config,
                 counters: &mut self.counters,
+                challenge: &mut self.challenge,
             },
         )
     }
@@ -525,6 +530,7 @@ impl Stack {
                 now,
                 config: &self.config,
                 counters: &mut self.counters,
+                challenge: &mut self.challenge,
             };
             let Some(slot) = self.conns.get_mut(key) else {
                 self.tx_ready.pop_front();

@@ -20,10 +20,16 @@ impl Connection {
         }
     }
 
-    /// RFC 5961 challenge ACK, rate-limited per connection as Linux does.
+    /// RFC 5961 challenge ACK, rate-limited per connection and then host-wide
+    /// (`tcp_challenge_ack_limit`) as Linux does.
     pub(super) fn challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
         if self.rate_limited(ctx) {
             ctx.counters.ack_skipped_challenge += 1;
+        } else if !ctx
+            .challenge
+            .take(ctx.now, ctx.config.tcp_challenge_ack_limit)
+        {
+            ctx.counters.challenge_ack_limited += 1;
         } else {
             ctx.counters.challenge_ack += 1;
             self.ack = AckState::Now;

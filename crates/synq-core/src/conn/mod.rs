@@ -123,6 +123,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: Instant,
     pub(crate) config: &'a Config,
     pub(crate) counters: &'a mut Counters,
+    /// The stack's RFC 5961 challenge-ACK budget.
+    pub(crate) challenge: &'a mut crate::challenge::ChallengeBudget,
 }
 
 /// What the stack must do after a segment was processed.
@@ -562,6 +564,11 @@ pub struct ConnInfo {
     pub rcv_nxt: SeqNumber,
     /// Peer's window in bytes (scaled).
     pub snd_wnd: u32,
+    /// Largest window the peer has offered (RFC 5961 §5.2's MAX.SND.WND).
+    pub max_snd_wnd: u32,
+    /// Our window as last advertised, counted from RCV.NXT: the sequence numbers a
+    /// segment may start at (RFC 9293 §3.10.7.4).
+    pub rcv_wnd: u32,
     /// Congestion window in bytes.
     pub cwnd: u32,
     /// Slow-start threshold in bytes.

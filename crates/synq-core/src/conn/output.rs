@@ -329,6 +329,8 @@ impl Connection {
             snd_nxt: self.snd_nxt,
             rcv_nxt: self.rcv_nxt,
             snd_wnd: self.snd_wnd,
+            max_snd_wnd: self.max_snd_wnd,
+            rcv_wnd: self.rcv_adv.distance_from(self.rcv_nxt).min(1 << 30),
             cwnd: self.cwnd,
             ssthresh: self.ssthresh,
             srtt: self.rtt.srtt(),

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod blind;
 mod close;
 mod data;
 mod handshake;
