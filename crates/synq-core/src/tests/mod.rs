@@ -5,6 +5,7 @@ mod util;
 mod blind;
 mod close;
 mod data;
+mod exhaustion;
 mod handshake;
 mod listen;
 mod malformed;

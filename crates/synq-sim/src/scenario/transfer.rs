@@ -101,7 +101,10 @@ enum App {
     Receiver(Receiver),
 }
 
-/// Writes `total` pseudo-random bytes, then closes.
+/// Writes `total` pseudo-random bytes, then half-closes (`shutdown(SHUT_WR)`): it keeps
+/// its socket, as an application that wants to know its data arrived does, so a long
+/// stall runs into `tcp_retries2` (about 15 minutes) and not into an orphan's
+/// `tcp_orphan_retries` (about 100 s).
 struct Sender {
     conn: ConnHandle,
     total: u64,
@@ -182,7 +185,7 @@ impl Peer {
 
 impl Sender {
     /// Write until the send buffer is full (a Writable event comes when it drains) or all
-    /// is written; then close.
+    /// is written; then half-close.
     fn write(&mut self, stack: &mut Stack, now: Instant) {
         while self.sent < self.total {
             if self.pos == self.chunk.len() {
@@ -202,7 +205,7 @@ impl Sender {
         }
         if !self.closed {
             self.closed = true;
-            let _ = stack.close(now, self.conn);
+            let _ = stack.shutdown(now, self.conn);
         }
     }
 }
