@@ -12,4 +12,5 @@ mod malformed;
 mod receive;
 mod recovery;
 mod reset;
+mod secrets;
 mod transitions;
