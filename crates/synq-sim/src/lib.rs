@@ -81,6 +81,14 @@ pub struct LinkConfig {
     /// Packets waiting for serialization on this link; beyond it the link
     /// tail-drops. Only meaningful with a bandwidth.
     pub queue_limit: usize,
+    /// Probability a delivered packet (or copy) arrives with one bit flipped, anywhere in
+    /// it: the receiver's checksums must catch every one.
+    pub corrupt: f64,
+    /// Flapping: the link is down for `flap_down` at the start of every `flap_every`
+    /// (from time zero), and drops what is sent meanwhile. Zero `flap_every`: never.
+    pub flap_every: Duration,
+    /// How long each flap keeps the link down.
+    pub flap_down: Duration,
 }
 
 impl Default for LinkConfig {
@@ -94,6 +102,9 @@ impl Default for LinkConfig {
             duplicate: 0.0,
             bandwidth_bps: None,
             queue_limit: 1000,
+            corrupt: 0.0,
+            flap_every: Duration::ZERO,
+            flap_down: Duration::ZERO,
         }
     }
 }
@@ -106,6 +117,7 @@ impl LinkConfig {
             ("loss", self.loss),
             ("reorder", self.reorder),
             ("duplicate", self.duplicate),
+            ("corrupt", self.corrupt),
         ] {
             // NaN fails `contains`, so this also rejects it.
             if !(0.0..=1.0).contains(&p) {
@@ -113,6 +125,11 @@ impl LinkConfig {
                     "{name} must be a probability in [0, 1], got {p}"
                 )));
             }
+        }
+        if self.flap_every > Duration::ZERO && self.flap_down >= self.flap_every {
+            return Err(SimError::InvalidLink(
+                "flap_down must be shorter than flap_every (the link would never be up)".into(),
+            ));
         }
         if self.queue_limit == 0 {
             return Err(SimError::InvalidLink("queue_limit must be >= 1".into()));
@@ -146,6 +163,10 @@ pub struct LinkStats {
     pub reordered: u64,
     /// Bytes of delivered packets, duplicates included.
     pub bytes_delivered: u64,
+    /// Delivered packets (or copies) with a bit flipped by the corruption roll.
+    pub corrupted: u64,
+    /// Packets dropped because the link was down (flapping); counted in `lost` too.
+    pub down_drops: u64,
 }
 
 impl LinkStats {
@@ -157,6 +178,8 @@ impl LinkStats {
         self.duplicated += o.duplicated;
         self.reordered += o.reordered;
         self.bytes_delivered += o.bytes_delivered;
+        self.corrupted += o.corrupted;
+        self.down_drops += o.down_drops;
     }
 }
 
@@ -410,6 +433,8 @@ enum Outcome {
     Deliver {
         at: Instant,
         duplicate_at: Option<Instant>,
+        /// Bits to flip in the original and in the copy (bit index into the packet).
+        flip: [Option<usize>; 2],
     },
 }
 
@@ -890,8 +915,13 @@ impl<N: Driver> Network<N> {
         match outcome {
             Outcome::Lost => self.emit(from, Some(to), TapKind::Lost, packet),
             Outcome::QueueDrop => self.emit(from, Some(to), TapKind::QueueDrop, packet),
-            Outcome::Deliver { at, duplicate_at } => {
-                let copy = self.copy_of(packet);
+            Outcome::Deliver {
+                at,
+                duplicate_at,
+                flip,
+            } => {
+                let mut copy = self.copy_of(packet);
+                flip_bit(&mut copy, flip[0]);
                 self.push(
                     at,
                     EventKind::Deliver {
@@ -902,7 +932,8 @@ impl<N: Driver> Network<N> {
                 );
                 if let Some(at2) = duplicate_at {
                     self.emit(from, Some(to), TapKind::Duplicated, packet);
-                    let copy = self.copy_of(packet);
+                    let mut copy = self.copy_of(packet);
+                    flip_bit(&mut copy, flip[1]);
                     self.push(
                         at2,
                         EventKind::Deliver {
@@ -931,6 +962,13 @@ impl<N: Driver> Network<N> {
         let cfg = cfg.as_ref().unwrap_or(&self.default_link);
         stats.sent += 1;
 
+        if cfg.flap_every > Duration::ZERO
+            && now.total_micros() % cfg.flap_every.total_micros() < cfg.flap_down.total_micros()
+        {
+            stats.down_drops += 1;
+            stats.lost += 1;
+            return Outcome::Lost;
+        }
         if cfg.loss > 0.0 && rng.gen::<f64>() < cfg.loss {
             stats.lost += 1;
             return Outcome::Lost;
@@ -976,7 +1014,20 @@ impl<N: Driver> Network<N> {
         } else {
             None
         };
-        Outcome::Deliver { at, duplicate_at }
+        let mut flip = [None; 2];
+        if cfg.corrupt > 0.0 {
+            for (i, f) in flip.iter_mut().enumerate() {
+                if (i == 0 || duplicate_at.is_some()) && rng.gen::<f64>() < cfg.corrupt {
+                    stats.corrupted += 1;
+                    *f = Some(rng.gen_range(0..size.max(1) * 8));
+                }
+            }
+        }
+        Outcome::Deliver {
+            at,
+            duplicate_at,
+            flip,
+        }
     }
 
     fn copy_of(&mut self, packet: &[u8]) -> Vec<u8> {
@@ -989,6 +1040,13 @@ impl<N: Driver> Network<N> {
 
 fn to_instant(us: u128) -> Instant {
     Instant::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+}
+
+/// Flip bit `bit` (counted from the first byte's high bit) of `packet`, if any.
+fn flip_bit(packet: &mut [u8], bit: Option<usize>) {
+    if let Some(b) = bit.filter(|&b| b / 8 < packet.len()) {
+        packet[b / 8] ^= 0x80 >> (b % 8);
+    }
 }
 
 fn jitter(rng: &mut ChaCha8Rng, max: Duration) -> Duration {

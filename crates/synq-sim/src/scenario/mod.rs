@@ -1,6 +1,7 @@
 //! Ready-made experiments over simulated networks of real synq stacks.
 
 mod backlog;
+mod soak;
 mod transfer;
 pub mod workload;
 
@@ -9,6 +10,7 @@ pub use backlog::{
     synflood_tapped, BacklogParams, BacklogReport, ClientHost, ClientsReport, Flooder, Host,
     ListenerReport, OverflowParams, ServerHost, SocketRow, SynfloodParams, LISTEN_COUNTERS, PORT,
 };
+pub use soak::{soak, SoakParams, SoakReport};
 pub use transfer::{transfer, transfer_tapped, TransferParams, TransferReport};
 pub use workload::{
     builtin, run, run_tapped, run_with, RunParams, RunReport, Scenario, ScenarioError, BUILTINS,
