@@ -16,7 +16,6 @@ fn main() {
     if let Some(h) = env("SYNQ_SOAK_HOURS") {
         p.span = Duration::from_secs(h.saturating_mul(3600));
     }
-    let wall = std::time::Instant::now();
     let r = soak(&p).expect("soak runs");
     println!(
         "soak: {} connections of {} bytes over {} s (+{} s to settle), seed {}",
@@ -30,7 +29,6 @@ fn main() {
         "{}",
         serde_json::to_string_pretty(&r).expect("report serializes")
     );
-    println!("wall time {:.1} s", wall.elapsed().as_secs_f64());
     let errors: u64 = r.client_errors.values().sum();
     let ok = r.bad_bytes == 0
         && r.short_streams == 0
