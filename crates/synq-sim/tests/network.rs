@@ -572,6 +572,7 @@ fn tap_digest(seed: u64) -> ([u8; 32], u64) {
         duplicate: 0.05,
         bandwidth_bps: Some(10_000_000),
         queue_limit: 8,
+        ..LinkConfig::default()
     };
     let mut net = pair(seed, cfg, 2000, 1, Role::Echo);
     net.host_mut(0).size = 1200;
@@ -622,6 +623,8 @@ proptest! {
         jitter_us in 0..5000u64,
         bw in proptest::option::of(100_000..100_000_000u64),
         queue_limit in 1..20usize,
+        corrupt in 0.0..=1.0f64,
+        flap_ms in 0..50u64,
     ) {
         let cfg = LinkConfig {
             delay: Duration::from_micros(300),
@@ -632,6 +635,9 @@ proptest! {
             duplicate: dup,
             bandwidth_bps: bw,
             queue_limit,
+            corrupt,
+            flap_every: Duration::from_millis(50),
+            flap_down: Duration::from_millis(flap_ms),
         };
         let mut net = pair(seed, cfg, 200, 1, Role::Echo);
         net.run_until_idle();
@@ -639,7 +645,9 @@ proptest! {
         prop_assert_eq!(t.sent + t.duplicated, t.delivered + t.lost + t.queue_drops);
         let a = net.link_stats(0, 1);
         prop_assert_eq!(a.sent, 200);
-        prop_assert_eq!(net.host(1).received.len() as u64, a.delivered);
-        prop_assert_eq!(net.link_stats(1, 0).sent, a.delivered);
+        let received = net.host(1).received.len() as u64;
+        prop_assert_eq!(received, a.delivered);
+        // A corrupted address can make an echo unroutable.
+        prop_assert_eq!(net.link_stats(1, 0).sent + net.unroutable(), received);
     }
 }
