@@ -645,3 +645,50 @@ fn serve_usage_errors_exit_2() {
         assert!(!control.exists(), "{what}: a control socket was created");
     }
 }
+
+#[test]
+fn a_spoofed_syn_flood_does_not_stop_curl() {
+    if let Some(why) = real::unsupported(&["curl", "python3"]) {
+        real::skip("a_spoofed_syn_flood_does_not_stop_curl", &why);
+        return;
+    }
+    // Backlog 16: the flood fills the SYN queue at once and SYN cookies answer the rest.
+    let server = Server::start("flood", 80, 16, &["--app", "http"]);
+    let prefix = HOST.rsplit_once('.').unwrap().0.to_string();
+    let mut flood = server
+        .ns
+        .command("python3")
+        .arg(script("syn_flood.py"))
+        .args([&prefix, STACK, "80", "2000000", "8"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Meanwhile curl fetches the page again and again.
+    let out = server.dir.join("page");
+    let mut fetched = 0;
+    let started = std::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(6) && fetched < 50 {
+        let t = std::time::Instant::now();
+        assert_eq!(curl(&server, 80, "/", &out, 20), "200", "fetch {fetched}");
+        slowest = slowest.max(t.elapsed());
+        fetched += 1;
+    }
+    let flood_out = flood.wait_with_output().unwrap();
+    let c = counters(&server);
+    eprintln!(
+        "SYN flood over TUN: {} while curl fetched / {fetched} times (slowest {:.0} ms); \
+         SyncookiesSent {}, SyncookiesRecv {}, ListenDrops {}, PassiveOpens {}",
+        text(&flood_out.stdout).trim(),
+        slowest.as_secs_f64() * 1e3,
+        c["TcpExtSyncookiesSent"],
+        c["TcpExtSyncookiesRecv"],
+        c["TcpExtListenDrops"],
+        c["TcpPassiveOpens"]
+    );
+    assert!(fetched >= 5, "{fetched}");
+    // The flood did reach the listener and overflow its SYN queue.
+    assert!(c["TcpExtSyncookiesSent"] > 1000, "{c:?}");
+    assert_page(&server, 80);
+}
