@@ -655,7 +655,7 @@ fn a_spoofed_syn_flood_does_not_stop_curl() {
     // Backlog 16: the flood fills the SYN queue at once and SYN cookies answer the rest.
     let server = Server::start("flood", 80, 16, &["--app", "http"]);
     let prefix = HOST.rsplit_once('.').unwrap().0.to_string();
-    let mut flood = server
+    let flood = server
         .ns
         .command("python3")
         .arg(script("syn_flood.py"))
@@ -667,10 +667,10 @@ fn a_spoofed_syn_flood_does_not_stop_curl() {
     // Meanwhile curl fetches the page again and again.
     let out = server.dir.join("page");
     let mut fetched = 0;
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut slowest = Duration::ZERO;
     while started.elapsed() < Duration::from_secs(6) && fetched < 50 {
-        let t = std::time::Instant::now();
+        let t = Instant::now();
         assert_eq!(curl(&server, 80, "/", &out, 20), "200", "fetch {fetched}");
         slowest = slowest.max(t.elapsed());
         fetched += 1;
