@@ -211,3 +211,18 @@ fn forged_acks_are_counted_as_failed_cookies() {
     assert_eq!(r.cookies.failed, 1000, "{:?}", r.cookies);
     assert_eq!(r.cookies.accepted, 0);
 }
+
+#[test]
+fn scenario_files_in_the_docs_parse() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
