@@ -1,5 +1,6 @@
 //! The stack: demultiplexing, listeners, timers, transmit scheduling and the socket API.
 
+mod audit;
 mod passive;
 
 pub use passive::SynRecvInfo;
