@@ -722,6 +722,9 @@ impl Stack {
                 slot.unaccepted = false;
                 slot.conn.orphan = true;
                 slot.conn.abort();
+                // An orphan until freed, as Linux `inet_child_forget` counts it; `free`
+                // takes it off the gauge again.
+                self.orphans += 1;
             }
             self.touch(now, key);
         }
@@ -893,6 +896,9 @@ impl Stack {
                 slot.conn.orphan = true;
                 slot.conn.abort();
             }
+            // Counted while it sends its RST, as Linux's `tcp_close` counts every orphan
+            // before `tcp_check_oom`; `free` takes it off again.
+            self.orphans += 1;
         } else {
             self.orphans += 1;
             let (conns, mut ctx) = self.ctx(now);

@@ -10,4 +10,5 @@ mod malformed;
 mod receive;
 mod recovery;
 mod reset;
+mod state_machine;
 mod transitions;
