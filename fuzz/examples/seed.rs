@@ -25,6 +25,18 @@ use synq_sim::Capture;
 use synq_wire::{parse_packet, ChecksumMode};
 
 fn main() {
+    for model in Model::ALL {
+        let f = Fixture::new(model);
+        let states: Vec<_> = f.server.connections().map(|c| c.state).collect();
+        let listeners: Vec<_> = f
+            .server
+            .listeners()
+            .map(|l| (l.local, l.recv_q, l.syn_recv))
+            .collect();
+        println!(
+            "fixture {model}: connections {states:?}, listeners (Recv-Q, SYN-RECV) {listeners:?}"
+        );
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let captures = captures();
     wire_packet(&root.join("wire_packet"), &captures);
