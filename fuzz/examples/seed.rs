@@ -189,7 +189,7 @@ fn stack_packet(dir: &Path, captures: &[(String, Vec<Vec<u8>>)]) {
         .client
         .connect(f.now, core::net::SocketAddr::new(SERVER_ADDR, PORT4));
     grab(&mut f, "syn", &mut files);
-    f.now = f.now + Duration::from_secs(1);
+    f.now += Duration::from_secs(1);
     f.client.handle_timeout(f.now);
     grab(&mut f, "retransmit", &mut files);
     let all = encode_frames(fixture_pkts.iter().map(|p| (0x04u8, p.as_slice())));

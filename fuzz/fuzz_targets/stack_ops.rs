@@ -177,8 +177,10 @@ struct World {
 
 fuzz_target!(|input: Input| {
     let model = Model::ALL[usize::from(input.model) % 4];
-    let mut config = Config::default();
-    config.model = model;
+    let config = Config {
+        model,
+        ..Config::default()
+    };
     let mut server = Stack::new(config, 0x5eed);
     server.add_address(SERVER_ADDR);
     server.add_address(SERVER_ADDR6);

@@ -60,7 +60,7 @@ fn run(model: Model, data: &[u8]) {
         drain(&mut f.server, f.now, &SERVER, &mut out);
         let k = u32::from((frame.ctl >> 2) & 7);
         let step = Duration::from_millis(4u64.pow(k) - 1);
-        f.now = f.now + step;
+        f.now += step;
         fire(&mut f.server, f.now);
         drain(&mut f.server, f.now, &SERVER, &mut out);
         bounds.check(&f.server);

@@ -45,7 +45,7 @@ fn round_trip(p: &ParsedPacket<'_>) {
 fn options_round_trip(data: &[u8]) {
     let opts = TcpOptions::parse(data);
     let len = opts.len();
-    assert!(len <= 40 && len % 4 == 0, "options length {len}");
+    assert!(len <= 40 && len.is_multiple_of(4), "options length {len}");
     let mut buf = [0u8; 40];
     assert_eq!(opts.emit(&mut buf), len);
     let back = TcpOptions::parse(&buf[..len]);

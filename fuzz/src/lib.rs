@@ -269,8 +269,10 @@ impl Fixture {
     /// Server in `model` with two listeners, live connections (accepted and still queued,
     /// with data both ways and in flight), and half-open requests from spoofed SYNs.
     pub fn new(model: Model) -> Self {
-        let mut config = Config::default();
-        config.model = model;
+        let config = Config {
+            model,
+            ..Config::default()
+        };
         Self::with_configs(config, Config::default())
     }
 
