@@ -158,6 +158,9 @@ impl AcceptQueue {
     pub(crate) fn pop(&mut self) -> Option<Key> {
         self.queue.pop_front()
     }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Key> + '_ {
+        self.queue.iter()
+    }
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Key> + '_ {
         self.queue.drain(..)
     }

@@ -1,5 +1,6 @@
 //! The stack: demultiplexing, listeners, timers, transmit scheduling and the socket API.
 
+mod audit;
 mod passive;
 
 pub use passive::SynRecvInfo;
@@ -732,6 +733,9 @@ impl Stack {
                 slot.unaccepted = false;
                 slot.conn.orphan = true;
                 slot.conn.abort();
+                // An orphan until freed, as Linux `inet_child_forget` counts it; `free`
+                // takes it off the gauge again.
+                self.orphans += 1;
             }
             self.touch(now, key);
         }
@@ -903,6 +907,9 @@ impl Stack {
                 slot.conn.orphan = true;
                 slot.conn.abort();
             }
+            // Counted while it sends its RST, as Linux's `tcp_close` counts every orphan
+            // before `tcp_check_oom`; `free` takes it off again.
+            self.orphans += 1;
         } else {
             self.orphans += 1;
             let (conns, mut ctx) = self.ctx(now);

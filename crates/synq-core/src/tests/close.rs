@@ -122,3 +122,41 @@ fn fin_wait_2_orphan_times_out() {
         "tcp_fin_timeout released the orphan"
     );
 }
+
+/// Regression (found by the `calls_segments_and_time_keep_the_invariants` state machine):
+/// close_listener orphaned its unaccepted children without counting them, and `free` then
+/// took them off the orphan gauge anyway, so it drifted below the orphans alive and
+/// `tcp_max_orphans` let more in than it allows.
+#[test]
+fn closing_a_listener_counts_its_children_as_orphans() {
+    let cb = crate::Config {
+        tcp_max_orphans: 1,
+        ..crate::Config::default()
+    };
+    let mut p = Pair::with(crate::Config::default(), cb);
+    // The server's FINs never arrive: a closed connection stays an orphan in FIN_WAIT_1.
+    p.filter = Some(Box::new(|seg| seg.a_to_b || !seg.flags.fin()));
+    let (_, s1, l) = p.connected(false);
+    p.a.connect(p.now, core::net::SocketAddr::new(B4, 80))
+        .unwrap();
+    p.run_for(Duration::from_millis(100));
+    assert_eq!(p.b.listener_info(l).unwrap().recv_q, 1);
+    p.b.close(p.now, s1).unwrap();
+    p.b.close_listener(p.now, l);
+    p.b.audit().unwrap();
+    p.run_for(Duration::from_millis(100));
+    p.b.audit().unwrap();
+    assert_eq!(p.b.state(s1), Some(State::FinWait1));
+    // One orphan is alive and the limit is one: the next close() overflows.
+    let l2 =
+        p.b.listen(p.now, core::net::SocketAddr::new(B4, 81), 8)
+            .unwrap();
+    p.a.connect(p.now, core::net::SocketAddr::new(B4, 81))
+        .unwrap();
+    p.run_for(Duration::from_millis(100));
+    let (s3, _) = p.b.accept(p.now, l2).unwrap();
+    p.b.close(p.now, s3).unwrap();
+    assert_eq!(p.b.counters().orphan_overflow, 1);
+    p.run_for(Duration::from_millis(100));
+    p.b.audit().unwrap();
+}

@@ -13,4 +13,5 @@ mod receive;
 mod recovery;
 mod reset;
 mod secrets;
+mod state_machine;
 mod transitions;

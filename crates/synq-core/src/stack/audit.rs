@@ -1,0 +1,119 @@
+//! A read-only cross-check of the stack's bookkeeping, for property tests and fuzzing.
+//!
+//! Every queue, map and gauge the stack keeps has a second description somewhere else (a
+//! connection's `unaccepted` flag and the accept queues, `armed` and the timer set, the
+//! TIME_WAIT gauge and the connections in TIME_WAIT). [`Stack::audit`] walks both and says
+//! where they disagree; it changes nothing.
+
+use super::{Owner, Stack};
+use crate::conn::State;
+use crate::slab::Key;
+use std::collections::BTreeMap;
+
+impl Stack {
+    /// Check that the stack's internal records agree with each other: no connection in two
+    /// accept queues (or twice in one), every queued connection synchronized and unaccepted,
+    /// the 4-tuple map, timer set and transmit list matching the connections' own flags, the
+    /// per-listener SYN-queue counts matching the request table, and the gauges
+    /// (`TcpCurrEstab`, TIME_WAIT and orphan counts) matching the connections they count.
+    /// Returns the first disagreement found. Meant for tests and fuzzing; it costs a walk
+    /// over every record.
+    pub fn audit(&self) -> Result<(), String> {
+        let mut queued: BTreeMap<Key, Key> = BTreeMap::new();
+        for (lkey, l) in self.listeners.iter() {
+            if self.listener_by_addr.get(&l.local) != Some(&lkey) {
+                return Err(format!("listener {} missing from the address map", l.local));
+            }
+            for &key in l.accept.iter() {
+                if let Some(other) = queued.insert(key, lkey) {
+                    return Err(format!(
+                        "connection {key:?} queued twice (listeners {other:?} and {lkey:?})"
+                    ));
+                }
+                let Some(slot) = self.conns.get(key) else {
+                    return Err(format!("accept queue of {} holds a freed key", l.local));
+                };
+                if !slot.unaccepted {
+                    return Err(format!("{key:?} queued for accept but has a handle"));
+                }
+                if matches!(
+                    slot.conn.state,
+                    State::Listen | State::SynSent | State::SynReceived
+                ) {
+                    return Err(format!(
+                        "{key:?} queued for accept in {:?}",
+                        slot.conn.state
+                    ));
+                }
+            }
+            let held = self.requests.of_listener(lkey).count();
+            if held != l.syn.len as usize {
+                return Err(format!(
+                    "listener {}: SYN queue says {} requests, the table holds {held}",
+                    l.local, l.syn.len
+                ));
+            }
+        }
+        if self.listener_by_addr.len() != self.listeners.len() {
+            return Err("listener address map and listener table differ in size".into());
+        }
+        let (mut estab, mut tw, mut orphans) = (0u64, 0u32, 0u32);
+        for (key, slot) in self.conns.iter() {
+            if slot.unaccepted && !queued.contains_key(&key) {
+                return Err(format!("{key:?} unaccepted but in no accept queue"));
+            }
+            if slot.hashed != (self.by_tuple.get(&slot.conn.tuple) == Some(&key)) {
+                return Err(format!(
+                    "{key:?}: hashed flag disagrees with the 4-tuple map"
+                ));
+            }
+            if let Some(t) = slot.armed {
+                if !self.timers.contains(&(t, key)) {
+                    return Err(format!("{key:?} armed at {t} but not in the timer set"));
+                }
+            }
+            if slot.in_tx != self.tx_ready.contains(&key) {
+                return Err(format!("{key:?}: in_tx disagrees with the transmit list"));
+            }
+            if slot.in_events != self.events.contains(&Owner::Conn(key)) {
+                return Err(format!("{key:?}: in_events disagrees with the event queue"));
+            }
+            if slot.in_tw != (slot.conn.state == State::TimeWait) {
+                return Err(format!(
+                    "{key:?}: in TIME_WAIT count {} but state {:?}",
+                    slot.in_tw, slot.conn.state
+                ));
+            }
+            estab += u64::from(slot.conn.counted_estab);
+            tw += u32::from(slot.in_tw);
+            orphans += u32::from(slot.conn.orphan);
+        }
+        for &(t, key) in &self.timers {
+            if self.conns.get(key).map(|s| s.armed) != Some(Some(t)) {
+                return Err(format!("timer set holds a stale entry {key:?} at {t}"));
+            }
+        }
+        if self.by_tuple.len() != self.conns.iter().filter(|(_, s)| s.hashed).count() {
+            return Err("4-tuple map holds entries of no hashed connection".into());
+        }
+        if estab != self.counters.curr_estab {
+            return Err(format!(
+                "TcpCurrEstab {} but {estab} connections counted",
+                self.counters.curr_estab
+            ));
+        }
+        if tw != self.time_wait {
+            return Err(format!(
+                "TIME_WAIT gauge {} but {tw} connections",
+                self.time_wait
+            ));
+        }
+        if orphans != self.orphans {
+            return Err(format!(
+                "orphan gauge {} but {orphans} orphans",
+                self.orphans
+            ));
+        }
+        Ok(())
+    }
+}
