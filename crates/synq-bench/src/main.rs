@@ -1,0 +1,571 @@
+//! `synq-bench`: the same work through synq, smoltcp and (as root) the Linux kernel, in one
+//! process and one run, on one core each. Prints a table, or with `--json` one object.
+//!
+//! A handshake is the same work on each side: SYN, SYN-ACK, ACK, accept, then abort (an
+//! RST), creating and tearing down the connection included. synq runs as two stacks in
+//! memory handing packets to each other; smoltcp as one interface on its loopback device
+//! with 16 listening sockets on one port (it has no backlog); the kernel over loopback in a
+//! network namespace this program creates, from a Rust client on std::net.
+
+use clap::Parser;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use serde_json::json;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use std::alloc::System;
+use std::time::{Duration as Wall, Instant as WallInstant};
+use synq_core::{Config, ConnHandle, Instant, Stack, State};
+
+#[global_allocator]
+static HEAP: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+const PORT: u16 = 80;
+/// Connections per round, on every side (smoltcp's 16 listening sockets).
+const BATCH: usize = 16;
+
+/// One run, side by side.
+#[derive(Parser, Debug)]
+#[command(name = "synq-bench", version)]
+struct Args {
+    /// Seconds each timed measurement runs.
+    #[arg(long, default_value_t = 2.0)]
+    secs: f64,
+    /// One JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Internal: run the kernel's handshakes here (inside the namespace) and print the rate.
+    #[arg(long, hide = true)]
+    kernel_child: bool,
+}
+
+/// Run `round` until `secs` have passed; returns items per second (each round does `per`).
+fn rate(secs: f64, per: u64, mut round: impl FnMut()) -> f64 {
+    let limit = Wall::from_secs_f64(secs);
+    let start = WallInstant::now();
+    let mut n = 0u64;
+    while start.elapsed() < limit {
+        round();
+        n += per;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Hand every packet each stack has to the other until both are quiet (bounded).
+fn pump(now: Instant, a: &mut Stack, b: &mut Stack, buf: &mut Vec<u8>) {
+    for _ in 0..1000 {
+        let mut moved = false;
+        while let Some(n) = a.poll_transmit(now, buf) {
+            b.handle_packet(now, &buf[..n]);
+            moved = true;
+        }
+        while let Some(n) = b.poll_transmit(now, buf) {
+            a.handle_packet(now, &buf[..n]);
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("the stacks kept talking");
+}
+
+fn stacks(config: &Config) -> (Stack, Stack) {
+    let mut client = Stack::new(config.clone(), 1);
+    client.add_address(A);
+    let mut server = Stack::new(config.clone(), 2);
+    server.add_address(B);
+    (client, server)
+}
+
+/// synq: BATCH connects, the handshakes, accept, abort on both sides; repeat.
+fn synq_handshakes(secs: f64) -> f64 {
+    let (mut client, mut server) = stacks(&Config::default());
+    let l = server
+        .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
+        .expect("listen");
+    let mut buf = Vec::with_capacity(2048);
+    let mut t = Instant::from_secs(1);
+    let mut conns: Vec<ConnHandle> = Vec::with_capacity(BATCH);
+    let mut accepted: Vec<ConnHandle> = Vec::with_capacity(BATCH);
+    rate(secs, BATCH as u64, || {
+        t += synq_core::Duration::from_micros(10);
+        conns.clear();
+        accepted.clear();
+        for _ in 0..BATCH {
+            conns.push(
+                client
+                    .connect(t, SocketAddr::new(B, PORT))
+                    .expect("connect"),
+            );
+        }
+        pump(t, &mut client, &mut server, &mut buf);
+        while let Ok((s, _)) = server.accept(t, l) {
+            accepted.push(s);
+        }
+        assert_eq!(accepted.len(), BATCH, "every handshake completes");
+        for &c in &conns {
+            client.abort(t, c).expect("abort");
+        }
+        for &s in &accepted {
+            let _ = server.abort(t, s);
+        }
+        pump(t, &mut client, &mut server, &mut buf);
+    })
+}
+
+mod smol {
+    use super::{rate, BATCH};
+    use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+    use smoltcp::phy::{Loopback, Medium};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::{Duration, Instant};
+    use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+    const PORT: u16 = 1234;
+
+    struct Rig {
+        device: Loopback,
+        iface: Interface,
+        sockets: SocketSet<'static>,
+        now: Instant,
+    }
+
+    impl Rig {
+        fn new() -> Self {
+            let mut device = Loopback::new(Medium::Ip);
+            let now = Instant::from_millis(0);
+            let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, now);
+            iface.update_ip_addrs(|a| {
+                a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8))
+                    .expect("one address");
+            });
+            Self {
+                device,
+                iface,
+                sockets: SocketSet::new(Vec::new()),
+                now,
+            }
+        }
+
+        fn socket(&mut self, buffer: usize) -> SocketHandle {
+            let rx = tcp::SocketBuffer::new(vec![0; buffer]);
+            let tx = tcp::SocketBuffer::new(vec![0; buffer]);
+            self.sockets.add(tcp::Socket::new(rx, tx))
+        }
+
+        fn poll(&mut self) {
+            self.now += Duration::from_micros(10);
+            self.iface
+                .poll(self.now, &mut self.device, &mut self.sockets);
+        }
+    }
+
+    /// BATCH listening sockets on one port and BATCH clients: connect, establish, abort.
+    pub(super) fn handshakes(secs: f64) -> f64 {
+        let mut rig = Rig::new();
+        let servers: Vec<_> = (0..BATCH).map(|_| rig.socket(1500)).collect();
+        let clients: Vec<_> = (0..BATCH).map(|_| rig.socket(1500)).collect();
+        let mut port = 49152u16;
+        rate(secs, BATCH as u64, || {
+            for &s in &servers {
+                rig.sockets
+                    .get_mut::<tcp::Socket>(s)
+                    .listen(PORT)
+                    .expect("listen");
+            }
+            for &c in &clients {
+                port = if port == u16::MAX { 49152 } else { port + 1 };
+                let cx = rig.iface.context();
+                rig.sockets
+                    .get_mut::<tcp::Socket>(c)
+                    .connect(cx, (IpAddress::v4(127, 0, 0, 1), PORT), port)
+                    .expect("connect");
+            }
+            for _ in 0..100 {
+                rig.poll();
+                let done = servers
+                    .iter()
+                    .chain(&clients)
+                    .all(|&h| rig.sockets.get::<tcp::Socket>(h).state() == tcp::State::Established);
+                if done {
+                    break;
+                }
+            }
+            assert!(
+                servers
+                    .iter()
+                    .all(|&h| rig.sockets.get::<tcp::Socket>(h).state() == tcp::State::Established),
+                "every handshake completes"
+            );
+            for &h in servers.iter().chain(&clients) {
+                rig.sockets.get_mut::<tcp::Socket>(h).abort();
+            }
+            rig.poll();
+        })
+    }
+
+    /// One stream through the loopback: bytes per second.
+    pub(super) fn bulk(secs: f64) -> f64 {
+        let mut rig = Rig::new();
+        let server = rig.socket(65536);
+        let client = rig.socket(65536);
+        rig.sockets
+            .get_mut::<tcp::Socket>(server)
+            .listen(PORT)
+            .expect("listen");
+        let cx = rig.iface.context();
+        rig.sockets
+            .get_mut::<tcp::Socket>(client)
+            .connect(cx, (IpAddress::v4(127, 0, 0, 1), PORT), 50000)
+            .expect("connect");
+        for _ in 0..100 {
+            rig.poll();
+        }
+        let chunk = vec![0x5au8; 65536];
+        let mut sink = vec![0u8; 65536];
+        let mut moved = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed().as_secs_f64() < secs {
+            let c = rig.sockets.get_mut::<tcp::Socket>(client);
+            let _ = c.send_slice(&chunk);
+            rig.poll();
+            let s = rig.sockets.get_mut::<tcp::Socket>(server);
+            while let Ok(n) = s.recv_slice(&mut sink) {
+                if n == 0 {
+                    break;
+                }
+                moved += n as u64;
+            }
+            rig.poll();
+        }
+        moved as f64 / start.elapsed().as_secs_f64()
+    }
+}
+
+/// synq: one stream between two stacks in memory, bytes per second.
+fn synq_bulk(secs: f64) -> f64 {
+    let (mut client, mut server) = stacks(&Config::default());
+    let l = server
+        .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
+        .expect("listen");
+    let mut t = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(2048);
+    let c = client
+        .connect(t, SocketAddr::new(B, PORT))
+        .expect("connect");
+    pump(t, &mut client, &mut server, &mut buf);
+    let (s, _) = server.accept(t, l).expect("accepted");
+    let chunk = vec![0x5au8; 65536];
+    let mut sink = vec![0u8; 65536];
+    let mut moved = 0u64;
+    let start = WallInstant::now();
+    while start.elapsed() < Wall::from_secs_f64(secs) {
+        t += synq_core::Duration::from_micros(10);
+        let _ = client.send(t, c, &chunk);
+        pump(t, &mut client, &mut server, &mut buf);
+        while let Ok(n) = server.recv(t, s, &mut sink) {
+            if n == 0 {
+                break;
+            }
+            moved += n as u64;
+        }
+        pump(t, &mut client, &mut server, &mut buf);
+    }
+    moved as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A listener fed spoofed SYNs from distinct sources: SYNs handled per second.
+fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool) -> f64 {
+    let mut c = Config::default();
+    c.set("net.ipv4.tcp_syncookies", cookies).expect("valid");
+    c.set("net.core.somaxconn", "2147483647").expect("valid");
+    c.set("net.ipv4.tcp_max_syn_backlog", "2147483647")
+        .expect("valid");
+    let (mut client, mut server) = stacks(&c);
+    let backlog = if accept_queue_full { 0 } else { i32::MAX };
+    let l = server
+        .listen(Instant::ZERO, SocketAddr::new(B, PORT), backlog)
+        .expect("listen");
+    let t = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(2048);
+    if accept_queue_full {
+        // One connection nobody accepts fills a backlog-0 queue (Linux holds backlog + 1).
+        client
+            .connect(t, SocketAddr::new(B, PORT))
+            .expect("connect");
+        pump(t, &mut client, &mut server, &mut buf);
+        assert_eq!(server.listener_info(l).map(|i| i.recv_q), Some(1));
+    }
+    // 2^20 distinct spoofed SYNs, prepared outside the timing.
+    let syns: Vec<Vec<u8>> = (0..1u32 << 20)
+        .map(|i| {
+            let mut p = Vec::new();
+            synq_sim::scenario::spoofed_syn(
+                i,
+                i.wrapping_mul(2_654_435_761),
+                SocketAddr::new(B, PORT),
+                &mut p,
+            );
+            p
+        })
+        .collect();
+    let mut i = 0usize;
+    rate(secs, 1024, || {
+        for _ in 0..1024 {
+            server.handle_packet(t, &syns[i % syns.len()]);
+            while server.poll_transmit(t, &mut buf).is_some() {}
+            i += 1;
+        }
+    })
+}
+
+/// A cookies-only listener fed ACKs with guessed cookies: each one is parsed, looked up
+/// and checked (and fails). ACKs handled per second.
+fn forged_ack_rate(secs: f64) -> f64 {
+    let mut c = Config::default();
+    c.set("net.ipv4.tcp_syncookies", "2").expect("valid");
+    let (_, mut server) = stacks(&c);
+    server
+        .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
+        .expect("listen");
+    let t = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(2048);
+    // One cookie sent makes the listener check cookie ACKs (Linux: within two minutes).
+    let mut p = Vec::new();
+    synq_sim::scenario::spoofed_syn(0, 0, SocketAddr::new(B, PORT), &mut p);
+    server.handle_packet(t, &p);
+    while server.poll_transmit(t, &mut buf).is_some() {}
+    let acks: Vec<Vec<u8>> = (0..4096u32)
+        .map(|i| {
+            let mut out = Vec::new();
+            let (seq, ack) = (i.wrapping_mul(7), i.wrapping_mul(2_654_435_761));
+            synq_sim::scenario::forged_ack(i + 1, seq, ack, SocketAddr::new(B, PORT), &mut out);
+            out
+        })
+        .collect();
+    let mut i = 0;
+    let r = rate(secs, 1024, || {
+        for _ in 0..1024 {
+            server.handle_packet(t, &acks[i % acks.len()]);
+            while server.poll_transmit(t, &mut buf).is_some() {}
+            i += 1;
+        }
+    });
+    assert!(server.counters().syncookies_failed > 0);
+    r
+}
+
+/// Live heap bytes `make` adds (measured while what it returns is alive), per item.
+fn bytes_per<T>(n: usize, make: impl FnOnce(usize) -> T) -> f64 {
+    let region = Region::new(HEAP);
+    let kept = make(n);
+    let s = region.change();
+    drop(kept);
+    let live =
+        s.bytes_allocated as i128 - s.bytes_deallocated as i128 + s.bytes_reallocated as i128;
+    live as f64 / n as f64
+}
+
+/// A listener stack without cookies and without limits that matter here.
+fn big_listener() -> Stack {
+    let mut c = Config::default();
+    c.set("net.ipv4.tcp_syncookies", "0").expect("valid");
+    c.set("net.core.somaxconn", "2147483647").expect("valid");
+    c.set("net.ipv4.tcp_max_syn_backlog", "2147483647")
+        .expect("valid");
+    let mut server = Stack::new(c, 2);
+    server.add_address(B);
+    server
+        .listen(Instant::ZERO, SocketAddr::new(B, PORT), i32::MAX)
+        .expect("listen");
+    server
+}
+
+/// The final ACK for spoofed SYN `syn` that `server` answered with `synack`.
+fn final_ack(syn: &[u8], synack: &[u8], out: &mut Vec<u8>) {
+    use synq_core::wire::{
+        emit_packet, packet_len, parse_packet, ChecksumMode, IpRepr, TcpFlags, TcpOptions, TcpRepr,
+        Timestamps,
+    };
+    let syn = parse_packet(syn, ChecksumMode::Verify).expect("our SYN");
+    let sa = parse_packet(synack, ChecksumMode::Verify).expect("a SYN-ACK");
+    let tcp = TcpRepr {
+        src_port: syn.tcp.src_port,
+        dst_port: syn.tcp.dst_port,
+        seq: syn.tcp.seq + 1,
+        ack: sa.tcp.seq + 1,
+        flags: TcpFlags::ACK,
+        window: 1000,
+        urgent: 0,
+        options: TcpOptions {
+            timestamps: sa.tcp.options.timestamps.map(|t| Timestamps {
+                tsval: syn.tcp.options.timestamps.map_or(1, |s| s.tsval + 1),
+                tsecr: t.tsval,
+            }),
+            ..TcpOptions::default()
+        },
+        payload: &[],
+    };
+    let ip = IpRepr {
+        src: syn.ip.src,
+        dst: syn.ip.dst,
+        hop_limit: 64,
+    };
+    out.clear();
+    out.resize(packet_len(&ip, &tcp), 0);
+    let n = emit_packet(&ip, &tcp, out).expect("fits");
+    out.truncate(n);
+}
+
+fn main() {
+    let args = Args::parse();
+    if args.kernel_child {
+        println!("{}", kernel::handshakes_here(args.secs));
+        return;
+    }
+    let s = args.secs;
+    let handshakes = synq_handshakes(s);
+    let smol_handshakes = smol::handshakes(s);
+    let kernel = kernel::handshakes(s);
+    let syn0 = syn_rate(s, "0", false);
+    let syn2 = syn_rate(s, "2", false);
+    let syn_full = syn_rate(s, "1", true);
+    let bulk = synq_bulk(s);
+    let smol_bulk = smol::bulk(s);
+    // The listener exists before the measurement: only what each request adds counts.
+    let mut server = big_listener();
+    let t = Instant::from_secs(1);
+    let (mut p, mut buf) = (Vec::with_capacity(128), Vec::with_capacity(2048));
+    let n = 100_000u32;
+    let half_open = bytes_per(n as usize, |n| {
+        for i in 0..n as u32 {
+            synq_sim::scenario::spoofed_syn(i, i, SocketAddr::new(B, PORT), &mut p);
+            server.handle_packet(t, &p);
+            while server.poll_transmit(t, &mut buf).is_some() {}
+        }
+    });
+    assert_eq!(server.listeners().map(|l| l.syn_recv).sum::<u32>(), n);
+    drop(server);
+    // Idle established connections, accepted: SYN, SYN-ACK, final ACK, accept.
+    let mut server = big_listener();
+    let l = server
+        .listen(Instant::ZERO, SocketAddr::new(B, PORT), i32::MAX)
+        .expect("the same listener again");
+    let (mut synack, mut ack) = (Vec::with_capacity(128), Vec::with_capacity(128));
+    let m = 10_000u32;
+    let established = bytes_per(m as usize, |m| {
+        let mut held = Vec::with_capacity(m);
+        for i in 0..m as u32 {
+            synq_sim::scenario::spoofed_syn(i, i, SocketAddr::new(B, PORT), &mut p);
+            server.handle_packet(t, &p);
+            let n = server.poll_transmit(t, &mut synack).expect("a SYN-ACK");
+            final_ack(&p, &synack[..n], &mut ack);
+            server.handle_packet(t, &ack);
+            while server.poll_transmit(t, &mut buf).is_some() {}
+            if let Ok((h, _)) = server.accept(t, l) {
+                held.push(h);
+            }
+        }
+        held
+    });
+    assert_eq!(
+        server
+            .connections()
+            .filter(|c| c.state == State::Established)
+            .count(),
+        m as usize
+    );
+    drop(server);
+    let cookie_ns = 1e9 / forged_ack_rate(s);
+    let out = json!({
+        "handshakes_per_sec": handshakes.round(),
+        "smoltcp_handshakes_per_sec": smol_handshakes.round(),
+        "kernel_handshakes_per_sec": kernel.map(f64::round),
+        "syn_per_sec_cookies0": syn0.round(),
+        "syn_per_sec_cookies2": syn2.round(),
+        "syn_per_sec_accept_queue_full": syn_full.round(),
+        "half_open_bytes": (half_open * 10.0).round() / 10.0,
+        "established_idle_bytes": established.round(),
+        "cookie_check_ns": (cookie_ns * 10.0).round() / 10.0,
+        "bulk_bytes_per_sec": bulk.round(),
+        "smoltcp_bulk_bytes_per_sec": smol_bulk.round(),
+        "secs": s,
+    });
+    if args.json {
+        println!("{out}");
+        return;
+    }
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    println!("synq-bench, {s} s per figure, one core each");
+    println!(
+        "handshakes/s: synq {handshakes:.0}, smoltcp {smol_handshakes:.0} ({:.2}x), kernel {}",
+        ratio(handshakes, smol_handshakes),
+        kernel.map_or("n/a (needs root)".into(), |k| format!(
+            "{k:.0} ({:.2}x)",
+            ratio(handshakes, k)
+        ))
+    );
+    println!("SYNs/s: cookies 0 {syn0:.0}, cookies 2 {syn2:.0}, accept queue full {syn_full:.0}");
+    println!("half-open request: {half_open:.1} bytes all-in; idle established connection: {established:.0} bytes all-in");
+    println!("cookie check (a forged ACK handled, parse included): {cookie_ns:.1} ns");
+    println!(
+        "bulk in memory: synq {:.0} MB/s, smoltcp {:.0} MB/s ({:.2}x)",
+        bulk / 1e6,
+        smol_bulk / 1e6,
+        ratio(bulk, smol_bulk)
+    );
+}
+
+mod kernel {
+    use super::rate;
+    use socket2::{Domain, Socket, Type};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+
+    /// Run the kernel's handshakes in a fresh namespace (root), `None` without one.
+    pub(super) fn handshakes(secs: f64) -> Option<f64> {
+        if synq_tun::unsupported().is_some() {
+            return None;
+        }
+        let ns = synq_tun::Netns::create("sqbench").ok()?;
+        let up = ns
+            .command("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .ok()?;
+        if !up.success() {
+            return None;
+        }
+        let exe = std::env::current_exe().ok()?;
+        let out = ns
+            .command(exe.to_str()?)
+            .args(["--kernel-child", "--secs", &secs.to_string()])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+
+    /// Inside the namespace: connect, accept, abort (SO_LINGER 0), BATCH at a time.
+    pub(super) fn handshakes_here(secs: f64) -> f64 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr: SocketAddr = listener.local_addr().expect("address");
+        rate(secs, super::BATCH as u64, || {
+            let clients: Vec<TcpStream> = (0..super::BATCH)
+                .map(|_| {
+                    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+                    s.set_linger(Some(std::time::Duration::ZERO))
+                        .expect("linger");
+                    s.connect(&addr.into()).expect("connect");
+                    s.into()
+                })
+                .collect();
+            for _ in 0..super::BATCH {
+                let (s, _) = listener.accept().expect("accept");
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(std::time::Duration::ZERO))
+                    .expect("linger");
+            }
+            drop(clients);
+        })
+    }
+}

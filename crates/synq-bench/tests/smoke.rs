@@ -1,0 +1,31 @@
+//! `synq-bench --json` runs every measurement (briefly) and prints every key. Figures are
+//! reported, never asserted: this only checks that each is there and measured.
+
+use std::process::Command;
+
+#[test]
+fn every_key_is_measured() {
+    let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+        .args(["--secs", "0.05", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in [
+        "handshakes_per_sec",
+        "smoltcp_handshakes_per_sec",
+        "syn_per_sec_cookies0",
+        "syn_per_sec_cookies2",
+        "syn_per_sec_accept_queue_full",
+        "cookie_check_ns",
+        "half_open_bytes",
+        "established_idle_bytes",
+        "bulk_bytes_per_sec",
+        "smoltcp_bulk_bytes_per_sec",
+    ] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    // A number with root and a network namespace, null without.
+    let k = &v["kernel_handshakes_per_sec"];
+    assert!(k.is_null() || k.as_f64().is_some_and(|x| x > 0.0), "{v}");
+}
