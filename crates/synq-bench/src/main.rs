@@ -34,6 +34,10 @@ struct Args {
     /// One JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Run one measurement alone and print its figure (for profilers): handshakes,
+    /// smoltcp-handshakes, syn-cookies0, syn-cookies2, bulk, smoltcp-bulk.
+    #[arg(long, value_name = "NAME")]
+    only: Option<String>,
     /// Internal: run the kernel's handshakes here (inside the namespace) and print the rate.
     #[arg(long, hide = true)]
     kernel_child: bool,
@@ -425,6 +429,22 @@ fn main() {
         return;
     }
     let s = args.secs;
+    if let Some(name) = &args.only {
+        let v = match name.as_str() {
+            "handshakes" => synq_handshakes(s),
+            "smoltcp-handshakes" => smol::handshakes(s),
+            "syn-cookies0" => syn_rate(s, "0", false),
+            "syn-cookies2" => syn_rate(s, "2", false),
+            "bulk" => synq_bulk(s),
+            "smoltcp-bulk" => smol::bulk(s),
+            other => {
+                eprintln!("synq-bench: unknown measurement {other:?}");
+                std::process::exit(2);
+            }
+        };
+        println!("{name}: {v:.0} per second");
+        return;
+    }
     let handshakes = synq_handshakes(s);
     let smol_handshakes = smol::handshakes(s);
     let kernel = kernel::handshakes(s);
