@@ -434,6 +434,25 @@ impl RequestTable {
     }
 }
 
+/// A request's key, hashed in one write (see `hash::write_key`): the local address is an
+/// index, so it travels as a tag in place of an address.
+fn req_hash(
+    hasher: &SeededState,
+    local_ip: u16,
+    local_port: u16,
+    remote: IpAddr,
+    remote_port: u16,
+) -> u64 {
+    use core::hash::{BuildHasher, Hasher};
+    let mut h = hasher.build_hasher();
+    let local = match remote {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(u32::from(local_ip))),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(u128::from(local_ip))),
+    };
+    crate::hash::write_key(&mut h, local, local_port, remote, remote_port);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,23 +513,4 @@ mod tests {
         assert_eq!(n, id);
         assert_eq!(t.find(0, &new(4242).tuple), Some(id));
     }
-}
-
-/// A request's key, hashed in one write (see `hash::write_key`): the local address is an
-/// index, so it travels as a tag in place of an address.
-fn req_hash(
-    hasher: &SeededState,
-    local_ip: u16,
-    local_port: u16,
-    remote: IpAddr,
-    remote_port: u16,
-) -> u64 {
-    use core::hash::{BuildHasher, Hasher};
-    let mut h = hasher.build_hasher();
-    let local = match remote {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(u32::from(local_ip))),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(u128::from(local_ip))),
-    };
-    crate::hash::write_key(&mut h, local, local_port, remote, remote_port);
-    h.finish()
 }
