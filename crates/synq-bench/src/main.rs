@@ -15,6 +15,17 @@ use std::alloc::System;
 use std::time::{Duration as Wall, Instant as WallInstant};
 use synq_core::{Config, ConnHandle, Instant, Stack, State};
 
+/// `println!` that never panics: a closed stdout (`synq-bench | head`) ends the program
+/// quietly, as the CLI contract asks.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 #[global_allocator]
 static HEAP: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
@@ -475,9 +486,35 @@ fn final_ack(syn: &[u8], synack: &[u8], out: &mut Vec<u8>) {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e)
+            if e.kind() == clap::error::ErrorKind::DisplayHelp
+                || e.kind() == clap::error::ErrorKind::DisplayVersion =>
+        {
+            let _ = e.print();
+            return;
+        }
+        Err(e) => {
+            // One line: clap's first line, less its `error: ` prefix.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            eprintln!(
+                "synq-bench: {}",
+                first.strip_prefix("error: ").unwrap_or(first)
+            );
+            std::process::exit(2);
+        }
+    };
+    if !(args.secs.is_finite() && args.secs > 0.0 && args.secs <= 3600.0) {
+        eprintln!(
+            "synq-bench: --secs {}: expected seconds in (0, 3600]",
+            args.secs
+        );
+        std::process::exit(2);
+    }
     if args.kernel_child {
-        println!("{}", kernel::handshakes_here(args.secs));
+        say!("{}", kernel::handshakes_here(args.secs));
         return;
     }
     let s = args.secs;
@@ -494,7 +531,7 @@ fn main() {
                 std::process::exit(2);
             }
         };
-        println!("{name}: {v:.0} per second");
+        say!("{name}: {v:.0} per second");
         return;
     }
     let handshakes = synq_handshakes(s);
@@ -565,12 +602,12 @@ fn main() {
         "secs": s,
     });
     if args.json {
-        println!("{out}");
+        say!("{out}");
         return;
     }
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-    println!("synq-bench, {s} s per figure, one core each");
-    println!(
+    say!("synq-bench, {s} s per figure, one core each");
+    say!(
         "handshakes/s: synq {handshakes:.0}, smoltcp {smol_handshakes:.0} ({:.2}x), kernel {}",
         ratio(handshakes, smol_handshakes),
         kernel.map_or("n/a (needs root)".into(), |k| format!(
@@ -578,10 +615,10 @@ fn main() {
             ratio(handshakes, k)
         ))
     );
-    println!("SYNs/s: cookies 0 {syn0:.0}, cookies 2 {syn2:.0}, accept queue full {syn_full:.0}");
-    println!("half-open request: {half_open:.1} bytes all-in; idle established connection: {established:.0} bytes all-in");
-    println!("cookie check (a forged ACK handled, parse included): {cookie_ns:.1} ns");
-    println!(
+    say!("SYNs/s: cookies 0 {syn0:.0}, cookies 2 {syn2:.0}, accept queue full {syn_full:.0}");
+    say!("half-open request: {half_open:.1} bytes all-in; idle established connection: {established:.0} bytes all-in");
+    say!("cookie check (a forged ACK handled, parse included): {cookie_ns:.1} ns");
+    say!(
         "bulk in memory: synq {:.0} MB/s, smoltcp {:.0} MB/s ({:.2}x)",
         bulk / 1e6,
         smol_bulk / 1e6,

@@ -33,3 +33,21 @@ fn every_key_is_measured() {
     let k = &v["kernel_handshakes_per_sec"];
     assert!(k.is_null() || k.as_f64().is_some_and(|x| x > 0.0), "{v}");
 }
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    for secs in ["-1", "0", "NaN", "1e300", "x"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+            .arg(format!("--secs={secs}"))
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "--secs {secs}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "--secs {secs}: {err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+        .args(["--only", "nothing", "--secs", "0.01"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
