@@ -207,6 +207,7 @@ fuzz_target!(|input: Input| {
     };
     w.listen(0, 4);
     w.listen(1, 2);
+    w.bounds_s.check(&w.server);
     for op in input.ops.iter().take(400) {
         let before = (w.server.counters().clone(), w.client.counters().clone());
         w.apply(op);

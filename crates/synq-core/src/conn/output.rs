@@ -6,7 +6,23 @@ use super::*;
 impl Connection {
     /// Anything for `poll_transmit`? (Cheap; the stack keeps a ready list with it.)
     pub(crate) fn wants_transmit(&self) -> bool {
-        if self.rst_pending || self.ack == AckState::Now || self.retx_head || self.probe_pending {
+        if self.rst_pending {
+            return true;
+        }
+        // Exactly what `poll_transmit` sends in these states: the SYN or SYN-ACK (again) and,
+        // in SYN-RECEIVED, an ACK. Anything else left over (segments marked lost when an RST
+        // closed the connection mid-recovery, say) must not count, or the stack's transmit
+        // loop would ask this connection forever.
+        if matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Closed | State::Listen
+        ) {
+            return (self.state != State::Closed
+                && self.state != State::Listen
+                && self.snd_nxt == self.iss)
+                || (self.state == State::SynReceived && self.ack == AckState::Now);
+        }
+        if self.ack == AckState::Now || self.retx_head || self.probe_pending {
             return true;
         }
         if self.sack_ok && (self.rec.tlp_pending || self.lost_to_resend().is_some()) {

@@ -190,3 +190,103 @@ fn time_wait_reopened_by_new_syn() {
     assert_eq!(p.b.counters().tw_syn_reopen, 1);
     assert!(p.b.accept(p.now, l).is_ok());
 }
+
+/// Regression (found by the `stack_ops` fuzz target, a hang): a connection reset while
+/// SACK had marked segments lost kept answering `wants_transmit` with yes in CLOSED, where
+/// `poll_transmit` sends nothing, so `Stack::poll_transmit` re-queued it forever and never
+/// returned.
+#[test]
+fn a_reset_mid_recovery_leaves_nothing_to_send() {
+    // util::segment advertises 1000 bytes; this peer opens its window wide.
+    let segment = |from: SocketAddr, to: SocketAddr, flags, seq, ack, options, payload: &[u8]| {
+        let tcp = TcpRepr {
+            src_port: from.port(),
+            dst_port: to.port(),
+            seq,
+            ack,
+            flags,
+            window: 65535,
+            urgent: 0,
+            options,
+            payload,
+        };
+        let ip = IpRepr {
+            src: from.ip(),
+            dst: to.ip(),
+            hop_limit: 64,
+        };
+        let mut buf = vec![0u8; 200];
+        let n = emit_packet(&ip, &tcp, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    use crate::{Config, Instant, Stack};
+    let (a, b) = (SocketAddr::new(A4, 40000), SocketAddr::new(B4, 80));
+    let mut s = Stack::new(Config::default(), 3);
+    s.add_address(A4);
+    let now = Instant::ZERO;
+    let c = s.connect_from(now, a, b).unwrap();
+    let mut buf = Vec::new();
+    let n = s.poll_transmit(now, &mut buf).expect("SYN");
+    let syn = synq_wire::parse_packet(&buf[..n], synq_wire::ChecksumMode::Verify).unwrap();
+    let iss = syn.tcp.seq;
+    let irs = SeqNumber(5000);
+    let opts = TcpOptions {
+        mss: Some(1000),
+        sack_permitted: true,
+        ..TcpOptions::default()
+    };
+    s.handle_packet(
+        now,
+        &segment(b, a, TcpFlags::SYN | TcpFlags::ACK, irs, iss + 1, opts, &[]),
+    );
+    while s.poll_transmit(now, &mut buf).is_some() {}
+    assert_eq!(s.state(c), Some(State::Established));
+    // Ten segments out, none acknowledged; the peer SACKs the last seven: the first three
+    // are lost.
+    s.send(now, c, &[7u8; 10_000]).unwrap();
+    while s.poll_transmit(now, &mut buf).is_some() {}
+    let mut sack = synq_wire::SackBlocks::new();
+    sack.push(iss + 1 + 3000, iss + 1 + 10_000);
+    let opts = TcpOptions {
+        sack_blocks: sack,
+        ..TcpOptions::default()
+    };
+    let ack = segment(b, a, TcpFlags::ACK, irs + 1, iss + 1, opts, &[]);
+    for _ in 0..3 {
+        s.handle_packet(now, &ack);
+    }
+    // RACK's reordering window runs out (well before the RTO): the three are marked lost.
+    let now = now + Duration::from_millis(100);
+    s.handle_timeout(now);
+    // Before the retransmissions leave, the peer resets the connection.
+    s.handle_packet(
+        now,
+        &segment(
+            b,
+            a,
+            TcpFlags::RST,
+            irs + 1,
+            SeqNumber(0),
+            TcpOptions::default(),
+            &[],
+        ),
+    );
+    assert_eq!(s.state(c), Some(State::Closed));
+    // poll_transmit must end (a hang here is the bug); a watchdog thread bounds the wait
+    // (the test's, not the core's: the sans-IO ban is about the engine).
+    let (tx, rx) = std::sync::mpsc::channel();
+    #[allow(clippy::disallowed_methods)]
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut sent = 0;
+        while s.poll_transmit(now, &mut buf).is_some() {
+            sent += 1;
+        }
+        let _ = tx.send(sent);
+    });
+    let sent = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("poll_transmit returned");
+    assert_eq!(sent, 0, "a reset connection sends nothing");
+}

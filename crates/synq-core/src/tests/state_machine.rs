@@ -163,6 +163,9 @@ impl World {
         w.p.run_for(Duration::from_millis(100));
         w.apply(&Op::Accept { v6: false });
         w.apply(&Op::Accept { v6: false });
+        // Record the listeners' backlogs before any operation can lower them.
+        let now = (w.p.a.counters().clone(), w.p.b.counters().clone());
+        w.check(&now);
         w
     }
 
