@@ -15,19 +15,7 @@ import socket
 import struct
 import sys
 
-
-def csum16(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def tcp_checksum(src, dst, segment):
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(segment))
-    return csum16(pseudo + segment)
+from inet import tcp_checksum
 
 
 def tcp_header(sport, dport, offset_words, checksum=0):

@@ -5,7 +5,7 @@
 
 use super::util::*;
 use crate::{Config, ConnHandle, Duration, State};
-use synq_wire::{SeqNumber, TcpFlags, TcpOptions};
+use synq_wire::{SeqNumber, TcpFlags};
 
 /// A seeded xorshift64 for the attacker's guesses.
 struct Guess(u64);
@@ -17,28 +17,6 @@ impl Guess {
         self.0 ^= self.0 << 17;
         (self.0 >> 32) as u32
     }
-}
-
-/// One forged segment into B on the tuple of A's connection `c`.
-fn forge(
-    p: &mut Pair,
-    c: ConnHandle,
-    flags: TcpFlags,
-    seq: SeqNumber,
-    ack: SeqNumber,
-    data: &[u8],
-) {
-    let t = p.a.info(c).unwrap().tuple;
-    let pkt = segment(
-        t.local,
-        t.remote,
-        flags,
-        seq,
-        ack,
-        TcpOptions::default(),
-        data,
-    );
-    p.b.handle_packet(p.now, &pkt);
 }
 
 /// `n` forged segments 100 µs apart, each built by `make` from B's connection as it is then;
@@ -58,7 +36,7 @@ fn attack(
         let (flags, seq, ack) = make(&b);
         in_window += u32::from(seq.distance_from(b.rcv_nxt) < b.rcv_wnd);
         exact += u32::from(seq == b.rcv_nxt);
-        forge(p, c, flags, seq, ack, &[]);
+        inject(p, c, flags, seq, ack, &[]);
         p.run_for(Duration::from_micros(100));
     }
     (in_window, exact)
@@ -160,7 +138,7 @@ fn blind_data_needs_an_acceptable_ack() {
         if ack.distance_from(lo) <= b.snd_nxt.distance_from(lo) {
             acceptable += 1;
         }
-        forge(&mut p, c, TcpFlags::ACK, b.rcv_nxt, ack, b"INJECTED!!");
+        inject(&mut p, c, TcpFlags::ACK, b.rcv_nxt, ack, b"INJECTED!!");
         sent += 1;
         if sent % 1000 == 0 {
             p.run_for(Duration::from_millis(1));
@@ -195,7 +173,7 @@ fn challenge_acks_are_limited_host_wide() {
         let start = p.now;
         for i in 0..1000u32 {
             let b = p.b.info(s).unwrap();
-            forge(
+            inject(
                 &mut p,
                 c,
                 TcpFlags::RST,

@@ -3,28 +3,6 @@ use crate::{ConnError, Duration, RecvError, SendError, State};
 use core::net::SocketAddr;
 use synq_wire::{emit_packet, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 
-/// Inject a crafted segment into B as if from A's connection `c`.
-fn inject(
-    p: &mut Pair,
-    c: crate::ConnHandle,
-    flags: TcpFlags,
-    seq: SeqNumber,
-    ack: SeqNumber,
-    payload: &[u8],
-) {
-    let t = p.a.info(c).unwrap().tuple;
-    let pkt = segment(
-        t.local,
-        t.remote,
-        flags,
-        seq,
-        ack,
-        TcpOptions::default(),
-        payload,
-    );
-    p.b.handle_packet(p.now, &pkt);
-}
-
 #[test]
 fn abort_resets_peer() {
     let mut p = Pair::new();
@@ -198,27 +176,8 @@ fn time_wait_reopened_by_new_syn() {
 #[test]
 fn a_reset_mid_recovery_leaves_nothing_to_send() {
     // util::segment advertises 1000 bytes; this peer opens its window wide.
-    let segment = |from: SocketAddr, to: SocketAddr, flags, seq, ack, options, payload: &[u8]| {
-        let tcp = TcpRepr {
-            src_port: from.port(),
-            dst_port: to.port(),
-            seq,
-            ack,
-            flags,
-            window: 65535,
-            urgent: 0,
-            options,
-            payload,
-        };
-        let ip = IpRepr {
-            src: from.ip(),
-            dst: to.ip(),
-            hop_limit: 64,
-        };
-        let mut buf = vec![0u8; 200];
-        let n = emit_packet(&ip, &tcp, &mut buf).unwrap();
-        buf.truncate(n);
-        buf
+    let segment = |from, to, flags, seq, ack, options, payload: &[u8]| {
+        segment_with_window(from, to, flags, (seq, ack), 65535, options, payload)
     };
     use crate::{Config, Instant, Stack};
     let (a, b) = (SocketAddr::new(A4, 40000), SocketAddr::new(B4, 80));

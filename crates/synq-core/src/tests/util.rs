@@ -253,13 +253,26 @@ pub(crate) fn segment(
     options: TcpOptions,
     payload: &[u8],
 ) -> Vec<u8> {
+    segment_with_window(from, to, flags, (seq, ack), 1000, options, payload)
+}
+
+/// [`segment`] advertising `window`.
+pub(crate) fn segment_with_window(
+    from: SocketAddr,
+    to: SocketAddr,
+    flags: TcpFlags,
+    (seq, ack): (SeqNumber, SeqNumber),
+    window: u16,
+    options: TcpOptions,
+    payload: &[u8],
+) -> Vec<u8> {
     let tcp = TcpRepr {
         src_port: from.port(),
         dst_port: to.port(),
         seq,
         ack,
         flags,
-        window: 1000,
+        window,
         urgent: 0,
         options,
         payload,
@@ -273,6 +286,28 @@ pub(crate) fn segment(
     let n = emit_packet(&ip, &tcp, &mut buf).expect("well-formed test segment");
     buf.truncate(n);
     buf
+}
+
+/// Inject a crafted segment into B as if from A's connection `c` (an off-path forgery).
+pub(crate) fn inject(
+    p: &mut Pair,
+    c: ConnHandle,
+    flags: TcpFlags,
+    seq: SeqNumber,
+    ack: SeqNumber,
+    payload: &[u8],
+) {
+    let t = p.a.info(c).unwrap().tuple;
+    let pkt = segment(
+        t.local,
+        t.remote,
+        flags,
+        seq,
+        ack,
+        TcpOptions::default(),
+        payload,
+    );
+    p.b.handle_packet(p.now, &pkt);
 }
 
 /// A filter that counts A-to-B data segments (1, 2, ...) and drops those `drop(n)` picks.
