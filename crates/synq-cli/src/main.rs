@@ -6,6 +6,7 @@
 mod capture;
 mod error;
 mod output;
+mod pktdrill;
 mod serve;
 mod sim;
 mod stat;
@@ -39,6 +40,8 @@ enum Cmd {
     Serve(serve::ServeArgs),
     /// Show a running `synq serve`'s listeners, connections and counters.
     Stat(stat::StatArgs),
+    /// Run packetdrill scripts against a synq stack in virtual time.
+    Pktdrill(pktdrill::PktdrillArgs),
     /// Compare the simulator with this machine's kernel.
     #[command(subcommand, arg_required_else_help = true)]
     Verify(verify::VerifyCmd),
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Cmd::Serve(a) => serve::run(a),
         Cmd::Stat(a) => stat::run(a),
         Cmd::Verify(c) => verify::run(c),
+        Cmd::Pktdrill(a) => pktdrill::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,180 @@
+//! `synq pktdrill`: packetdrill scripts against a synq stack in virtual time.
+
+use crate::error::{Error, Result};
+use crate::output;
+use clap::Args;
+use serde_json::json;
+use synq_pktdrill::{Runner, Settings};
+
+#[derive(Args, Debug)]
+#[command(
+    disable_help_flag = false,
+    after_help = "Options: --model M, --sysctl NAME=VALUE (repeatable), -D NAME=VALUE, --json, \
+                  and packetdrill's own --name=value options (--ip_version, --mtu, \
+                  --tolerance_usecs, --local_ip, --remote_ip, --bind_port, ...), which override \
+                  a script's option lines. Exit 0 if every script passes, 1 if one fails, 2 on \
+                  bad input."
+)]
+pub(crate) struct PktdrillArgs {
+    /// Options and scripts, in any order (SCRIPT.pkt...).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..,
+        required = true,
+        value_name = "ARGS"
+    )]
+    args: Vec<String>,
+}
+
+struct Parsed {
+    runner: Runner,
+    json: bool,
+    scripts: Vec<String>,
+}
+
+fn parse_args(args: &[String]) -> Result<Parsed> {
+    let mut runner = Runner::default();
+    let mut json = false;
+    let mut scripts = Vec::new();
+    let mut it = args.iter();
+    let value = |flag: &str,
+                 inline: Option<&str>,
+                 it: &mut std::slice::Iter<'_, String>|
+     -> Result<String> {
+        inline
+            .map(str::to_string)
+            .or_else(|| it.next().cloned())
+            .ok_or_else(|| Error::usage(format!("{flag} needs a value")))
+    };
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if a.starts_with('-') => (f, Some(v)),
+            _ => (a.as_str(), None),
+        };
+        match flag {
+            "--model" => {
+                let v = value(flag, inline, &mut it)?;
+                runner.model = Some(
+                    v.parse()
+                        .map_err(|e| Error::usage(format!("--model {v}: {e}")))?,
+                );
+            }
+            "--sysctl" => {
+                let v = value(flag, inline, &mut it)?;
+                let (k, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| Error::usage(format!("--sysctl {v}: expected NAME=VALUE")))?;
+                runner.sysctls.push((k.to_string(), val.to_string()));
+            }
+            "-D" | "--define" => {
+                let v = value(flag, inline, &mut it)?;
+                let (k, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| Error::usage(format!("-D {v}: expected NAME=VALUE")))?;
+                runner.defines.push((k.to_string(), val.to_string()));
+            }
+            f if f.starts_with("-D") && f.len() > 2 => {
+                let v = format!(
+                    "{}{}",
+                    &f[2..],
+                    inline.map(|v| format!("={v}")).unwrap_or_default()
+                );
+                let (k, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| Error::usage(format!("-D{v}: expected NAME=VALUE")))?;
+                runner.defines.push((k.to_string(), val.to_string()));
+            }
+            "--json" => json = true,
+            f if f.starts_with("--") => {
+                let name = &f[2..];
+                // Checked now, so a typo is a usage error rather than a failure per script.
+                Settings::default()
+                    .apply(name, inline)
+                    .map_err(Error::usage)?;
+                runner
+                    .options
+                    .push((name.to_string(), inline.map(str::to_string)));
+            }
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(Error::usage(format!("unknown option {f}")));
+            }
+            _ => scripts.push(a.clone()),
+        }
+    }
+    if scripts.is_empty() {
+        return Err(Error::usage(
+            "no script given (synq pktdrill [OPTIONS] SCRIPT.pkt...)",
+        ));
+    }
+    Ok(Parsed {
+        runner,
+        json,
+        scripts,
+    })
+}
+
+pub(crate) fn run(a: &PktdrillArgs) -> Result {
+    let p = parse_args(&a.args)?;
+    let mut sources = Vec::new();
+    for path in &p.scripts {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::usage(format!("{path}: {e}")))?;
+        sources.push((path.clone(), text));
+    }
+    let mut failed = 0;
+    let mut results = Vec::new();
+    let mut text = String::new();
+    for (path, src) in &sources {
+        let (ok, line, detail) = match p.runner.run(src) {
+            Ok(o) => {
+                for w in &o.warnings {
+                    text.push_str(&format!("WARN {path}: {w}\n"));
+                }
+                match &o.failure {
+                    None => {
+                        text.push_str(&format!(
+                            "PASS {path} ({} events, {:.3} s virtual)\n",
+                            o.events, o.virtual_secs
+                        ));
+                        (
+                            true,
+                            None,
+                            json!({"events": o.events, "virtual_secs": o.virtual_secs}),
+                        )
+                    }
+                    Some(f) => {
+                        text.push_str(&format!("FAIL {path}:{f}\n"));
+                        for l in o.output.lines() {
+                            text.push_str(&format!("    | {l}\n"));
+                        }
+                        (
+                            false,
+                            Some(f.line),
+                            json!({"message": f.msg, "expected": f.expected, "actual": f.actual}),
+                        )
+                    }
+                }
+            }
+            Err(e) => {
+                text.push_str(&format!("FAIL {path}: {e}\n"));
+                (false, None, json!({"message": e.to_string()}))
+            }
+        };
+        if !ok {
+            failed += 1;
+        }
+        results.push(json!({"script": path, "pass": ok, "line": line, "detail": detail}));
+    }
+    let total = sources.len();
+    if p.json {
+        output::json(&json!({"passed": total - failed, "failed": failed, "scripts": results}))?;
+    } else {
+        text.push_str(&format!("{} passed, {failed} failed\n", total - failed));
+        output::print(|w| w.write_all(text.as_bytes()))?;
+    }
+    if failed > 0 {
+        return Err(Error::run(format!("{failed} of {total} scripts failed")));
+    }
+    Ok(())
+}
