@@ -2,11 +2,12 @@
 //! small subset of Python (integers, comparisons, arithmetic, bit operations, and/or/not).
 
 use crate::run::{fail, Run, Step};
+use crate::sim::SimHost;
 use synq_core::State;
 
 /// Names bound in a block: TCP_INFO fields synq keeps and the constants scripts compare them
 /// with.
-fn snapshot(run: &Run<'_>) -> Vec<(&'static str, i64)> {
+pub(crate) fn snapshot(run: &SimHost) -> Vec<(&'static str, i64)> {
     let mut v: Vec<(&'static str, i64)> = vec![
         ("TCP_ESTABLISHED", 1),
         ("TCP_SYN_SENT", 2),
@@ -100,7 +101,7 @@ fn snapshot(run: &Run<'_>) -> Vec<(&'static str, i64)> {
 
 /// Evaluate a block's statements now.
 pub(crate) fn run(run: &mut Run<'_>, line: usize, code: &str) -> Step {
-    let mut names = snapshot(run);
+    let mut names = run.host.tcp_info();
     let mut vars: Vec<(String, i64)> = Vec::new();
     let stmts = code
         .lines()

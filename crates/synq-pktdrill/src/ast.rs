@@ -186,11 +186,11 @@ pub enum Expr {
     /// `"..."`.
     Str(String),
     /// `[a, b]`: a pointer to values (an int in, an int out).
-    List(Vec<Expr>),
+    List(Vec<Self>),
     /// `{name=value, ...}`.
-    Struct(Vec<(String, Expr)>),
+    Struct(Vec<(String, Self)>),
     /// `htons(8080)`, `inet_addr("1.2.3.4")`.
-    Call(String, Vec<Expr>),
+    Call(String, Vec<Self>),
     /// `A|B`.
-    Or(Vec<Expr>),
+    Or(Vec<Self>),
 }

@@ -12,6 +12,7 @@
 
 mod assert;
 pub mod ast;
+mod host;
 mod lex;
 mod parse;
 mod pkt;
@@ -19,6 +20,7 @@ mod report;
 mod run;
 mod settings;
 mod shell;
+mod sim;
 mod sock;
 
 pub use parse::parse;
@@ -109,7 +111,8 @@ impl Runner {
             shell::set_sysctl(&mut config, k, v)
                 .map_err(|e| SetupError(format!("--sysctl {k}={v}: {e}")))?;
         }
-        Ok(run::Run::new(script, set, config).execute())
+        let host = sim::SimHost::new(set.clone(), config);
+        Ok(run::Run::new(script, set, Box::new(host)).execute())
     }
 }
 

@@ -1,7 +1,8 @@
 //! `ss`, `nstat` and FreeBSD `sockstat` over the stack under test, printed as the real tools
 //! print them so scripts can grep their output.
 
-use crate::run::{fail, Run, Step};
+use crate::run::{fail, Step};
+use crate::sim::SimHost;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,7 +15,7 @@ struct Row {
     peer: Option<SocketAddr>,
 }
 
-fn rows(run: &Run<'_>) -> Vec<Row> {
+fn rows(run: &SimHost) -> Vec<Row> {
     let s = &run.stack;
     let mut v: Vec<Row> = s
         .listeners()
@@ -134,7 +135,7 @@ fn in_net(a: IpAddr, net: IpAddr, len: u8) -> bool {
 /// `ss [-t] [-n] [-a] [-l] [-e] [-i] [-o] [-H] [state S]... [FILTER]`; a filter is
 /// `sport = :N`, `dport = :N`, `src A[/L]`, `dst A[/L]`, joined by `and` (parentheses
 /// ignored).
-pub(crate) fn ss(run: &Run<'_>, line: usize, args: &[String]) -> Step<String> {
+pub(crate) fn ss(run: &SimHost, line: usize, args: &[String]) -> Step<String> {
     let (mut listening, mut all, mut header) = (false, false, true);
     let mut states: Vec<&'static str> = Vec::new();
     let mut explicit = 0;
@@ -300,7 +301,7 @@ pub(crate) fn ss(run: &Run<'_>, line: usize, args: &[String]) -> Step<String> {
 
 /// `nstat [-a] [-z] [-s] [-n] [-r] [NAME...]`: counter deltas since the last `nstat`
 /// (absolute with -a), as nstat prints them.
-pub(crate) fn nstat(run: &mut Run<'_>, line: usize, args: &[String]) -> Step<String> {
+pub(crate) fn nstat(run: &mut SimHost, line: usize, args: &[String]) -> Step<String> {
     let (mut abs, mut zeros, mut keep, mut silent, mut reset) = (false, false, false, false, false);
     let mut names = Vec::new();
     for a in args {
@@ -364,7 +365,7 @@ fn bsd_state(ss: &str) -> &'static str {
 }
 
 /// FreeBSD `sockstat [-4] [-6] [-l] [-c] [-s] [-n] [-q] [-P tcp] [-p PORT[,PORT]]`.
-pub(crate) fn sockstat(run: &Run<'_>, line: usize, args: &[String]) -> Step<String> {
+pub(crate) fn sockstat(run: &SimHost, line: usize, args: &[String]) -> Step<String> {
     let (mut v4, mut v6, mut listening, mut connected, mut header) =
         (false, false, false, false, true);
     let mut ports: Vec<u16> = Vec::new();

@@ -1,13 +1,14 @@
 //! The interpreter: one script against one fresh synq stack on a virtual clock.
 
 use crate::ast::{flag, Dir, Event, EventKind, Packet, Script, TcpOpt, Time};
+use crate::host::Host;
 use crate::pkt::{self, Seen};
 use crate::settings::Settings;
-use crate::sock::{Blocked, Sock};
+use crate::sim::EPOCH;
+use crate::sock::Blocked;
 use crate::Failure;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::IpAddr;
-use synq_core::{Config, Duration, Instant, Stack};
+use synq_core::{Duration, Instant};
 
 /// Virtual time a `*` expectation waits at most.
 const ANY_WAIT: Duration = Duration::from_secs(600);
@@ -18,8 +19,6 @@ const GIVE_UP: Duration = Duration::from_secs(2);
 const MAX_STEPS: usize = 1_000_000;
 /// Outbound packets kept unconsumed at most.
 const MAX_QUEUED: usize = 100_000;
-/// Where the virtual clock starts (a script's time 0).
-const EPOCH: Instant = Instant::from_secs(1);
 /// First ephemeral port the script's side uses for passive flows.
 const REMOTE_PORT_BASE: u16 = 48_000;
 
@@ -38,8 +37,7 @@ pub(crate) struct Flow {
 pub(crate) struct Run<'a> {
     pub(crate) script: &'a Script,
     pub(crate) set: Settings,
-    pub(crate) stack: Stack,
-    pub(crate) now: Instant,
+    pub(crate) host: Box<dyn Host + 'a>,
     /// Base for relative times.
     base: Instant,
     /// The previous event's scheduled time (tolerance percent is of the gap since it).
@@ -47,9 +45,6 @@ pub(crate) struct Run<'a> {
     prev_inbound: bool,
     /// Outbound packets not yet matched: (time sent, bytes).
     out: VecDeque<(Instant, Vec<u8>)>,
-    pub(crate) fds: BTreeMap<i64, Sock>,
-    /// The socket `%{ }%` blocks look at: the last one socket() or accept() returned.
-    pub(crate) current: Option<i64>,
     /// Flows by (local port, remote port); `default` is the one lines without ports use.
     pub(crate) flows: BTreeMap<(u16, u16), Flow>,
     pub(crate) default_flow: Option<(u16, u16)>,
@@ -58,9 +53,6 @@ pub(crate) struct Run<'a> {
     pub(crate) warnings: Vec<String>,
     /// What the script's commands printed.
     pub(crate) output: String,
-    /// nstat's history (what the last plain `nstat` printed), per counter.
-    pub(crate) nstat_seen: BTreeMap<&'static str, u64>,
-    tx_buf: Vec<u8>,
 }
 
 /// What a finished run reports.
@@ -90,28 +82,21 @@ pub(crate) fn fail<T>(line: usize, msg: impl Into<String>) -> Step<T> {
 }
 
 impl<'a> Run<'a> {
-    pub(crate) fn new(script: &'a Script, set: Settings, config: Config) -> Self {
-        let mut stack = Stack::new(config, 1);
-        stack.add_address(set.local());
+    pub(crate) fn new(script: &'a Script, set: Settings, host: Box<dyn Host + 'a>) -> Self {
         Self {
             script,
             set,
-            stack,
-            now: EPOCH,
+            host,
             base: EPOCH,
             prev_sched: EPOCH,
             prev_inbound: false,
             out: VecDeque::new(),
-            fds: BTreeMap::new(),
-            current: None,
             flows: BTreeMap::new(),
             default_flow: None,
             next_remote_port: REMOTE_PORT_BASE,
             blocked: None,
             warnings: Vec::new(),
             output: String::new(),
-            nstat_seen: BTreeMap::new(),
-            tx_buf: Vec::new(),
         }
     }
 
@@ -119,7 +104,7 @@ impl<'a> Run<'a> {
         let mut failure = None;
         let mut events = 0;
         if let Some((line, cmd)) = &self.script.init {
-            if let Err(f) = crate::shell::run(&mut self, *line, cmd) {
+            if let Err(f) = self.command(*line, cmd) {
                 failure = Some(f);
             }
         }
@@ -136,7 +121,7 @@ impl<'a> Run<'a> {
             failure = self.finish().err();
         }
         if let Some((line, cmd)) = &self.script.cleanup {
-            if let Err(f) = crate::shell::run(&mut self, *line, cmd) {
+            if let Err(f) = self.command(*line, cmd) {
                 failure.get_or_insert(f);
             }
         }
@@ -145,7 +130,7 @@ impl<'a> Run<'a> {
             warnings: self.warnings,
             output: self.output,
             events,
-            virtual_secs: self.now.saturating_since(EPOCH).as_secs_f64(),
+            virtual_secs: self.host.now().saturating_since(EPOCH).as_secs_f64(),
         }
     }
 
@@ -193,7 +178,7 @@ impl<'a> Run<'a> {
             self.base = self.prev_sched;
         }
         let (lo, hi) = match ev.time {
-            Time::Any => (self.now, self.now + ANY_WAIT),
+            Time::Any => (self.host.now(), self.host.now() + ANY_WAIT),
             Time::At { rel, us } => (self.at(rel, us), self.at(rel, us)),
             Time::Range { rel, from, to } => (self.at(rel, from), self.at(rel, to)),
             Time::Blocking { rel, start, .. } => (self.at(rel, start), self.at(rel, start)),
@@ -209,7 +194,7 @@ impl<'a> Run<'a> {
             EventKind::Packet(p) if p.dir == Dir::In => {
                 self.advance_to(line, lo)?;
                 self.inject(line, p)?;
-                self.base = self.now;
+                self.base = self.host.now();
             }
             EventKind::Packet(p) => {
                 let any = ev.time == Time::Any;
@@ -223,32 +208,52 @@ impl<'a> Run<'a> {
                     _ => None,
                 };
                 crate::sock::syscall(self, line, call, end, tol)?;
-                self.base = self.now;
+                self.base = self.host.now();
             }
             EventKind::Code(code) => {
                 self.advance_to(line, lo)?;
                 crate::assert::run(self, line, code)?;
-                self.base = self.now;
+                self.base = self.host.now();
             }
             EventKind::Command(cmd) => {
                 self.advance_to(line, lo)?;
-                crate::shell::run(self, line, cmd)?;
-                self.base = self.now;
+                self.command(line, cmd)?;
+                self.base = self.host.now();
             }
         }
         self.prev_inbound = inbound;
-        self.prev_sched = if ev.time == Time::Any { self.now } else { lo };
+        self.prev_sched = if ev.time == Time::Any {
+            self.host.now()
+        } else {
+            lo
+        };
         Ok(())
     }
 
-    /// Collect what the stack sends at `now`.
+    /// Collect what the host has sent.
     pub(crate) fn drain(&mut self) {
-        while let Some(n) = self.stack.poll_transmit(self.now, &mut self.tx_buf) {
-            if self.out.len() < MAX_QUEUED {
-                self.out.push_back((self.now, self.tx_buf[..n].to_vec()));
-            }
+        self.host.take_sent(&mut self.out, MAX_QUEUED);
+    }
+
+    /// A backtick command; a non-zero exit status fails the script.
+    fn command(&mut self, line: usize, cmd: &str) -> Step {
+        let (out, status) = self.host.command(line, cmd)?;
+        self.output.push_str(&out);
+        if status != 0 {
+            return fail(
+                line,
+                format!("command `{}` exited with status {status}", cmd.trim()),
+            );
         }
-        while self.stack.poll_event().is_some() {}
+        Ok(())
+    }
+
+    /// After connect(): lines without ports talk on the new connection.
+    pub(crate) fn connected(&mut self, fd: i64) {
+        if let Some(key) = self.host.conn_ports(fd) {
+            self.flows.entry(key).or_default();
+            self.default_flow = Some(key);
+        }
     }
 
     /// Run the stack's timers up to `t`, collecting its packets and completing a blocked
@@ -266,53 +271,34 @@ impl<'a> Run<'a> {
                 return fail(line, "the stack's timers kept firing without time passing");
             }
         }
-        self.now = self.now.max(t);
+        self.host.settle(t);
         self.drain();
         crate::sock::poll_blocked(self)
     }
 
     /// One step of the clock: to the next timer if it is due by `limit`.
-    /// A blocked `poll()` with a timeout wakes the clock too.
+    /// One step of the clock toward `limit`; a blocked `poll()` timeout wakes it too.
     fn step_until(&mut self, limit: Instant) -> bool {
-        let stack = self.stack.poll_timeout();
         let wake = self.blocked.as_ref().and_then(|b| b.wake);
-        match (stack, wake) {
-            (Some(d), w) if d <= limit && w.is_none_or(|w| d <= w) => {
-                self.now = self.now.max(d);
-                self.stack.handle_timeout(self.now);
-                true
-            }
-            (_, Some(w)) if w <= limit && w > self.now => {
-                self.now = w;
-                true
-            }
-            _ => false,
-        }
+        self.host.step(limit, wake)
     }
 
     pub(crate) fn flow_for(&mut self, ports: Option<(u16, u16)>, dir: Dir) -> (u16, u16) {
         if let Some((a, b)) = ports {
             // Inbound: script port > stack port; outbound: stack port > script port.
             let key = if dir == Dir::In { (b, a) } else { (a, b) };
-            self.flows.entry(key).or_insert_with(|| Flow::default());
+            self.flows.entry(key).or_default();
             return key;
         }
         if let Some(k) = self.default_flow {
             return k;
         }
-        let local_port = self.listening_port().unwrap_or(self.set.bind_port);
+        let local_port = self.host.listening_port().unwrap_or(self.set.bind_port);
         let key = (local_port, self.next_remote_port);
         self.next_remote_port = self.next_remote_port.wrapping_add(1).max(REMOTE_PORT_BASE);
         self.flows.insert(key, Flow::default());
         self.default_flow = Some(key);
         key
-    }
-
-    fn listening_port(&self) -> Option<u16> {
-        let cur = self.current.and_then(|fd| self.fds.get(&fd));
-        cur.into_iter()
-            .chain(self.fds.values())
-            .find_map(|s| s.listening_port())
     }
 
     fn inject(&mut self, line: usize, p: &Packet) -> Step {
@@ -349,7 +335,7 @@ impl<'a> Run<'a> {
             ack,
             &ob,
         );
-        self.stack.handle_packet(self.now, &bytes);
+        self.host.inject(&bytes);
         self.drain();
         crate::sock::poll_blocked(self)
     }
@@ -375,7 +361,7 @@ impl<'a> Run<'a> {
             steps += 1;
             if steps > MAX_STEPS || !self.step_until(deadline) {
                 let waited = deadline.saturating_since(EPOCH).as_secs_f64();
-                self.now = self.now.max(deadline.min(hi + tol));
+                self.host.settle(deadline.min(hi + tol));
                 return Err(Failure {
                     line,
                     msg: format!("timed out waiting for a packet (waited until {waited:.6} s)"),
@@ -454,7 +440,7 @@ impl<'a> Run<'a> {
                 s.sport, s.dport, key.0, key.1
             ));
         }
-        let flow = self.flows.entry(key).or_insert_with(|| Flow::default());
+        let flow = self.flows.entry(key).or_default();
         if s.flags != e.flags {
             return Err(format!(
                 "flags {} instead of {}",
@@ -561,11 +547,6 @@ impl<'a> Run<'a> {
         let off = flow.and_then(|f| f.local_off).unwrap_or(0);
         let p = seen_packet(&s, off, self.default_flow != Some((s.sport, s.dport)));
         pkt::packet_str(&p)
-    }
-
-    /// The address pair of the script's flows.
-    pub(crate) fn remote_ip(&self) -> IpAddr {
-        self.set.remote()
     }
 }
 

@@ -4,7 +4,8 @@
 //! `sockstat`, piped through `grep` and `wc -l`, joined by `;` and `&&`. docs/conformance.md
 //! lists what each accepts.
 
-use crate::run::{fail, Run, Step};
+use crate::run::{fail, Step};
+use crate::sim::SimHost;
 use std::fmt::Write as _;
 use synq_core::{Config, SysctlError};
 
@@ -126,22 +127,17 @@ const DEFAULTS_SH: &[(&str, &str)] = &[
     ("net.ipv4.tcp_syncookies", "1"),
 ];
 
-/// Run one command line; a non-zero exit status fails the script.
-pub(crate) fn run(run: &mut Run<'_>, line: usize, cmd: &str) -> Step {
+/// Run one command line: (what it printed, its exit status).
+pub(crate) fn run(run: &mut SimHost, line: usize, cmd: &str) -> Step<(String, i32)> {
     let mut status = 0;
+    let mut out = String::new();
     for (sep, part) in split_seq(cmd) {
         if sep == "&&" && status != 0 {
             continue;
         }
-        status = pipeline(run, line, part)?;
+        status = pipeline(run, line, part, &mut out)?;
     }
-    if status != 0 {
-        return fail(
-            line,
-            format!("command `{}` exited with status {status}", cmd.trim()),
-        );
-    }
-    Ok(())
+    Ok((out, status))
 }
 
 /// Split at `;` and `&&` outside quotes: (separator before, part).
@@ -208,7 +204,7 @@ fn words(s: &str) -> Vec<String> {
     v
 }
 
-fn pipeline(run: &mut Run<'_>, line: usize, part: &str) -> Step<i32> {
+fn pipeline(run: &mut SimHost, line: usize, part: &str, output: &mut String) -> Step<i32> {
     let w = words(part);
     let mut stages: Vec<Vec<String>> = vec![Vec::new()];
     let mut redirect = None;
@@ -300,21 +296,23 @@ fn pipeline(run: &mut Run<'_>, line: usize, part: &str) -> Step<i32> {
             {
                 (String::new(), 0)
             }
-            other => return fail(
-                line,
-                format!(
+            other => {
+                return fail(
+                    line,
+                    format!(
                     "command `{other}` is not supported by synq's shell (see docs/conformance.md)"
                 ),
-            ),
+                )
+            }
         };
         text = out;
         status = s;
     }
-    run.output.push_str(&text);
+    output.push_str(&text);
     Ok(status)
 }
 
-fn sysctl(run: &mut Run<'_>, line: usize, args: &[String]) -> Step<(String, i32)> {
+fn sysctl(run: &mut SimHost, line: usize, args: &[String]) -> Step<(String, i32)> {
     let mut out = String::new();
     let (mut quiet, mut only_value, mut ignore) = (false, false, false);
     for a in args {
