@@ -10,6 +10,7 @@ use synq_pktdrill::{Runner, Settings};
 #[command(
     disable_help_flag = false,
     after_help = "Options: --model M, --sysctl NAME=VALUE (repeatable), -D NAME=VALUE, --json, \
+                  -v/--verbose (every packet in and out with its time), \
                   and packetdrill's own --name=value options (--ip_version, --mtu, \
                   --tolerance_usecs, --local_ip, --remote_ip, --bind_port, ...), which override \
                   a script's option lines. Exit 0 if every script passes, 1 if one fails, 2 on \
@@ -30,12 +31,14 @@ pub(crate) struct PktdrillArgs {
 struct Parsed {
     runner: Runner,
     json: bool,
+    verbose: bool,
     scripts: Vec<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Parsed> {
     let mut runner = Runner::default();
     let mut json = false;
+    let mut verbose = false;
     let mut scripts = Vec::new();
     let mut it = args.iter();
     let value = |flag: &str,
@@ -86,6 +89,7 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
                 runner.defines.push((k.to_string(), val.to_string()));
             }
             "--json" => json = true,
+            "-v" | "--verbose" => verbose = true,
             f if f.starts_with("--") => {
                 let name = &f[2..];
                 // Checked now, so a typo is a usage error rather than a failure per script.
@@ -110,6 +114,7 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
     Ok(Parsed {
         runner,
         json,
+        verbose,
         scripts,
     })
 }
@@ -128,6 +133,11 @@ pub(crate) fn run(a: &PktdrillArgs) -> Result {
     for (path, src) in &sources {
         let (ok, line, detail) = match p.runner.run(src) {
             Ok(o) => {
+                if p.verbose {
+                    for l in &o.trace {
+                        text.push_str(&format!("  {l}\n"));
+                    }
+                }
                 for w in &o.warnings {
                     text.push_str(&format!("WARN {path}: {w}\n"));
                 }
