@@ -310,7 +310,8 @@ impl<'a> Run<'a> {
     fn note(&mut self, t: Instant, line: usize, what: &str) {
         if self.trace.len() < MAX_QUEUED {
             let secs = t.saturating_since(EPOCH).as_secs_f64();
-            self.trace.push(format!("{secs:10.6} line {line:<4} {what}"));
+            self.trace
+                .push(format!("{secs:10.6} line {line:<4} {what}"));
         }
     }
 
