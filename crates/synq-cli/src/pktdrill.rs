@@ -68,6 +68,8 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
                 let (k, val) = v
                     .split_once('=')
                     .ok_or_else(|| Error::usage(format!("--sysctl {v}: expected NAME=VALUE")))?;
+                synq_pktdrill::check_sysctl(k, val)
+                    .map_err(|e| Error::usage(format!("--sysctl {v}: {e}")))?;
                 runner.sysctls.push((k.to_string(), val.to_string()));
             }
             "-D" | "--define" => {
@@ -92,13 +94,17 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
             "-v" | "--verbose" => verbose = true,
             f if f.starts_with("--") => {
                 let name = &f[2..];
+                // `--mtu 1520` as well as `--mtu=1520`, as getopt takes them: an option
+                // that cannot stand alone takes the next argument.
+                let mut value = inline.map(str::to_string);
+                if value.is_none() && Settings::default().apply(name, None).is_err() {
+                    value = it.next().cloned();
+                }
                 // Checked now, so a typo is a usage error rather than a failure per script.
                 Settings::default()
-                    .apply(name, inline)
+                    .apply(name, value.as_deref())
                     .map_err(Error::usage)?;
-                runner
-                    .options
-                    .push((name.to_string(), inline.map(str::to_string)));
+                runner.options.push((name.to_string(), value));
             }
             f if f.starts_with('-') && f.len() > 1 => {
                 return Err(Error::usage(format!("unknown option {f}")));
