@@ -29,9 +29,11 @@ macro_rules! say {
 #[global_allocator]
 static HEAP: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+mod latency;
+
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-const PORT: u16 = 80;
+pub(crate) const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+pub(crate) const PORT: u16 = 80;
 /// Connections per round, on every side (smoltcp's 16 listening sockets).
 const BATCH: usize = 16;
 
@@ -49,6 +51,10 @@ struct Args {
     /// smoltcp-handshakes, syn-cookies0, syn-cookies2, bulk, smoltcp-bulk.
     #[arg(long, value_name = "NAME")]
     only: Option<String>,
+    /// Instead of the suite: legitimate connect latency against the offered SYN-flood rate,
+    /// on one core, for tcp_syncookies 0, 1 and 2; prints a table and draws this SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    latency_plot: Option<String>,
     /// Internal: run the kernel's handshakes here (inside the namespace) and print the rate.
     #[arg(long, hide = true)]
     kernel_child: bool,
@@ -518,6 +524,14 @@ fn main() {
         return;
     }
     let s = args.secs;
+    if let Some(path) = &args.latency_plot {
+        // Each point serves a quarter of a second of arrivals (`--secs` scales it).
+        if let Err(e) = latency::figure(path, (s / 8.0).min(5.0)) {
+            eprintln!("synq-bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Some(name) = &args.only {
         let v = match name.as_str() {
             "handshakes" => synq_handshakes(s),
