@@ -61,11 +61,16 @@ struct Args {
 }
 
 /// Run `round` until `secs` have passed; returns items per second (each round does `per`).
-fn rate(secs: f64, per: u64, mut round: impl FnMut()) -> f64 {
+fn rate(secs: f64, per: u64, round: impl FnMut()) -> f64 {
+    rate_max(secs, per, u64::MAX, round)
+}
+
+/// [`rate`], stopping after `max_rounds` rounds if that comes first.
+fn rate_max(secs: f64, per: u64, max_rounds: u64, mut round: impl FnMut()) -> f64 {
     let limit = Wall::from_secs_f64(secs);
     let start = WallInstant::now();
     let mut n = 0u64;
-    while start.elapsed() < limit {
+    while start.elapsed() < limit && n / per.max(1) < max_rounds {
         round();
         n += per;
     }
@@ -384,7 +389,14 @@ fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool) -> f64 {
         })
         .collect();
     let mut i = 0usize;
-    rate(secs, 1024, || {
+    // Stateful (cookies off): each SYN once, so every one makes a request; a SYN seen
+    // again would be a retransmission, cheaper work. Stateless modes may repeat.
+    let rounds = if cookies == "0" {
+        (syns.len() / 1024) as u64
+    } else {
+        u64::MAX
+    };
+    rate_max(secs, 1024, rounds, || {
         for _ in 0..1024 {
             server.handle_packet(t, &syns[i % syns.len()]);
             while server.poll_transmit(t, &mut buf).is_some() {}

@@ -246,6 +246,10 @@ impl RequestTable {
     }
 
     pub(crate) fn find(&self, local_ip: u16, t: &FourTuple) -> Option<ReqId> {
+        if self.len == 0 {
+            // No keyed hash for an empty table (a cookies-only listener under a flood).
+            return None;
+        }
         let slots = &self.slots;
         self.index
             .find(self.hash(local_ip, t), |&i| {
