@@ -1,4 +1,5 @@
-//! `synq pktdrill`: packetdrill scripts against a synq stack in virtual time.
+//! `synq pktdrill`: packetdrill scripts against a synq stack in virtual time, or with
+//! `--kernel` against the host's Linux kernel in real time.
 
 use crate::error::{Error, Result};
 use crate::output;
@@ -9,7 +10,9 @@ use synq_pktdrill::{Runner, Settings};
 #[derive(Args, Debug)]
 #[command(
     disable_help_flag = false,
-    after_help = "Options: --model M, --sysctl NAME=VALUE (repeatable), -D NAME=VALUE, --json, \
+    after_help = "Options: --model M, --kernel (replay against the host's Linux kernel: needs \
+                  root, /dev/net/tun, ip and python3), --sysctl NAME=VALUE (repeatable), \
+                  -D NAME=VALUE, --json, \
                   and packetdrill's own --name=value options (--ip_version, --mtu, \
                   --tolerance_usecs, --local_ip, --remote_ip, --bind_port, ...), which override \
                   a script's option lines. Exit 0 if every script passes, 1 if one fails, 2 on \
@@ -86,6 +89,7 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
                 runner.defines.push((k.to_string(), val.to_string()));
             }
             "--json" => json = true,
+            "--kernel" if inline.is_none() => runner.kernel = true,
             f if f.starts_with("--") => {
                 let name = &f[2..];
                 // Checked now, so a typo is a usage error rather than a failure per script.
@@ -102,6 +106,11 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
             _ => scripts.push(a.clone()),
         }
     }
+    if runner.kernel && runner.model.is_some() {
+        return Err(Error::usage(
+            "--model chooses a synq model; it cannot be combined with --kernel",
+        ));
+    }
     if scripts.is_empty() {
         return Err(Error::usage(
             "no script given (synq pktdrill [OPTIONS] SCRIPT.pkt...)",
@@ -116,6 +125,11 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
 
 pub(crate) fn run(a: &PktdrillArgs) -> Result {
     let p = parse_args(&a.args)?;
+    if p.runner.kernel {
+        if let Some(why) = synq_pktdrill::kernel::unavailable() {
+            return Err(Error::usage(format!("--kernel cannot run here: {why}")));
+        }
+    }
     let mut sources = Vec::new();
     for path in &p.scripts {
         let text =
@@ -126,15 +140,17 @@ pub(crate) fn run(a: &PktdrillArgs) -> Result {
     let mut results = Vec::new();
     let mut text = String::new();
     for (path, src) in &sources {
-        let (ok, line, detail) = match p.runner.run(src) {
+        let dir = std::path::Path::new(path).parent();
+        let (ok, line, detail) = match p.runner.run_in(src, dir) {
             Ok(o) => {
                 for w in &o.warnings {
                     text.push_str(&format!("WARN {path}: {w}\n"));
                 }
                 match &o.failure {
                     None => {
+                        let clock = if p.runner.kernel { "real" } else { "virtual" };
                         text.push_str(&format!(
-                            "PASS {path} ({} events, {:.3} s virtual)\n",
+                            "PASS {path} ({} events, {:.3} s {clock})\n",
                             o.events, o.virtual_secs
                         ));
                         (
