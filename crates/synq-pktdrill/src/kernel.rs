@@ -556,94 +556,16 @@ fn use_shims(cmd: &str, bin: &Path) -> String {
 
 /// Errno names as the kernel's headers spell them (python's `errno` says ENOTSUP and
 /// EDEADLOCK for two of them).
-const ERRNO_NAMES: &[&str] = &[
-    "E2BIG",
-    "EACCES",
-    "EADDRINUSE",
-    "EADDRNOTAVAIL",
-    "EAFNOSUPPORT",
-    "EAGAIN",
-    "EALREADY",
-    "EBADF",
-    "EBADFD",
-    "EBADMSG",
-    "EBUSY",
-    "ECANCELED",
-    "ECHILD",
-    "ECONNABORTED",
-    "ECONNREFUSED",
-    "ECONNRESET",
-    "EDEADLK",
-    "EDESTADDRREQ",
-    "EDOM",
-    "EDQUOT",
-    "EEXIST",
-    "EFAULT",
-    "EFBIG",
-    "EHOSTDOWN",
-    "EHOSTUNREACH",
-    "EIDRM",
-    "EILSEQ",
-    "EINPROGRESS",
-    "EINTR",
-    "EINVAL",
-    "EIO",
-    "EISCONN",
-    "EISDIR",
-    "ELOOP",
-    "EMFILE",
-    "EMLINK",
-    "EMSGSIZE",
-    "ENAMETOOLONG",
-    "ENETDOWN",
-    "ENETRESET",
-    "ENETUNREACH",
-    "ENFILE",
-    "ENOBUFS",
-    "ENODATA",
-    "ENODEV",
-    "ENOENT",
-    "ENOEXEC",
-    "ENOKEY",
-    "ENOLCK",
-    "ENOLINK",
-    "ENOMEM",
-    "ENOMSG",
-    "ENONET",
-    "ENOPROTOOPT",
-    "ENOSPC",
-    "ENOSR",
-    "ENOSYS",
-    "ENOTBLK",
-    "ENOTCONN",
-    "ENOTDIR",
-    "ENOTEMPTY",
-    "ENOTSOCK",
-    "EOPNOTSUPP",
-    "ENOTTY",
-    "ENXIO",
-    "EOVERFLOW",
-    "EPERM",
-    "EPFNOSUPPORT",
-    "EPIPE",
-    "EPROTO",
-    "EPROTONOSUPPORT",
-    "EPROTOTYPE",
-    "ERANGE",
-    "EREMOTEIO",
-    "EROFS",
-    "ESHUTDOWN",
-    "ESOCKTNOSUPPORT",
-    "ESPIPE",
-    "ESRCH",
-    "ESTALE",
-    "ETIME",
-    "ETIMEDOUT",
-    "ETOOMANYREFS",
-    "ETXTBSY",
-    "EUSERS",
-    "EXDEV",
-];
+const ERRNO_NAMES: &str = "\
+     E2BIG EACCES EADDRINUSE EADDRNOTAVAIL EAFNOSUPPORT EAGAIN EALREADY EBADF EBADFD EBADMSG \
+     EBUSY ECANCELED ECHILD ECONNABORTED ECONNREFUSED ECONNRESET EDEADLK \
+     EDESTADDRREQ EDOM EDQUOT EEXIST EFAULT EFBIG EHOSTDOWN EHOSTUNREACH EIDRM EILSEQ \
+     EINPROGRESS EINTR EINVAL EIO EISCONN EISDIR ELOOP EMFILE EMLINK EMSGSIZE ENAMETOOLONG \
+     ENETDOWN ENETRESET ENETUNREACH ENFILE ENOBUFS ENODATA ENODEV ENOENT ENOEXEC ENOKEY \
+     ENOLCK ENOLINK ENOMEM ENOMSG ENONET ENOPROTOOPT ENOSPC ENOSR ENOSYS ENOTBLK ENOTCONN \
+     ENOTDIR ENOTEMPTY ENOTSOCK EOPNOTSUPP ENOTTY ENXIO EOVERFLOW EPERM EPFNOSUPPORT EPIPE \
+     EPROTO EPROTONOSUPPORT EPROTOTYPE ERANGE EREMOTEIO EROFS ESHUTDOWN ESOCKTNOSUPPORT \
+     ESPIPE ESRCH ESTALE ETIME ETIMEDOUT ETOOMANYREFS ETXTBSY EUSERS EXDEV";
 
 fn errno_name(name: &str) -> &'static str {
     let name = match name {
@@ -652,9 +574,8 @@ fn errno_name(name: &str) -> &'static str {
         n => n,
     };
     ERRNO_NAMES
-        .iter()
-        .find(|&&n| n == name)
-        .copied()
+        .split_whitespace()
+        .find(|&n| n == name)
         .unwrap_or("EIO")
 }
 
