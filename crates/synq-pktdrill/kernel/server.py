@@ -220,7 +220,10 @@ def handle(req):
         s.bind(addr(s, req["addr"], req["port"]))
         return {"ok": 0}
     if op == "listen":
-        s.listen(req["backlog"])
+        # Python turns a negative backlog into 0; the kernel reads it as unsigned, so
+        # above somaxconn (capped to it), as INT_MAX is.
+        backlog = req["backlog"]
+        s.listen(backlog if backlog >= 0 else 0x7FFFFFFF)
         return {"ok": 0, "ports": ports(s)}
     if op == "accept":
         c, _ = s.accept()

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::OnceLock;
 use std::time::Duration as StdDuration;
 use synq_core::wire::checksum;
 use synq_core::{Duration, Instant};
@@ -49,27 +50,29 @@ const MSG_DONTWAIT: i64 = 0x40;
 /// Why scripts cannot run against the kernel here (not root, no `/dev/net/tun`, no `ip`,
 /// no python3), or `None` when they can.
 pub fn unavailable() -> Option<String> {
-    if let Some(why) = synq_tun::unsupported() {
-        return Some(why);
-    }
-    let ok = |prog: &str, arg: &str| {
-        Command::new(prog)
-            .arg(arg)
+    // Asked once per process: it runs programs, and the answer does not change.
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    WHY.get_or_init(|| {
+        if let Some(why) = synq_tun::unsupported() {
+            return Some(why);
+        }
+        let python = Command::new("python3")
+            .arg("-V")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !ok("python3", "-V") {
-        return Some(
-            "python3 not found (the kernel host's system calls are a python3 script)".into(),
-        );
-    }
-    if !ok("sh", "-c") && !Path::new("/bin/sh").exists() {
-        return Some("/bin/sh not found (backtick commands run through it)".into());
-    }
-    None
+            .status();
+        if !python.is_ok_and(|s| s.success()) {
+            return Some(
+                "python3 not found (the kernel host's system calls are a python3 script)".into(),
+            );
+        }
+        if !Path::new("/bin/sh").exists() {
+            return Some("/bin/sh not found (backtick commands run through it)".into());
+        }
+        None
+    })
+    .clone()
 }
 
 /// A TUN device with segmentation offload where the kernel allows it (a large write then
