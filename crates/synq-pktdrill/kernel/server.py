@@ -10,9 +10,11 @@ does not understand (a bug in the runner, not a result of the call).
 
 import errno
 import json
+import os
 import select
 import socket
 import struct
+import subprocess
 import sys
 
 socks = {}
@@ -210,6 +212,24 @@ def handle(req):
                 r = ready.get(s.fileno(), 0)
                 revents.append(r & (events | select.POLLERR | select.POLLHUP | select.POLLNVAL))
         return {"ok": 0, "revents": revents}
+    if op == "sh":
+        # A backtick command; it runs in this namespace like everything here.
+        env = dict(os.environ)
+        env.update(req["env"])
+        try:
+            p = subprocess.run(
+                ["/bin/sh", "-c", req["cmd"]],
+                cwd=req["cwd"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                timeout=req["timeout"],
+            )
+        except subprocess.TimeoutExpired:
+            return {"err": "ETIMEDOUT"}
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        return {"ok": p.returncode if p.returncode >= 0 else 128 - p.returncode, "out": out}
     if op == "exit":
         for s in socks.values():
             s.close()

@@ -222,7 +222,7 @@ impl Server {
             stdin: Some(stdin),
             lines,
         };
-        let first = s.line()?;
+        let first = s.line(SERVER_WAIT)?;
         if !first.contains("ready") {
             return Err(io::Error::other(format!(
                 "the syscall server said {first:?} instead of ready"
@@ -231,24 +231,28 @@ impl Server {
         Ok(s)
     }
 
-    fn line(&self) -> io::Result<String> {
-        self.lines.recv_timeout(SERVER_WAIT).map_err(|e| match e {
+    fn line(&self, wait: StdDuration) -> io::Result<String> {
+        self.lines.recv_timeout(wait).map_err(|e| match e {
             RecvTimeoutError::Timeout => io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("the syscall server did not answer within {SERVER_WAIT:?}"),
+                format!("the syscall server did not answer within {wait:?}"),
             ),
             RecvTimeoutError::Disconnected => io::Error::other("the syscall server exited"),
         })
     }
 
     fn ask(&mut self, req: &Value) -> io::Result<Value> {
+        self.ask_within(req, SERVER_WAIT)
+    }
+
+    fn ask_within(&mut self, req: &Value, wait: StdDuration) -> io::Result<Value> {
         let stdin = self
             .stdin
             .as_mut()
             .ok_or_else(|| io::Error::other("the syscall server is closed"))?;
         writeln!(stdin, "{req}")?;
         stdin.flush()?;
-        let l = self.line()?;
+        let l = self.line(wait)?;
         let v: Value = serde_json::from_str(&l)
             .map_err(|e| io::Error::other(format!("the syscall server said {l:?}: {e}")))?;
         if let Some(f) = v.get("fatal") {
@@ -319,7 +323,8 @@ pub(crate) struct KernelHost {
     // Dropped in this order: the server, the device, then the namespace and the files.
     server: Server,
     tun: Tunnel,
-    ns: Netns,
+    /// Held for its drop (which deletes it).
+    _ns: Netns,
     tmp: TempDir,
     set: Settings,
     cwd: PathBuf,
@@ -374,7 +379,7 @@ impl KernelHost {
         Ok(Self {
             server,
             tun,
-            ns,
+            _ns: ns,
             tmp,
             set,
             cwd,
@@ -503,16 +508,18 @@ fn write_shims(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mut sh = String::from(
         "#!/bin/sh\n# packetdrill's defaults.sh (spec/packetdrill.md 3.8); knobs this kernel \
-         lacks are skipped.\nset_one() {\n  f=/proc/sys/$(echo \"$1\" | tr . /)\n  \
-         [ -e \"$f\" ] || return 0\n  echo \"$2\" 2>/dev/null > \"$f\" && return 0\n  \
+         lacks are skipped.\n# set_one NAME FILE VALUE\nset_one() {\n  f=$2\n  \
+         [ -e \"$f\" ] || return 0\n  echo \"$3\" 2>/dev/null > \"$f\" && return 0\n  \
          # A congestion control the host does not allow namespaces: sockets get it instead.\n  \
          if [ \"$1\" = net.ipv4.tcp_congestion_control ]; then\n    \
-         echo \"$(cat \"$f\") $2\" > \"$SYNQ_PKD_DIR/congestion\"; return 0\n  fi\n  \
-         echo \"defaults.sh: cannot set $1 to $2\" >&2; exit 1\n}\n\
+         echo \"$(cat \"$f\") $3\" > \"$SYNQ_PKD_DIR/congestion\"; return 0\n  fi\n  \
+         echo \"defaults.sh: cannot set $1 to $3\" >&2; exit 1\n}\n\
          ip tcp_metrics flush all >/dev/null 2>&1\n",
     );
     for (n, v) in crate::shell::DEFAULTS_SH.iter().chain(KERNEL_DEFAULTS) {
-        sh.push_str(&format!("set_one {n} '{v}'\n"));
+        // The file name spelled out: no `tr` per knob.
+        let file = format!("/proc/sys/{}", n.replace('.', "/"));
+        sh.push_str(&format!("set_one {n} {file} '{v}'\n"));
     }
     sh.push_str("tc qdisc replace dev tun0 root pfifo limit 1000 >/dev/null 2>&1\nexit 0\n");
     let py = "#!/usr/bin/env python3\n\
@@ -798,80 +805,47 @@ impl Host for KernelHost {
     }
 
     fn command(&mut self, line: usize, cmd: &str) -> Step<(String, i32)> {
+        // Run by the server (already inside the namespace), not `ip netns exec` each time:
+        // a command's run time shifts the script's relative times after it, so it should
+        // take what it takes under packetdrill, a few milliseconds.
         let bin = self.tmp.0.join("bin");
         let path = format!(
             "{}:{}",
             bin.display(),
             std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
         );
-        let child = self
-            .ns
-            .command("/bin/sh")
-            .args(["-c", &use_shims(cmd, &bin)])
-            .current_dir(&self.cwd)
-            .env("PATH", path)
-            .env("NSTAT_HISTORY", self.tmp.0.join("nstat.history"))
-            .env("SYNQ_PKD_DIR", &self.tmp.0)
-            .env("PACKETDRILL_PID", std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) => return fail(line, format!("--kernel: cannot run /bin/sh: {e}")),
-        };
-        let (out, status) = wait_output(child, COMMAND_WAIT)
+        let tmp = self.tmp.0.display().to_string();
+        let req = json!({
+            "op": "sh",
+            "cmd": use_shims(cmd, &bin),
+            "cwd": self.cwd.display().to_string(),
+            "timeout": COMMAND_WAIT.as_secs(),
+            "env": {
+                "PATH": path,
+                "NSTAT_HISTORY": format!("{tmp}/nstat.history"),
+                "SYNQ_PKD_DIR": tmp,
+                "PACKETDRILL_PID": std::process::id().to_string(),
+            },
+        });
+        let v = self
+            .server
+            .ask_within(&req, COMMAND_WAIT + SERVER_WAIT)
             .or_else(|e| fail(line, format!("--kernel: command `{}`: {e}", cmd.trim())))?;
         // Packets the kernel sent meanwhile were queued on the device; take them now.
         if self.start.is_some() {
             self.read_packets();
         }
-        Ok((out, status))
-    }
-}
-
-/// Its standard output then its standard error, and its exit status (killed after `limit`).
-fn wait_output(mut child: Child, limit: StdDuration) -> io::Result<(String, i32)> {
-    let reader = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut s);
+        match result(&v) {
+            Ok(status) => {
+                let out = v.get("out").and_then(Value::as_str).unwrap_or_default();
+                Ok((out.to_string(), i32::try_from(status).unwrap_or(128)))
             }
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn Read + Send>),
-    );
-    let end = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
+            Err(e) => fail(
+                line,
+                format!("--kernel: command `{}` could not run: {e}", cmd.trim()),
+            ),
         }
-        if std::time::Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("still running after {limit:?}; killed"),
-            ));
-        }
-        std::thread::sleep(StdDuration::from_micros(500));
-    };
-    let mut text = out.join().unwrap_or_default();
-    text.push_str(&err.join().unwrap_or_default());
-    Ok((text, status.code().unwrap_or(128)))
+    }
 }
 
 impl KernelHost {
