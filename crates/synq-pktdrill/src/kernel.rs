@@ -5,6 +5,11 @@
 //! nix lack TCP_INFO and TCP_DEFER_ACCEPT); backtick commands run by `/bin/sh` there, so
 //! `sysctl`, `ss` and `nstat` are the real tools, with shims for `defaults.sh` and
 //! `set_sysctls.py` first on `PATH`.
+//!
+//! Script time 0 is the first timed event (the init command's run time does not count, as
+//! in packetdrill); each outbound packet carries the time it was read from the device.
+//! Real sockets are always non-blocking: a blocking call that would block is retried by the
+//! interpreter, every millisecond at most, until it completes or is late.
 
 use crate::ast::{Expr, Syscall};
 use crate::host::{Host, Res};

@@ -9,6 +9,10 @@
 //! commands run by a small shell of our own (`sysctl`, `ss`, `nstat`, `sockstat`, `grep`).
 //! One extension: `sport>dport` before a packet's flags names its flow, so one script can
 //! drive many connections.
+//!
+//! With [`Runner::kernel`] the same scripts run against the host's Linux kernel instead, in
+//! real time, in a namespace of their own ([`kernel`]): a script Linux itself fails is then
+//! caught.
 
 mod assert;
 pub mod ast;
