@@ -206,7 +206,9 @@ def handle(req):
         ready = dict(p.poll(0))
         for fd, events in req["items"]:
             s = socks.get(fd)
-            if s is None:
+            if fd < 0:
+                revents.append(0)  # poll(2) skips negative fds
+            elif s is None:
                 revents.append(select.POLLNVAL)
             else:
                 r = ready.get(s.fileno(), 0)
