@@ -291,7 +291,7 @@ impl TempDir {
     fn create() -> io::Result<Self> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("synq-pktdrill-{}-{n}", std::process::id()));
+        let p = std::env::temp_dir().join(format!("synq-pkd-kernel-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(p.join("bin"))?;
         Ok(Self(p))
