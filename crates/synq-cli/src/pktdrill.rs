@@ -12,7 +12,7 @@ use synq_pktdrill::{Runner, Settings};
     disable_help_flag = false,
     after_help = "Options: --model M, --kernel (replay against the host's Linux kernel: needs \
                   root, /dev/net/tun, ip and python3), --sysctl NAME=VALUE (repeatable), \
-                  -D NAME=VALUE, --json, \
+                  -D NAME=VALUE, --json, -v/--verbose (every packet in and out with its time), \
                   and packetdrill's own --name=value options (--ip_version, --mtu, \
                   --tolerance_usecs, --local_ip, --remote_ip, --bind_port, ...), which override \
                   a script's option lines. Exit 0 if every script passes, 1 if one fails, 2 on \
@@ -33,12 +33,14 @@ pub(crate) struct PktdrillArgs {
 struct Parsed {
     runner: Runner,
     json: bool,
+    verbose: bool,
     scripts: Vec<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Parsed> {
     let mut runner = Runner::default();
     let mut json = false;
+    let mut verbose = false;
     let mut scripts = Vec::new();
     let mut it = args.iter();
     let value = |flag: &str,
@@ -90,20 +92,32 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
             }
             "--json" => json = true,
             "--kernel" if inline.is_none() => runner.kernel = true,
+            "-v" | "--verbose" => verbose = true,
             f if f.starts_with("--") => {
                 let name = &f[2..];
+                // `--mtu 1520` as well as `--mtu=1520`, as getopt takes them: an option
+                // that cannot stand alone takes the next argument.
+                let mut value = inline.map(str::to_string);
+                if value.is_none() && Settings::default().apply(name, None).is_err() {
+                    value = it.next().cloned();
+                }
                 // Checked now, so a typo is a usage error rather than a failure per script.
                 Settings::default()
-                    .apply(name, inline)
+                    .apply(name, value.as_deref())
                     .map_err(Error::usage)?;
-                runner
-                    .options
-                    .push((name.to_string(), inline.map(str::to_string)));
+                runner.options.push((name.to_string(), value));
             }
             f if f.starts_with('-') && f.len() > 1 => {
                 return Err(Error::usage(format!("unknown option {f}")));
             }
             _ => scripts.push(a.clone()),
+        }
+    }
+    // Checked once every option is read: under --kernel the kernel judges them.
+    if !runner.kernel {
+        for (k, val) in &runner.sysctls {
+            synq_pktdrill::check_sysctl(k, val)
+                .map_err(|e| Error::usage(format!("--sysctl {k}={val}: {e}")))?;
         }
     }
     if runner.kernel && runner.model.is_some() {
@@ -119,6 +133,7 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
     Ok(Parsed {
         runner,
         json,
+        verbose,
         scripts,
     })
 }
@@ -143,6 +158,11 @@ pub(crate) fn run(a: &PktdrillArgs) -> Result {
         let dir = std::path::Path::new(path).parent();
         let (ok, line, detail) = match p.runner.run_in(src, dir) {
             Ok(o) => {
+                if p.verbose {
+                    for l in &o.trace {
+                        text.push_str(&format!("  {l}\n"));
+                    }
+                }
                 for w in &o.warnings {
                     text.push_str(&format!("WARN {path}: {w}\n"));
                 }

@@ -44,6 +44,7 @@ pub mod conn;
 pub mod counters;
 pub mod driver;
 pub mod error;
+pub mod gso;
 pub mod time;
 
 mod buffer;

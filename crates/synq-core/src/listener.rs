@@ -193,6 +193,8 @@ pub(crate) struct Listener {
     pub(crate) defer_accept: u8,
     /// `TCP_SYNCNT` on the listener: overrides `tcp_synack_retries` when non-zero.
     pub(crate) syncnt: u8,
+    /// `TCP_MAXSEG` on the listener (0: none).
+    pub(crate) user_mss: u16,
     /// When this listener last sent a SYN cookie (Linux `tcp_synq_overflow` stamp).
     pub(crate) last_overflow: Option<Instant>,
     /// An AcceptReady event is queued and not yet drained.
@@ -209,6 +211,7 @@ impl Listener {
             syn: SynQueue::default(),
             defer_accept: 0,
             syncnt: 0,
+            user_mss: 0,
             last_overflow: None,
             event_pending: false,
         }

@@ -490,18 +490,18 @@ fn sysctl(ns: &Netns, dir: &Path, name: &str, value: &str) -> io::Result<()> {
 }
 
 /// The sysctls of packetdrill's `defaults.sh` beyond what synq models (spec/packetdrill.md
-/// §3.8); the rest come from the sim shell's list.
+/// §3.8); the rest come from the sim shell's list. tcp_fastopen and no tcp_ecn_option are
+/// the kernel selftests' copy, as `conformance/common/defaults.sh` has them.
 const KERNEL_DEFAULTS: &[(&str, &str)] = &[
     ("net.ipv4.tcp_fack", "0"),
     ("net.ipv4.tcp_slow_start_after_idle", "0"),
     ("net.ipv4.tcp_early_retrans", "4"),
     ("net.ipv4.tcp_tso_win_divisor", "3"),
     ("net.ipv4.tcp_ecn", "0"),
-    ("net.ipv4.tcp_ecn_option", "2"),
     ("net.ipv4.tcp_pacing_ss_ratio", "200"),
     ("net.ipv4.tcp_pacing_ca_ratio", "120"),
     ("net.ipv4.tcp_notsent_lowat", "4294967295"),
-    ("net.ipv4.tcp_fastopen", "0x70403"),
+    ("net.ipv4.tcp_fastopen", "0x3"),
     (
         "net.ipv4.tcp_fastopen_key",
         "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4",

@@ -34,6 +34,8 @@ pub(crate) struct Token {
     /// Whitespace (or a comment) came right before it: `S.` is one flag word, `S .` is not
     /// written by anyone but parses the same; `0:0(0)` needs nothing between its parts.
     pub(crate) spaced: bool,
+    /// Byte range in the source (a fast-open cookie is read back as written).
+    pub(crate) span: (usize, usize),
 }
 
 /// Longest token we keep (a hostile file cannot make one token hold the whole input twice).
@@ -127,6 +129,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
             tok,
             line: start_line,
             spaced,
+            span: (i, next),
         });
         spaced = false;
         i = next;

@@ -148,6 +148,11 @@ impl Runner {
     }
 }
 
+/// Check a `--sysctl NAME=VALUE` the way a run applies it (Linux and FreeBSD names).
+pub fn check_sysctl(name: &str, value: &str) -> Result<(), String> {
+    shell::set_sysctl(&mut Config::default(), name, value)
+}
+
 /// A script that failed to parse or to set up.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {

@@ -21,7 +21,13 @@ pub fn parse(src: &str, defines: &[(String, String)]) -> Result<Script, ParseErr
             }
         }
     }
-    Parser { toks, pos: 0 }.script()
+    Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+        src,
+    }
+    .script()
 }
 
 fn define(v: &str) -> Tok {
@@ -41,14 +47,20 @@ fn define(v: &str) -> Tok {
         .map_or_else(|_| Tok::Word(v.to_string()), Tok::Int)
 }
 
-struct Parser {
+struct Parser<'s> {
+    src: &'s str,
     toks: Vec<Token>,
     pos: usize,
+    /// Nesting of `[`, `{` and calls in arguments (bounded: the input is untrusted).
+    depth: usize,
 }
+
+/// Deepest argument nesting accepted.
+const MAX_DEPTH: usize = 32;
 
 type R<T> = Result<T, ParseError>;
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|t| &t.tok)
     }
@@ -447,9 +459,10 @@ impl Parser {
         }
         let mut first = true;
         while first || !self.spaced() {
-            match self.peek() {
-                Some(Tok::Int(n)) => s.push_str(&n.to_string()),
-                Some(Tok::Word(w)) => s.push_str(w),
+            match self.toks.get(self.pos) {
+                Some(t) if matches!(t.tok, Tok::Int(_) | Tok::Word(_)) => {
+                    s.push_str(self.src.get(t.span.0..t.span.1).unwrap_or(""));
+                }
                 _ => break,
             }
             self.pos += 1;
@@ -545,6 +558,16 @@ impl Parser {
     }
 
     fn primary(&mut self) -> R<Expr> {
+        if self.depth >= MAX_DEPTH {
+            return self.err("arguments nested too deeply");
+        }
+        self.depth += 1;
+        let r = self.primary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn primary_inner(&mut self) -> R<Expr> {
         let depth_guard = self.pos;
         match self.bump() {
             Some(Tok::Ellipsis) => Ok(Expr::Ellipsis),

@@ -53,6 +53,8 @@ pub(crate) struct Run<'a> {
     pub(crate) warnings: Vec<String>,
     /// What the script's commands printed.
     pub(crate) output: String,
+    /// Packets in and out with their times, for `--verbose`.
+    trace: Vec<String>,
 }
 
 /// What a finished run reports.
@@ -64,6 +66,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// What the script's backtick commands printed (their standard output).
     pub output: String,
+    /// Every packet injected and matched, with its time (`synq pktdrill --verbose`).
+    pub trace: Vec<String>,
     /// Events run.
     pub events: usize,
     /// Virtual seconds the script took.
@@ -97,6 +101,7 @@ impl<'a> Run<'a> {
             blocked: None,
             warnings: Vec::new(),
             output: String::new(),
+            trace: Vec::new(),
         }
     }
 
@@ -129,6 +134,7 @@ impl<'a> Run<'a> {
             failure,
             warnings: self.warnings,
             output: self.output,
+            trace: self.trace,
             events,
             virtual_secs: self.host.now().saturating_since(EPOCH).as_secs_f64(),
         }
@@ -301,7 +307,17 @@ impl<'a> Run<'a> {
         key
     }
 
+    fn note(&mut self, t: Instant, line: usize, what: &str) {
+        if self.trace.len() < MAX_QUEUED {
+            let secs = t.saturating_since(EPOCH).as_secs_f64();
+            self.trace
+                .push(format!("{secs:10.6} line {line:<4} {what}"));
+        }
+    }
+
     fn inject(&mut self, line: usize, p: &Packet) -> Step {
+        let now = self.host.now();
+        self.note(now, line, &pkt::packet_str(p));
         let key = self.flow_for(p.ports, Dir::In);
         let flow = self.flows.get(&key).cloned().unwrap_or_default();
         let ack = p.ack.unwrap_or(0).wrapping_add(flow.local_off.unwrap_or(0));
@@ -371,6 +387,8 @@ impl<'a> Run<'a> {
             }
         };
         let verdict = self.compare(p, &bytes);
+        let shown = self.render_seen(&bytes);
+        self.note(t, line, &shown);
         let early = !any && t + tol < lo;
         let late = !any && t > hi + tol;
         let when = |i: Instant| i.saturating_since(EPOCH).as_secs_f64();

@@ -228,10 +228,20 @@ fn pipeline(run: &mut SimHost, line: usize, part: &str, output: &mut String) -> 
             "grep" if k > 0 => grep(line, args, &text)?,
             "wc" if k > 0 => (format!("{}\n", text.lines().count()), 0),
             "cat" if k > 0 && args.is_empty() => (text.clone(), 0),
+            "tr" if k > 0 && args.len() == 2 && args[0] == "-s" && args[1].chars().count() == 1 => {
+                let c = args[1].chars().next().unwrap_or(' ');
+                let mut out = String::with_capacity(text.len());
+                for ch in text.chars() {
+                    if !(ch == c && out.ends_with(c)) {
+                        out.push(ch);
+                    }
+                }
+                (out, 0)
+            }
             _ if k > 0 => {
                 return fail(
                     line,
-                    format!("`{base}` is not supported after a pipe (grep, wc -l, cat)"),
+                    format!("`{base}` is not supported after a pipe (grep, wc -l, tr -s C, cat)"),
                 )
             }
             "sysctl" => sysctl(run, line, args)?,
@@ -354,11 +364,36 @@ fn sysctl(run: &mut SimHost, line: usize, args: &[String]) -> Step<(String, i32)
     Ok((out, 0))
 }
 
-/// `grep [-c] [-q] [-v] [-w] [-i] [-E|-F] [-e] PATTERN`: fixed strings, plus `^` and `$`
-/// anchors and `a|b` alternatives with -E.
+/// A basic regular expression (grep's default) in the extended syntax `regex` reads: `+ ? |
+/// ( ) { }` are literal unless escaped, and escaped they are operators.
+fn bre_to_ere(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n @ ('+' | '?' | '|' | '(' | ')' | '{' | '}')) => out.push(n),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push_str(r"\\"),
+            },
+            '+' | '?' | '|' | '(' | ')' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `grep [-c] [-q] [-v] [-w] [-x] [-i] [-E|-F] [-e PATTERN] PATTERN`, over a pipe.
 fn grep(line: usize, args: &[String], input: &str) -> Step<(String, i32)> {
-    let (mut count, mut quiet, mut invert, mut word, mut icase) =
-        (false, false, false, false, false);
+    let (mut count, mut quiet, mut invert, mut word, mut whole, mut icase) =
+        (false, false, false, false, false, false);
+    let mut syntax = 'G';
     let mut pat = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -371,8 +406,10 @@ fn grep(line: usize, args: &[String], input: &str) -> Step<(String, i32)> {
                     'q' => quiet = true,
                     'v' => invert = true,
                     'w' => word = true,
+                    'x' => whole = true,
                     'i' => icase = true,
-                    'E' | 'F' | 's' => {}
+                    'E' | 'F' | 'G' => syntax = f,
+                    's' => {}
                     _ => return fail(line, format!("grep: option -{f} is not supported")),
                 }
             }
@@ -385,40 +422,23 @@ fn grep(line: usize, args: &[String], input: &str) -> Step<(String, i32)> {
     let Some(pat) = pat else {
         return fail(line, "grep: no pattern");
     };
-    let fold = |s: &str| {
-        if icase {
-            s.to_lowercase()
-        } else {
-            s.to_string()
-        }
+    let mut re = match syntax {
+        'F' => regex::escape(&pat),
+        'E' => pat.clone(),
+        _ => bre_to_ere(&pat),
     };
-    let alts: Vec<String> = pat.split('|').map(fold).collect();
-    let hit = |l: &str| {
-        let l = fold(l);
-        alts.iter().any(|a| {
-            let (start, a) = a
-                .strip_prefix('^')
-                .map_or((false, a.as_str()), |s| (true, s));
-            let (end, a) = a.strip_suffix('$').map_or((false, a), |s| (true, s));
-            let mut from = 0;
-            while let Some(p) = l[from..].find(a).map(|p| p + from) {
-                let q = p + a.len();
-                let edge = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-                let ok = (!start || p == 0)
-                    && (!end || q == l.len())
-                    && (!word || (edge(l[..p].chars().next_back()) && edge(l[q..].chars().next())));
-                if ok {
-                    return true;
-                }
-                from = p + l[p..].chars().next().map_or(1, char::len_utf8);
-                if from > l.len() {
-                    break;
-                }
-            }
-            false
-        }) != invert
-    };
-    let lines: Vec<&str> = input.lines().filter(|l| hit(l)).collect();
+    if word {
+        re = format!(r"\b(?:{re})\b");
+    }
+    if whole {
+        re = format!("^(?:{re})$");
+    }
+    let re = regex::RegexBuilder::new(&re)
+        .case_insensitive(icase)
+        .size_limit(1 << 20)
+        .build()
+        .or_else(|e| fail(line, format!("grep: bad pattern {pat:?}: {e}")))?;
+    let lines: Vec<&str> = input.lines().filter(|l| re.is_match(l) != invert).collect();
     let status = i32::from(lines.is_empty());
     let out = if quiet {
         String::new()

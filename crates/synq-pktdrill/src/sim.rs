@@ -11,6 +11,7 @@ use crate::Failure;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use synq_core::error::Errno;
+use synq_core::wire::checksum;
 use synq_core::{Config, ConnHandle, Instant, ListenerHandle, Stack, State};
 
 /// Where the virtual clock starts (a script's time 0).
@@ -70,12 +71,34 @@ impl Host for SimHost {
     }
 
     fn take_sent(&mut self, out: &mut VecDeque<(Instant, Vec<u8>)>, max: usize) {
+        let mut burst = Vec::new();
         while let Some(n) = self.stack.poll_transmit(self.now, &mut self.tx_buf) {
-            if out.len() < max {
-                out.push_back((self.now, self.tx_buf[..n].to_vec()));
-            }
+            burst.push(self.tx_buf[..n].to_vec());
         }
         while self.stack.poll_event().is_some() {}
+        // Linux hands its device one super-segment per run of full segments (TSO/GSO), and
+        // packetdrill scripts expect a large write to leave that way; 4.4BSD has no offload.
+        let gso = !self.stack.config().model.single_queue();
+        let mut merged = Vec::new();
+        let mut i = 0;
+        while i < burst.len() {
+            let (take, tso) = if gso {
+                synq_core::gso::coalesce(&burst[i..], &mut merged)
+            } else {
+                (1, None)
+            };
+            let pkt = match tso {
+                Some(t) => {
+                    finish_checksum(&mut merged, usize::from(t.l3_len));
+                    std::mem::take(&mut merged)
+                }
+                None => std::mem::take(&mut burst[i]),
+            };
+            if out.len() < max {
+                out.push_back((self.now, pkt));
+            }
+            i += take.max(1);
+        }
     }
 
     fn inject(&mut self, bytes: &[u8]) {
@@ -112,6 +135,23 @@ impl Host for SimHost {
     fn command(&mut self, line: usize, cmd: &str) -> Step<(String, i32)> {
         crate::shell::run(self, line, cmd)
     }
+}
+
+/// Replace a super-segment's partial TCP checksum with the full one, as the device would.
+fn finish_checksum(p: &mut [u8], l3: usize) {
+    let Some(ip) = crate::pkt::decode(p) else {
+        return;
+    };
+    let Some(tcp) = p.get_mut(l3..) else {
+        return;
+    };
+    if tcp.len() < 20 {
+        return;
+    }
+    tcp[16..18].copy_from_slice(&[0, 0]);
+    let pseudo = checksum::pseudo_header(&ip.src, &ip.dst, 6, tcp.len() as u32);
+    let c = checksum::fold(checksum::sum(tcp, pseudo));
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
 }
 
 /// Socket options a script set (and reads back).
@@ -259,6 +299,9 @@ fn attempt(
                     }
                     if let Some(n) = sock.opts.get(6, 7) {
                         host.stack.set_syncnt(l, n.clamp(1, 255) as u8);
+                    }
+                    if let Some(m) = sock.opts.get(6, 2) {
+                        host.stack.set_listener_mss(l, m.clamp(0, 32767) as u16);
                     }
                     host.fds.get_mut(&fd).expect("looked up above").kind = Kind::Listener(l, local);
                     Some(Ok(0))
@@ -519,10 +562,12 @@ fn setsockopt(host: &mut SimHost, line: usize, call: &Syscall, fd: i64, sock: &S
             if v != 0 && !(88..=32767).contains(&v) {
                 return Ok(Some(Err("EINVAL")));
             }
-            if sock.listener().is_some() || sock.conn().is_some() {
+            if let Some(l) = sock.listener() {
+                host.stack.set_listener_mss(l, v as u16);
+            } else if sock.conn().is_some() {
                 return fail(
                     line,
-                    "TCP_MAXSEG on a listener or connection is not supported by synq yet",
+                    "TCP_MAXSEG on a connection is not supported by synq yet (on a listener it is)",
                 );
             }
         }

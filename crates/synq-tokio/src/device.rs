@@ -35,17 +35,7 @@ pub trait Device: Send + Sync + 'static {
 }
 
 /// How to cut a super-segment: see [`Device::try_send_tso`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tso {
-    /// Payload bytes per segment.
-    pub mss: u16,
-    /// IP header length.
-    pub l3_len: u16,
-    /// TCP header length.
-    pub l4_len: u16,
-    /// IPv6 (else IPv4).
-    pub ipv6: bool,
-}
+pub use synq_core::gso::Tso;
 
 /// What [`Device::try_recv`] read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -49,7 +49,6 @@
 
 mod device;
 mod error;
-mod gso;
 mod listener;
 mod stack;
 mod stream;

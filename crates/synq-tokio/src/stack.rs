@@ -388,7 +388,7 @@ async fn drive<D: Device>(shared: Arc<Shared>, dev: D) {
         while i < sent {
             // With segmentation offload, a run of full segments goes down as one write.
             let (take, tso) = if tso_ok {
-                crate::gso::coalesce(&tx[i..sent], &mut merged)
+                synq_core::gso::coalesce(&tx[i..sent], &mut merged)
             } else {
                 (1, None)
             };

@@ -246,6 +246,11 @@ pub(crate) struct Connection {
     pub(crate) error: Option<ConnError>,
     pub(crate) orphan: bool,
     pub(crate) nodelay: bool,
+    /// Nagle as Linux has it (Minshall's variant: hold a short segment only while another
+    /// short one is unacknowledged); 4.4BSD holds it while anything is.
+    minshall: bool,
+    /// End of the last short segment sent (Linux `snd_sml`).
+    snd_sml: SeqNumber,
     pub(crate) events: u8,
     /// Was it counted in TcpCurrEstab?
     pub(crate) counted_estab: bool,
@@ -321,6 +326,8 @@ impl Connection {
             error: None,
             orphan: false,
             nodelay: false,
+            minshall: !config.model.single_queue(),
+            snd_sml: iss,
             events: 0,
             counted_estab: false,
         }

@@ -64,10 +64,12 @@ impl Connection {
         if len == 0 {
             return fin.then_some((0, true));
         }
-        // RFC 1122 4.2.3.4 SWS avoidance and RFC 896 Nagle.
+        // RFC 1122 4.2.3.4 SWS avoidance and RFC 896 Nagle (Linux: Minshall's variant).
+        let short_in_flight = self.snd_sml > self.snd_una && self.snd_sml <= self.snd_nxt;
         let ok = len == mss
             || fin
-            || (len == unsent && (in_flight == 0 || self.nodelay))
+            || (len == unsent
+                && (in_flight == 0 || self.nodelay || (self.minshall && !short_in_flight)))
             || (in_flight == 0 && (len == usable || len >= (self.max_snd_wnd as usize / 2).max(1)));
         ok.then_some((len, fin))
     }
@@ -296,6 +298,9 @@ impl Connection {
         let n = self.write_segment(ctx, buf, flags, seq, (off, len));
         if len > 0 {
             self.on_data_sent(now);
+            if len < usize::from(self.eff_mss()) {
+                self.snd_sml = seq + len as u32;
+            }
         }
         let end = seq + len as u32 + u32::from(fin);
         if seq < self.snd_max {

@@ -31,6 +31,8 @@ pub struct SynRecvInfo {
 /// What a SYN-ACK carries.
 struct SynAck {
     tuple: FourTuple,
+    /// The MSS we advertise (the route's, clamped by the listener's TCP_MAXSEG).
+    mss: u16,
     iss: SeqNumber,
     irs: SeqNumber,
     wscale: bool,
@@ -39,9 +41,9 @@ struct SynAck {
     ts: Option<(u32, u32)>,
 }
 
-/// The window a SYN-ACK offers (MSS less 12 with timestamps, as Linux).
-pub(super) fn synack_window(c: &Config, tuple: &FourTuple, ts: bool) -> u32 {
-    let mss = conn::mss_for(tuple, c) - if ts { 12 } else { 0 };
+/// The window a SYN-ACK offers for an advertised MSS (less 12 with timestamps, as Linux).
+pub(super) fn synack_window(c: &Config, adv_mss: u16, ts: bool) -> u32 {
+    let mss = adv_mss - if ts { 12 } else { 0 };
     conn::initial_window(c.tcp_rmem[1] as usize, mss)
 }
 
@@ -170,7 +172,7 @@ impl Stack {
             local_ip,
             iss: self.isn(&tuple, now),
             irs: seg.seq,
-            peer_mss: seg.options.mss,
+            peer_mss: self.clamp_peer_mss(lkey, seg.options.mss),
             peer_wscale: wscale,
             sack,
             ts_recent: ts,
@@ -195,7 +197,8 @@ impl Stack {
             // Without timestamps a cookie has nowhere to keep these (Linux clears them).
             (wscale, sack) = (None, false);
         }
-        let (idx, _) = cookie::encode_mss(&tuple, seg.options.mss.unwrap_or(536));
+        let peer = self.clamp_peer_mss(lkey, seg.options.mss).unwrap_or(536);
+        let (idx, _) = cookie::encode_mss(&tuple, peer);
         let iss = self.cookie_keys.make(&tuple, seg.seq.0, idx, now);
         self.counters.syncookies_sent += 1;
         if let Some(l) = self.listeners.get_mut(lkey) {
@@ -207,6 +210,7 @@ impl Stack {
         });
         self.send_synack(SynAck {
             tuple,
+            mss: self.adv_mss(lkey, &tuple),
             iss: SeqNumber(iss),
             irs: seg.seq,
             wscale: wscale.is_some(),
@@ -274,6 +278,7 @@ impl Stack {
             .map(|tsecr| (now.total_millis() as u32, tsecr));
         self.send_synack(SynAck {
             tuple,
+            mss: self.adv_mss(r.listener, &tuple),
             iss: r.iss,
             irs: r.irs,
             wscale: r.peer_wscale().is_some(),
@@ -285,7 +290,7 @@ impl Stack {
     fn send_synack(&mut self, s: SynAck) {
         let c = &self.config;
         let mut options = TcpOptions {
-            mss: Some(conn::mss_for(&s.tuple, c)),
+            mss: Some(s.mss),
             ..TcpOptions::default()
         };
         if s.wscale {
@@ -302,7 +307,7 @@ impl Stack {
             seq: s.iss,
             ack: s.irs + 1,
             flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: synack_window(c, &s.tuple, s.ts.is_some()) as u16,
+            window: synack_window(c, s.mss, s.ts.is_some()) as u16,
             urgent: 0,
             options,
             payload: &[],
@@ -377,7 +382,8 @@ impl Stack {
             return self.queue_control(ip, rst_reply(seg), true);
         }
         let rcv_nxt = req.irs + 1;
-        let wnd = synack_window(&self.config, &tuple, req.ts_recent().is_some());
+        let adv = self.adv_mss(req.listener, &tuple);
+        let wnd = synack_window(&self.config, adv, req.ts_recent().is_some());
         let end = seg.seq + seg.payload.len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
         let in_window = seg.seq == rcv_nxt || (end > rcv_nxt && seg.seq < rcv_nxt + wnd);
         if !in_window {
@@ -500,8 +506,11 @@ impl Stack {
             ack: req.irs + 1,
             flags: TcpFlags::ACK,
             // Linux tcp_v4_reqsk_send_ack: the request's window, scaled.
-            window: (synack_window(&self.config, &tuple, req.ts_recent().is_some()) >> shift)
-                as u16,
+            window: (synack_window(
+                &self.config,
+                self.adv_mss(req.listener, &tuple),
+                req.ts_recent().is_some(),
+            ) >> shift) as u16,
             urgent: 0,
             options,
             payload: &[],
@@ -641,6 +650,37 @@ impl Stack {
     /// `getsockopt(TCP_DEFER_ACCEPT)`.
     pub fn defer_accept(&self, l: ListenerHandle) -> Option<u32> {
         Some(defer_retrans_to_secs(self.listeners.get(l.0)?.defer_accept))
+    }
+
+    /// `setsockopt(TCP_MAXSEG)` on a listener (0 clears it): its SYN-ACKs advertise at most
+    /// this MSS and its connections send segments no larger (Linux `user_mss`, which
+    /// clamps `mss_clamp` and the advertised MSS). Linux takes 88..=32767.
+    pub fn set_listener_mss(&mut self, l: ListenerHandle, mss: u16) -> Option<()> {
+        self.listeners.get_mut(l.0)?.user_mss = mss;
+        Some(())
+    }
+
+    /// `getsockopt(TCP_MAXSEG)` on a listener: the value set, or 0.
+    pub fn listener_mss(&self, l: ListenerHandle) -> Option<u16> {
+        Some(self.listeners.get(l.0)?.user_mss)
+    }
+
+    /// The MSS a listener's SYN-ACK advertises: the route's, clamped by TCP_MAXSEG.
+    fn adv_mss(&self, lkey: Key, tuple: &FourTuple) -> u16 {
+        let route = conn::mss_for(tuple, &self.config);
+        match self.listeners.get(lkey).map_or(0, |l| l.user_mss) {
+            0 => route,
+            user => route.min(user),
+        }
+    }
+
+    /// The peer's MSS as a request keeps it: clamped by TCP_MAXSEG (Linux `mss_clamp`); a
+    /// SYN without the option counts as 536 then.
+    fn clamp_peer_mss(&self, lkey: Key, peer: Option<u16>) -> Option<u16> {
+        match self.listeners.get(lkey).map_or(0, |l| l.user_mss) {
+            0 => peer,
+            user => Some(peer.unwrap_or(536).min(user)),
+        }
     }
 
     /// `setsockopt(TCP_SYNCNT)` on a listener: SYN-ACK retransmissions for its requests

@@ -280,14 +280,17 @@ fn rto_after_lost_acks(frto: u8) -> (crate::Counters, crate::ConnInfo, crate::Co
     };
     let mut p = Pair::with(ca, cb);
     let (c, s, _) = p.connected(false);
-    let data = pattern(300_000, 16);
+    // Whole segments (B sends no timestamps: MSS 1460), so no short segment is in flight
+    // when the RTO fires: its retransmission is one full segment, as Linux's would be
+    // after collapsing (synq does not collapse retransmissions; see docs/loss-recovery.md).
+    let data = pattern(205 * 1460, 16);
     assert_eq!(p.transfer(true, c, s, &data, Duration::from_secs(5)), data);
     let before = p.a.info(c).unwrap();
     let (from, to) = (p.now, p.now + Duration::from_millis(150));
     p.filter = Some(Box::new(move |x: &Seg| {
         x.a_to_b || x.at < from || x.at >= to
     }));
-    let more = pattern(20 * 1448, 17);
+    let more = pattern(20 * 1460, 17);
     let rtx_before = retransmissions(&p).len();
     assert_eq!(p.transfer(true, c, s, &more, Duration::from_secs(5)), more);
     p.run_for(Duration::from_secs(1));

@@ -2,8 +2,20 @@
 //! segments of one connection, as the engine emits them in one burst, become one
 //! super-segment the kernel cuts again (what Linux's own TSO/GSO hands a NIC).
 
-use crate::device::Tso;
-use synq_core::wire::checksum;
+use synq_wire::checksum;
+
+/// How to cut a super-segment back into segments (what a TSO device is told).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tso {
+    /// Payload bytes per segment.
+    pub mss: u16,
+    /// IP header length.
+    pub l3_len: u16,
+    /// TCP header length.
+    pub l4_len: u16,
+    /// IPv6 (else IPv4).
+    pub ipv6: bool,
+}
 
 /// Largest super-segment: IP total length is 16 bits.
 const MAX_SUPER: usize = 65_000;
@@ -89,8 +101,9 @@ fn continues(a: &[u8], va: &View, b: &[u8], vb: &View) -> bool {
 
 /// Merge the longest run at the front of `pkts` that the kernel can cut back into the same
 /// segments into `out`; returns how many packets it took and, if more than one, how to cut.
-/// A lone packet is left for a plain write (`out` untouched).
-pub(crate) fn coalesce(pkts: &[Vec<u8>], out: &mut Vec<u8>) -> (usize, Option<Tso>) {
+/// A lone packet is left for a plain write (`out` untouched). The super-segment's TCP
+/// checksum field holds the pseudo-header sum (CHECKSUM_PARTIAL), as a device finishes it.
+pub fn coalesce(pkts: &[Vec<u8>], out: &mut Vec<u8>) -> (usize, Option<Tso>) {
     let Some(first) = pkts.first() else {
         return (0, None);
     };
@@ -164,7 +177,7 @@ pub(crate) fn coalesce(pkts: &[Vec<u8>], out: &mut Vec<u8>) -> (usize, Option<Ts
 #[cfg(test)]
 mod tests {
     use super::*;
-    use synq_core::wire::{emit_packet, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+    use synq_wire::{emit_packet, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 
     fn seg(seq: u32, len: usize, flags: TcpFlags, window: u16) -> Vec<u8> {
         let payload = vec![seq as u8; len];
@@ -177,7 +190,7 @@ mod tests {
             window,
             urgent: 0,
             options: TcpOptions {
-                timestamps: Some(synq_core::wire::Timestamps { tsval: 5, tsecr: 6 }),
+                timestamps: Some(synq_wire::Timestamps { tsval: 5, tsecr: 6 }),
                 ..TcpOptions::default()
             },
             payload: &payload,

@@ -1,0 +1,242 @@
+//! The conformance suite under `conformance/` on the models it is written for, and the
+//! runner's own verdicts: scripts that must fail do, at the right line.
+
+use std::path::{Path, PathBuf};
+use synq_pktdrill::{Outcome, Runner};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn scripts(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("conformance").join(dir))
+        .expect("conformance directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pkt"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn runner(model: &str) -> Runner {
+    Runner {
+        model: Some(model.parse().expect("model")),
+        ..Runner::default()
+    }
+}
+
+fn run(r: &Runner, path: &Path) -> Outcome {
+    let src = std::fs::read_to_string(path).expect("script");
+    r.run(&src)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every script of `dir` passes on `model`; returns how many ran.
+fn all_pass(dir: &str, model: &str) -> usize {
+    let r = runner(model);
+    let mut bad = Vec::new();
+    let list = scripts(dir);
+    for p in &list {
+        if let Some(f) = run(&r, p).failure {
+            bad.push(format!("{}: {f}", p.display()));
+        }
+    }
+    assert!(bad.is_empty(), "failing scripts:\n{}", bad.join("\n"));
+    list.len()
+}
+
+#[test]
+fn linux_scripts_pass_on_the_linux_model() {
+    assert!(all_pass("linux", "linux") >= 20);
+}
+
+#[test]
+fn bsd_scripts_pass_on_the_bsd_model() {
+    assert!(all_pass("bsd", "bsd") >= 5);
+}
+
+#[test]
+fn linux_410_scripts_pass_on_the_linux_410_model() {
+    assert!(all_pass("linux-4.10", "linux-4.10") >= 1);
+}
+
+/// The suite tells the models apart: a script written for one fails on another.
+#[test]
+fn scripts_fail_on_the_wrong_model() {
+    let failing = |dir: &str, model: &str| {
+        let r = runner(model);
+        scripts(dir)
+            .iter()
+            .filter(|p| run(&r, p).failure.is_some())
+            .count()
+    };
+    assert_eq!(failing("bsd", "bsd-exact"), scripts("bsd").len());
+    assert!(failing("linux", "bsd") >= 10);
+    assert_eq!(failing("linux-4.10", "linux"), 1);
+}
+
+const BASE: &str = "\
+`../common/defaults.sh`
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
++0    < S 0:0(0) win 32792 <mss 1460,sackOK,nop,nop,nop,wscale 7>
++0    > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>
++1    > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>
++.1   < . 1:1(0) ack 1 win 257
++0    accept(3, ..., ...) = 4
++0    write(4, ..., 10) = 10
++0    > P. 1:11(10) ack 1
++0    %{ assert tcpi_state == TCP_ESTABLISHED }%
++0    `nstat -az TcpExtTCPSynRetrans | grep -q \" 1 \"`
+";
+
+fn verdict(src: &str) -> Option<synq_pktdrill::Failure> {
+    runner("linux").run(src).expect("parses").failure
+}
+
+#[test]
+fn the_base_script_passes() {
+    assert_eq!(verdict(BASE), None);
+}
+
+/// Each change to a correct script makes it fail at the changed line, for the right reason.
+#[test]
+fn every_kind_of_mismatch_fails_at_its_line() {
+    let cases: &[(&str, &str, usize, &str)] = &[
+        (
+            "ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>\n+1",
+            "ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 7>\n+1",
+            6,
+            "options",
+        ),
+        (
+            "> S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>\n+1",
+            "> S 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>\n+1",
+            6,
+            "flags",
+        ),
+        ("+1    > S.", "+2    > S.", 7, "wrong time"),
+        ("+1    > S.", "+.5   > S.", 7, "wrong time"),
+        ("> P. 1:11(10) ack 1", "> P. 1:12(11) ack 1", 11, "payload"),
+        ("> P. 1:11(10) ack 1", "> P. 2:12(10) ack 1", 11, "sequence"),
+        ("> P. 1:11(10) ack 1", "> P. 1:11(10) ack 2", 11, "ack"),
+        (
+            "> P. 1:11(10) ack 1",
+            "> P. 1:11(10) ack 1 win 7",
+            11,
+            "window",
+        ),
+        (
+            "> P. 1:11(10) ack 1",
+            "> P. 1:11(10) ack 1 <nop,nop>",
+            11,
+            "options",
+        ),
+        (
+            "write(4, ..., 10) = 10",
+            "write(4, ..., 10) = 9",
+            10,
+            "unexpected result",
+        ),
+        (
+            "accept(3, ..., ...) = 4",
+            "accept(3, ..., ...) = -1 EAGAIN",
+            9,
+            "unexpected result",
+        ),
+        (
+            "TCP_ESTABLISHED }%",
+            "TCP_SYN_RECV }%",
+            12,
+            "assertion failed",
+        ),
+        ("\" 1 \"", "\" 2 \"", 13, "exited with status 1"),
+    ];
+    for (from, to, line, why) in cases {
+        assert!(BASE.contains(from), "{from}");
+        let f =
+            verdict(&BASE.replacen(from, to, 1)).unwrap_or_else(|| panic!("{to:?} should fail"));
+        assert_eq!(f.line, *line, "{to:?}: {f}");
+        assert!(f.to_string().contains(why), "{to:?}: {f}");
+    }
+}
+
+/// An outbound segment nobody expected fails the script when a later line expects another
+/// one, and at the end under `--strict`.
+#[test]
+fn an_unexpected_segment_fails() {
+    // Dropping the line that expects the SYN-ACK resend: the resend is then compared with
+    // the data segment.
+    let src = BASE.replacen(
+        "+1    > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>\n",
+        "+1    `true`\n",
+        1,
+    );
+    let f = verdict(&src).expect("fails");
+    assert_eq!(f.line, 11);
+    assert!(
+        f.actual.as_deref().is_some_and(|a| a.starts_with("> S.")),
+        "{f}"
+    );
+    // Without a later `>` line the extra segment passes, as in packetdrill; --strict fails it.
+    let src = BASE.split_inclusive('\n').take(6).collect::<String>() + "+2 `true`\n";
+    assert_eq!(verdict(&src), None);
+    let strict = format!("--strict\n{src}");
+    let f = verdict(&strict).expect("strict fails");
+    assert!(f.msg.contains("--strict"), "{f}");
+}
+
+#[test]
+fn a_blocking_call_returns_on_time_or_fails() {
+    let script = |end: &str| {
+        format!(
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n\
+             +0 listen(3, 1) = 0\n+0...{end} accept(3, ..., ...) = 4\n\
+             +0 < S 0:0(0) win 1000 <mss 1460>\n+0 > S. 0:0(0) ack 1 <mss 1460>\n\
+             +.3 < . 1:1(0) ack 1 win 1000\n"
+        )
+    };
+    assert_eq!(verdict(&script("0.3")), None);
+    let f = verdict(&script("0.5")).expect("returns early");
+    assert_eq!(f.line, 4);
+    assert!(f.msg.contains("returned at 0.300000 s"), "{f}");
+    let f = verdict(&script("0.1")).expect("late");
+    assert_eq!(f.line, 4);
+}
+
+#[test]
+fn ipv6_and_mapped_addresses_run() {
+    let v6 = "--ip_version=ipv6\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n\
+              +0 bind(3, ..., ...) = 0\n+0 listen(3, 1) = 0\n\
+              +0 < S 0:0(0) win 1000 <mss 1440>\n+0 > S. 0:0(0) ack 1 <mss 1440>\n";
+    assert_eq!(verdict(v6), None);
+    let mapped = v6
+        .replace("ipv6", "ipv4-mapped-ipv6")
+        .replace("<mss 1440>", "<mss 1460>");
+    assert_eq!(verdict(&mapped), None);
+    // The command line wins over the script's own option line.
+    let r = Runner {
+        options: vec![("mtu".into(), Some("1520".into()))],
+        ..runner("linux")
+    };
+    let f = r.run(v6).expect("parses").failure.expect("MSS 1460 now");
+    assert!(f.msg.contains("options"), "{f}");
+}
+
+#[test]
+fn defines_substitute_words() {
+    let src = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 bind(3, ..., ...) = 0\n\
+               +0 listen(3, BACKLOG) = 0\n+0 CMD\n";
+    let r = Runner {
+        defines: vec![
+            ("BACKLOG".into(), "7".into()),
+            (
+                "CMD".into(),
+                "`ss -Hlnt | tr -s ' ' | grep -q 'LISTEN 0 7 '`".into(),
+            ),
+        ],
+        ..runner("linux")
+    };
+    assert!(r.run(src).expect("parses").failure.is_none());
+}
