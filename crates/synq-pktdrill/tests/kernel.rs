@@ -180,6 +180,8 @@ fn scripts_linux_fails_fail_against_the_kernel() {
     }
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel");
     let (_, good, dir) = job(&here.join("passive-open-layout.pkt"));
+    let (_, retransmit, _) = job(&here.join("synack-retransmit.pkt"));
+    assert!(retransmit.contains("+1    > S."));
     let synack = "<mss 1460,nop,nop,sackOK,nop,wscale 8>";
     assert!(good.contains(synack));
     let cases = [
@@ -201,6 +203,8 @@ fn scripts_linux_fails_fail_against_the_kernel() {
             good.replace("> . 1:1(0) ack 101", "> . 1:1(0) ack 100"),
             "> . 1:1(0) ack 100",
         ),
+        // The kernel's own timer: the first SYN-ACK retransmission comes after 1 s, not 0.5.
+        (retransmit.replace("+1    > S.", "+.5   > S."), "+.5   > S."),
     ];
     let jobs: Vec<_> = cases
         .iter()
