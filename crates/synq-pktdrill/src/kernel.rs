@@ -251,14 +251,33 @@ impl Server {
     }
 
     fn ask_within(&mut self, req: &Value, wait: StdDuration) -> io::Result<Value> {
+        self.send(req)?;
+        let l = self.line(wait)?;
+        Self::answer(req, &l)
+    }
+
+    fn send(&mut self, req: &Value) -> io::Result<()> {
         let stdin = self
             .stdin
             .as_mut()
             .ok_or_else(|| io::Error::other("the syscall server is closed"))?;
         writeln!(stdin, "{req}")?;
-        stdin.flush()?;
-        let l = self.line(wait)?;
-        let v: Value = serde_json::from_str(&l)
+        stdin.flush()
+    }
+
+    /// The answer line, if it came within `wait`.
+    fn try_line(&self, wait: StdDuration) -> io::Result<Option<String>> {
+        match self.lines.recv_timeout(wait) {
+            Ok(l) => Ok(Some(l)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(io::Error::other("the syscall server exited"))
+            }
+        }
+    }
+
+    fn answer(req: &Value, l: &str) -> io::Result<Value> {
+        let v: Value = serde_json::from_str(l)
             .map_err(|e| io::Error::other(format!("the syscall server said {l:?}: {e}")))?;
         if let Some(f) = v.get("fatal") {
             return Err(io::Error::other(format!(
@@ -413,6 +432,27 @@ impl KernelHost {
                     }
                 }
                 Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
+    /// A command through the server; packets the kernel sends meanwhile are read as they
+    /// come, so they keep their times.
+    fn run_command(&mut self, req: &Value) -> io::Result<Value> {
+        self.server.send(req)?;
+        let end = std::time::Instant::now() + COMMAND_WAIT + SERVER_WAIT;
+        loop {
+            if let Some(l) = self.server.try_line(StdDuration::from_micros(500))? {
+                return Server::answer(req, &l);
+            }
+            if self.start.is_some() {
+                self.read_packets();
+            }
+            if std::time::Instant::now() > end {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the syscall server did not finish it",
+                ));
             }
         }
     }
@@ -833,13 +873,8 @@ impl Host for KernelHost {
             },
         });
         let v = self
-            .server
-            .ask_within(&req, COMMAND_WAIT + SERVER_WAIT)
+            .run_command(&req)
             .or_else(|e| fail(line, format!("--kernel: command `{}`: {e}", cmd.trim())))?;
-        // Packets the kernel sent meanwhile were queued on the device; take them now.
-        if self.start.is_some() {
-            self.read_packets();
-        }
         match result(&v) {
             Ok(status) => {
                 let out = v.get("out").and_then(Value::as_str).unwrap_or_default();
