@@ -651,76 +651,21 @@ fn ports(v: &Value) -> Option<(u16, u16)> {
 
 /// Names `%{ }%` blocks see: TCP_INFO fields and SO_MEMINFO entries as the server unpacks
 /// them.
-const INFO_NAMES: &[&str] = &[
-    "tcpi_state",
-    "tcpi_ca_state",
-    "tcpi_retransmits",
-    "tcpi_probes",
-    "tcpi_backoff",
-    "tcpi_options",
-    "tcpi_snd_wscale",
-    "tcpi_rcv_wscale",
-    "tcpi_rto",
-    "tcpi_ato",
-    "tcpi_snd_mss",
-    "tcpi_rcv_mss",
-    "tcpi_unacked",
-    "tcpi_sacked",
-    "tcpi_lost",
-    "tcpi_retrans",
-    "tcpi_fackets",
-    "tcpi_last_data_sent",
-    "tcpi_last_ack_sent",
-    "tcpi_last_data_recv",
-    "tcpi_last_ack_recv",
-    "tcpi_pmtu",
-    "tcpi_rcv_ssthresh",
-    "tcpi_rtt",
-    "tcpi_rttvar",
-    "tcpi_snd_ssthresh",
-    "tcpi_snd_cwnd",
-    "tcpi_advmss",
-    "tcpi_reordering",
-    "tcpi_rcv_rtt",
-    "tcpi_rcv_space",
-    "tcpi_total_retrans",
-    "tcpi_pacing_rate",
-    "tcpi_max_pacing_rate",
-    "tcpi_bytes_acked",
-    "tcpi_bytes_received",
-    "tcpi_segs_out",
-    "tcpi_segs_in",
-    "tcpi_notsent_bytes",
-    "tcpi_min_rtt",
-    "tcpi_data_segs_in",
-    "tcpi_data_segs_out",
-    "tcpi_delivery_rate",
-    "tcpi_busy_time",
-    "tcpi_rwnd_limited",
-    "tcpi_sndbuf_limited",
-    "tcpi_delivered",
-    "tcpi_delivered_ce",
-    "tcpi_bytes_sent",
-    "tcpi_bytes_retrans",
-    "tcpi_dsack_dups",
-    "tcpi_reord_seen",
-    "tcpi_rcv_ooopack",
-    "tcpi_snd_wnd",
-    "tcpi_rcv_wnd",
-    "tcpi_rehash",
-    "tcpi_total_rto",
-    "tcpi_total_rto_recoveries",
-    "tcpi_total_rto_time",
-    "SK_MEMINFO_RMEM_ALLOC",
-    "SK_MEMINFO_RCVBUF",
-    "SK_MEMINFO_WMEM_ALLOC",
-    "SK_MEMINFO_SNDBUF",
-    "SK_MEMINFO_FWD_ALLOC",
-    "SK_MEMINFO_WMEM_QUEUED",
-    "SK_MEMINFO_OPTMEM",
-    "SK_MEMINFO_BACKLOG",
-    "SK_MEMINFO_DROPS",
-];
+const INFO_NAMES: &str = "\
+     tcpi_state tcpi_ca_state tcpi_retransmits tcpi_probes tcpi_backoff tcpi_options \
+     tcpi_snd_wscale tcpi_rcv_wscale tcpi_rto tcpi_ato tcpi_snd_mss tcpi_rcv_mss \
+     tcpi_unacked tcpi_sacked tcpi_lost tcpi_retrans tcpi_fackets tcpi_last_data_sent \
+     tcpi_last_ack_sent tcpi_last_data_recv tcpi_last_ack_recv tcpi_pmtu tcpi_rcv_ssthresh \
+     tcpi_rtt tcpi_rttvar tcpi_snd_ssthresh tcpi_snd_cwnd tcpi_advmss tcpi_reordering \
+     tcpi_rcv_rtt tcpi_rcv_space tcpi_total_retrans tcpi_pacing_rate tcpi_max_pacing_rate \
+     tcpi_bytes_acked tcpi_bytes_received tcpi_segs_out tcpi_segs_in tcpi_notsent_bytes \
+     tcpi_min_rtt tcpi_data_segs_in tcpi_data_segs_out tcpi_delivery_rate tcpi_busy_time \
+     tcpi_rwnd_limited tcpi_sndbuf_limited tcpi_delivered tcpi_delivered_ce tcpi_bytes_sent \
+     tcpi_bytes_retrans tcpi_dsack_dups tcpi_reord_seen tcpi_rcv_ooopack tcpi_snd_wnd \
+     tcpi_rcv_wnd tcpi_rehash tcpi_total_rto tcpi_total_rto_recoveries tcpi_total_rto_time \
+     SK_MEMINFO_RMEM_ALLOC SK_MEMINFO_RCVBUF SK_MEMINFO_WMEM_ALLOC SK_MEMINFO_SNDBUF \
+     SK_MEMINFO_FWD_ALLOC SK_MEMINFO_WMEM_QUEUED SK_MEMINFO_OPTMEM SK_MEMINFO_BACKLOG \
+     SK_MEMINFO_DROPS";
 
 /// The constants blocks compare fields with, as `assert::snapshot` binds them.
 const INFO_CONSTANTS: &[(&str, i64)] = &[
@@ -840,7 +785,7 @@ impl Host for KernelHost {
             return v;
         };
         if let Some(info) = ans.get("info") {
-            for &name in INFO_NAMES {
+            for name in INFO_NAMES.split_whitespace() {
                 if let Some(x) = info.get(name).and_then(Value::as_i64) {
                     v.push((name, x));
                 }
