@@ -1,4 +1,5 @@
-//! `synq pktdrill`: packetdrill scripts against a synq stack in virtual time.
+//! `synq pktdrill`: packetdrill scripts against a synq stack in virtual time, or with
+//! `--kernel` against the host's Linux kernel in real time.
 
 use crate::error::{Error, Result};
 use crate::output;
@@ -9,8 +10,9 @@ use synq_pktdrill::{Runner, Settings};
 #[derive(Args, Debug)]
 #[command(
     disable_help_flag = false,
-    after_help = "Options: --model M, --sysctl NAME=VALUE (repeatable), -D NAME=VALUE, --json, \
-                  -v/--verbose (every packet in and out with its time), \
+    after_help = "Options: --model M, --kernel (replay against the host's Linux kernel: needs \
+                  root, /dev/net/tun, ip and python3), --sysctl NAME=VALUE (repeatable), \
+                  -D NAME=VALUE, --json, -v/--verbose (every packet in and out with its time), \
                   and packetdrill's own --name=value options (--ip_version, --mtu, \
                   --tolerance_usecs, --local_ip, --remote_ip, --bind_port, ...), which override \
                   a script's option lines. Exit 0 if every script passes, 1 if one fails, 2 on \
@@ -68,8 +70,6 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
                 let (k, val) = v
                     .split_once('=')
                     .ok_or_else(|| Error::usage(format!("--sysctl {v}: expected NAME=VALUE")))?;
-                synq_pktdrill::check_sysctl(k, val)
-                    .map_err(|e| Error::usage(format!("--sysctl {v}: {e}")))?;
                 runner.sysctls.push((k.to_string(), val.to_string()));
             }
             "-D" | "--define" => {
@@ -91,6 +91,7 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
                 runner.defines.push((k.to_string(), val.to_string()));
             }
             "--json" => json = true,
+            "--kernel" if inline.is_none() => runner.kernel = true,
             "-v" | "--verbose" => verbose = true,
             f if f.starts_with("--") => {
                 let name = &f[2..];
@@ -112,6 +113,18 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
             _ => scripts.push(a.clone()),
         }
     }
+    // Checked once every option is read: under --kernel the kernel judges them.
+    if !runner.kernel {
+        for (k, val) in &runner.sysctls {
+            synq_pktdrill::check_sysctl(k, val)
+                .map_err(|e| Error::usage(format!("--sysctl {k}={val}: {e}")))?;
+        }
+    }
+    if runner.kernel && runner.model.is_some() {
+        return Err(Error::usage(
+            "--model chooses a synq model; it cannot be combined with --kernel",
+        ));
+    }
     if scripts.is_empty() {
         return Err(Error::usage(
             "no script given (synq pktdrill [OPTIONS] SCRIPT.pkt...)",
@@ -127,6 +140,11 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
 
 pub(crate) fn run(a: &PktdrillArgs) -> Result {
     let p = parse_args(&a.args)?;
+    if p.runner.kernel {
+        if let Some(why) = synq_pktdrill::kernel::unavailable() {
+            return Err(Error::usage(format!("--kernel cannot run here: {why}")));
+        }
+    }
     let mut sources = Vec::new();
     for path in &p.scripts {
         let text =
@@ -137,7 +155,8 @@ pub(crate) fn run(a: &PktdrillArgs) -> Result {
     let mut results = Vec::new();
     let mut text = String::new();
     for (path, src) in &sources {
-        let (ok, line, detail) = match p.runner.run(src) {
+        let dir = std::path::Path::new(path).parent();
+        let (ok, line, detail) = match p.runner.run_in(src, dir) {
             Ok(o) => {
                 if p.verbose {
                     for l in &o.trace {
@@ -149,8 +168,9 @@ pub(crate) fn run(a: &PktdrillArgs) -> Result {
                 }
                 match &o.failure {
                     None => {
+                        let clock = if p.runner.kernel { "real" } else { "virtual" };
                         text.push_str(&format!(
-                            "PASS {path} ({} events, {:.3} s virtual)\n",
+                            "PASS {path} ({} events, {:.3} s {clock})\n",
                             o.events, o.virtual_secs
                         ));
                         (

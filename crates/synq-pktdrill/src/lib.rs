@@ -9,10 +9,15 @@
 //! commands run by a small shell of our own (`sysctl`, `ss`, `nstat`, `sockstat`, `grep`).
 //! One extension: `sport>dport` before a packet's flags names its flow, so one script can
 //! drive many connections.
+//!
+//! With [`Runner::kernel`] the same scripts run against the host's Linux kernel instead, in
+//! real time, in a namespace of their own ([`kernel`]): a script Linux itself fails is then
+//! caught.
 
 mod assert;
 pub mod ast;
 mod host;
+pub mod kernel;
 mod lex;
 mod parse;
 mod pkt;
@@ -78,6 +83,9 @@ pub struct Runner {
     pub options: Vec<(String, Option<String>)>,
     /// `-D NAME=VALUE`.
     pub defines: Vec<(String, String)>,
+    /// `--kernel`: replay against the host's Linux kernel in real time (a namespace and a
+    /// TUN device per script; see [`kernel::unavailable`]) instead of a synq stack.
+    pub kernel: bool,
 }
 
 /// A script that could not run at all (bad options, a sysctl synq does not know).
@@ -88,12 +96,27 @@ pub struct SetupError(pub String);
 impl Runner {
     /// Parse and run one script's text.
     pub fn run(&self, src: &str) -> Result<Outcome, RunError> {
+        self.run_in(src, None)
+    }
+
+    /// Parse and run one script's text; its backtick commands run in `dir` (the script's
+    /// directory) when given, under `--kernel`.
+    pub fn run_in(&self, src: &str, dir: Option<&std::path::Path>) -> Result<Outcome, RunError> {
         let script = parse(src, &self.defines)?;
-        Ok(self.run_script(&script)?)
+        Ok(self.run_script_in(&script, dir)?)
     }
 
     /// Run a parsed script.
     pub fn run_script(&self, script: &ast::Script) -> Result<Outcome, SetupError> {
+        self.run_script_in(script, None)
+    }
+
+    /// Run a parsed script, its commands in `dir` when given (see [`Runner::run_in`]).
+    pub fn run_script_in(
+        &self,
+        script: &ast::Script,
+        dir: Option<&std::path::Path>,
+    ) -> Result<Outcome, SetupError> {
         let mut set = Settings::default();
         for (line, k, v) in &script.options {
             set.apply(k, v.as_deref())
@@ -101,6 +124,15 @@ impl Runner {
         }
         for (k, v) in &self.options {
             set.apply(k, v.as_deref()).map_err(SetupError)?;
+        }
+        if self.kernel {
+            if self.model.is_some() {
+                return Err(SetupError(
+                    "--model chooses a synq model; it does not apply to --kernel".into(),
+                ));
+            }
+            let host = kernel::KernelHost::new(set.clone(), &self.sysctls, dir)?;
+            return Ok(run::Run::new(script, set, Box::new(host)).execute());
         }
         let mut config = Config::default();
         if let Some(m) = self.model {

@@ -112,7 +112,7 @@ pub(crate) fn set_sysctl(config: &mut Config, name: &str, value: &str) -> Result
 }
 
 /// google/packetdrill's `gtests/net/common/defaults.sh`, as far as synq models it.
-const DEFAULTS_SH: &[(&str, &str)] = &[
+pub(crate) const DEFAULTS_SH: &[(&str, &str)] = &[
     ("net.ipv4.tcp_rmem", "4096 540000 15728640"),
     ("net.ipv4.tcp_wmem", "4096 262144 4194304"),
     ("net.ipv4.tcp_timestamps", "1"),
