@@ -398,10 +398,20 @@ impl Connection {
 
     /// Payload bytes per full segment (MSS less the timestamp option).
     fn eff_mss(&self) -> u16 {
-        if self.ts_enabled {
-            self.mss - 12
+        let (mss, header) = if self.ts_enabled {
+            (self.mss - 12, 32)
         } else {
-            self.mss
+            (self.mss, 20)
+        };
+        // Linux `tcp_bound_to_half_wnd`: no segment larger than half the largest window the
+        // peer offered (the whole of it when that is at most 536 bytes), floored at 68 bytes
+        // of header and data.
+        let w = self.max_snd_wnd;
+        let cutoff = if w > 536 { w / 2 } else { w };
+        if cutoff > 0 && u32::from(mss) > cutoff {
+            cutoff.max(68 - header) as u16
+        } else {
+            mss
         }
     }
 

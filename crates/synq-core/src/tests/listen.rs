@@ -503,7 +503,11 @@ fn check_17_cookie_options() {
     let (c, _) = r.s.accept(r.now, r.l).unwrap();
     let i = r.s.info(c).unwrap();
     assert!(!i.timestamps && !i.sack);
-    assert_eq!((i.snd_wscale, i.mss), (0, 1300));
+    // The cookie says 1300, but this ACK offers a window of 1000 bytes and Linux sends no
+    // segment above half the largest window offered (`tcp_bound_to_half_wnd`; the 6.18
+    // kernel shows tcpi_snd_mss 500 for the same segments). conformance/linux/
+    // cookie-options.pkt checks the 1300 with a wide window, against the kernel too.
+    assert_eq!((i.snd_wscale, i.mss), (0, 500));
 }
 
 #[test]
