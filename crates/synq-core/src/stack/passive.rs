@@ -41,10 +41,18 @@ struct SynAck {
     ts: Option<(u32, u32)>,
 }
 
-/// The window a SYN-ACK offers for an advertised MSS (less 12 with timestamps, as Linux).
+/// A request's receive window for an advertised MSS (less 12 with timestamps): Linux 6.x
+/// `tcp_openreq_init_rwin`, half the receive buffer (the default scaling ratio) in whole
+/// segments. The SYN-ACK's own field carries at most 65535 of it (it is never scaled).
 pub(super) fn synack_window(c: &Config, adv_mss: u16, ts: bool) -> u32 {
     let mss = adv_mss - if ts { 12 } else { 0 };
-    conn::initial_window(c.tcp_rmem[1] as usize, mss)
+    let space = c.tcp_rmem[1] / 2;
+    let m = u32::from(mss).max(1);
+    if space > m {
+        space / m * m
+    } else {
+        space
+    }
 }
 
 impl Stack {
@@ -307,7 +315,7 @@ impl Stack {
             seq: s.iss,
             ack: s.irs + 1,
             flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: synack_window(c, s.mss, s.ts.is_some()) as u16,
+            window: synack_window(c, s.mss, s.ts.is_some()).min(65_535) as u16,
             urgent: 0,
             options,
             payload: &[],
