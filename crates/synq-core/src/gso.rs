@@ -104,6 +104,12 @@ fn continues(a: &[u8], va: &View, b: &[u8], vb: &View) -> bool {
 /// A lone packet is left for a plain write (`out` untouched). The super-segment's TCP
 /// checksum field holds the pseudo-header sum (CHECKSUM_PARTIAL), as a device finishes it.
 pub fn coalesce(pkts: &[Vec<u8>], out: &mut Vec<u8>) -> (usize, Option<Tso>) {
+    coalesce_upto(pkts, MAX_SEGS, out)
+}
+
+/// [`coalesce`], merging at most `max_segs` segments (a sender's TSO autosizing).
+pub fn coalesce_upto(pkts: &[Vec<u8>], max_segs: usize, out: &mut Vec<u8>) -> (usize, Option<Tso>) {
+    let max_segs = max_segs.clamp(1, MAX_SEGS);
     let Some(first) = pkts.first() else {
         return (0, None);
     };
@@ -117,7 +123,7 @@ pub fn coalesce(pkts: &[Vec<u8>], out: &mut Vec<u8>) -> (usize, Option<Tso>) {
     let mut n = 1;
     let mut total = first.len();
     let mut prev = v0;
-    while n < pkts.len() && n < MAX_SEGS && prev.flags == ACK && prev.payload == mss {
+    while n < pkts.len() && n < max_segs && prev.flags == ACK && prev.payload == mss {
         let p = &pkts[n];
         let Some(v) = view(p) else { break };
         if v.payload == 0

@@ -31,6 +31,37 @@ pub(crate) struct SimHost {
 }
 
 impl SimHost {
+    /// Segments per super-segment for the connection `pkt` belongs to: Linux's TSO
+    /// autosizing (`tcp_tso_autosize`), about 1 ms of the pacing rate (cwnd x MSS / SRTT
+    /// times 200 % in slow start, 120 % after), plus 64 KB >> (RTT / 512 us) on short
+    /// paths, at least `tcp_min_tso_segs` (2). `None` for a packet of no connection.
+    fn tso_segs(&self, pkt: &[u8]) -> Option<usize> {
+        let d = crate::pkt::decode(pkt)?;
+        let i = self.stack.connections().find(|c| {
+            c.tuple.local.port() == d.sport
+                && c.tuple.remote.port() == d.dport
+                && c.tuple.remote.ip() == d.dst
+        })?;
+        let mss = u64::from(i.mss.max(1));
+        let Some(srtt) = i.srtt.map(|s| s.total_micros()).filter(|&us| us > 0) else {
+            // No RTT sample yet: no pacing rate, no limit but the device's.
+            return Some(usize::MAX);
+        };
+        let cwnd = (u64::from(i.cwnd) / mss).max(1);
+        let ratio = if u64::from(i.cwnd) < u64::from(i.ssthresh) / 2 {
+            200
+        } else {
+            120
+        };
+        let rate = mss * cwnd * ratio * 10_000 / srtt;
+        let mut bytes = rate >> 10;
+        let r = srtt >> 9;
+        if r < 32 {
+            bytes += 65_536 >> r;
+        }
+        Some((bytes.min(65_536) / mss).max(2) as usize)
+    }
+
     pub(crate) fn new(set: Settings, config: Config) -> Self {
         let mut stack = Stack::new(config, 1);
         stack.add_address(set.local());
@@ -82,14 +113,28 @@ impl Host for SimHost {
         let mut merged = Vec::new();
         let mut i = 0;
         while i < burst.len() {
-            let (take, tso) = if gso {
-                synq_core::gso::coalesce(&burst[i..], &mut merged)
-            } else {
-                (1, None)
+            let (take, tso) = match gso.then(|| self.tso_segs(&burst[i])).flatten() {
+                Some(segs) => synq_core::gso::coalesce_upto(&burst[i..], segs, &mut merged),
+                None => (1, None),
             };
             let pkt = match tso {
                 Some(t) => {
-                    finish_checksum(&mut merged, usize::from(t.l3_len));
+                    let l3 = usize::from(t.l3_len);
+                    // Linux's write chunks (each a `size_goal` of the write) all carry PSH
+                    // when the write ends in this burst, as the 6.18 kernel shows them.
+                    let push = burst[i..].iter().any(|p| {
+                        crate::pkt::decode(p).is_some_and(|d| {
+                            d.flags & crate::ast::flag::PSH != 0
+                                && Some((d.sport, d.dport))
+                                    == crate::pkt::decode(&merged).map(|m| (m.sport, m.dport))
+                        })
+                    });
+                    if push {
+                        if let Some(f) = merged.get_mut(l3 + 13) {
+                            *f |= crate::ast::flag::PSH as u8;
+                        }
+                    }
+                    finish_checksum(&mut merged, l3);
                     std::mem::take(&mut merged)
                 }
                 None => std::mem::take(&mut burst[i]),
