@@ -545,6 +545,7 @@ impl World {
             sack_permitted: i.sack_permitted,
             sack_blocks: sack,
             timestamps: i.ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }),
+            bsd_layout: false,
         };
         let payload = vec![0xA5u8; usize::from(i.payload)];
         let flags = TcpFlags(i.flags);

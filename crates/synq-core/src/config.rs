@@ -141,6 +141,14 @@ pub struct Config {
     /// `synq.bsd_drop_incomplete`: single-queue models drop a random half-open connection to
     /// admit a SYN when full (FreeBSD 2.2-4.x and XNU `sodropablereq`).
     pub bsd_drop_incomplete: bool,
+    /// `synq.bsd_insecure_rst` (FreeBSD `net.inet.tcp.insecure_rst`): single-queue models
+    /// accept an RST anywhere in the window, to a connection or a half-open one, instead of
+    /// RFC 5961's exact match and challenge ACK.
+    pub bsd_insecure_rst: bool,
+    /// `synq.bsd_drop_synfin` (FreeBSD `net.inet.tcp.drop_synfin`): single-queue models drop
+    /// a SYN with FIN set; without it they take it as a SYN, as BSD does (Linux always drops
+    /// it).
+    pub bsd_drop_synfin: bool,
     /// `synq.tcp_metrics_entries`: peers whose RTT is remembered (Linux's tcp_metrics
     /// table, consulted by the `tcp_max_syn_backlog` quarter rule).
     pub tcp_metrics_entries: u32,
@@ -187,6 +195,8 @@ impl Default for Config {
             tx_queue_len: 65_536,
             model: Model::Linux,
             bsd_drop_incomplete: false,
+            bsd_insecure_rst: false,
+            bsd_drop_synfin: false,
             tcp_metrics_entries: 16_384,
         }
     }
@@ -422,6 +432,8 @@ const KNOBS: &[Knob] = &[
     knob!("synq.tx_queue_len", tx_queue_len, |v| int(v, 1u32, 1 << 24)),
     knob!("synq.listen_model", model, |v: &str| v.parse::<Model>()),
     knob!("synq.bsd_drop_incomplete", bool bsd_drop_incomplete),
+    knob!("synq.bsd_insecure_rst", bool bsd_insecure_rst),
+    knob!("synq.bsd_drop_synfin", bool bsd_drop_synfin),
     knob!("synq.tcp_metrics_entries", tcp_metrics_entries, |v| int(
         v,
         0u32,

@@ -64,9 +64,9 @@ fn freebsd(name: &str, value: &str) -> Option<Option<(&'static str, String)>> {
         "net.inet.tcp.syncache.rexmtlimit" => Some(("net.ipv4.tcp_synack_retries", v)),
         "net.inet.tcp.sack.enable" => Some(("net.ipv4.tcp_sack", v)),
         "net.inet.tcp.rfc1323" => Some(("net.ipv4.tcp_timestamps", v)),
+        "net.inet.tcp.drop_synfin" => Some(("synq.bsd_drop_synfin", v)),
+        "net.inet.tcp.insecure_rst" => Some(("synq.bsd_insecure_rst", v)),
         "net.inet.tcp.msl"
-        | "net.inet.tcp.drop_synfin"
-        | "net.inet.tcp.insecure_rst"
         | "net.inet.tcp.syncache.rst_on_sock_fail"
         | "net.inet.tcp.blackhole"
         | "net.inet.tcp.ecn.enable"

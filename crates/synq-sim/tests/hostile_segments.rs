@@ -111,6 +111,7 @@ proptest! {
                     sack_permitted: h.flags & 1 == 1,
                     sack_blocks: sack,
                     timestamps: h.ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }),
+                    bsd_layout: false,
                 },
                 payload: &body[..h.payload.min(1400)],
             };

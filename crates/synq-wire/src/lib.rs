@@ -278,6 +278,7 @@ mod tests {
                 sack_permitted: true,
                 sack_blocks: SackBlocks::new(),
                 timestamps: Some(Timestamps { tsval: 5, tsecr: 6 }),
+                bsd_layout: false,
             },
             payload,
         }

@@ -254,6 +254,18 @@ pub struct TcpOptions {
     pub sack_blocks: SackBlocks,
     /// Timestamps (kind 8).
     pub timestamps: Option<Timestamps>,
+    /// Emit in FreeBSD's layout (`tcp_addoptions`: MSS, then window scale, SACK-permitted,
+    /// timestamps and SACK blocks, each after the NOPs its alignment needs, EOLs to the
+    /// end) instead of Linux's. `parse` never sets it.
+    pub bsd_layout: bool,
+}
+
+/// Write `b` at `*n` (when there is a buffer) and advance `*n`.
+fn put_opt(buf: &mut Option<&mut [u8]>, n: &mut usize, b: &[u8]) {
+    if let Some(out) = buf.as_deref_mut() {
+        out[*n..*n + b.len()].copy_from_slice(b);
+    }
+    *n += b.len();
 }
 
 /// Byte counts of the emitted option layout, shared by `len` and `emit`.
@@ -343,7 +355,62 @@ impl TcpOptions {
     /// Bytes [`emit`](Self::emit) writes: a multiple of 4, at most 40.
     /// SACK blocks that do not fit are dropped (last ones first).
     pub fn len(&self) -> usize {
+        if self.bsd_layout {
+            return self.bsd_emit(None);
+        }
         self.layout().total()
+    }
+
+    /// FreeBSD's layout, written into `buf` if given; returns its length.
+    fn bsd_emit(&self, mut buf: Option<&mut [u8]>) -> usize {
+        let mut n = 0;
+        let b = &mut buf;
+        if let Some(mss) = self.mss {
+            let m = mss.to_be_bytes();
+            put_opt(b, &mut n, &[opt::MSS, 4, m[0], m[1]]);
+        }
+        if let Some(ws) = self.window_scale {
+            while n == 0 || n % 2 != 1 {
+                put_opt(b, &mut n, &[opt::NOP]);
+            }
+            put_opt(b, &mut n, &[opt::WS, 3, ws]);
+        }
+        if self.sack_permitted {
+            while n % 2 != 0 {
+                put_opt(b, &mut n, &[opt::NOP]);
+            }
+            put_opt(b, &mut n, &[opt::SACK_PERM, 2]);
+        }
+        if let Some(ts) = self.timestamps {
+            while n == 0 || n % 4 != 2 {
+                put_opt(b, &mut n, &[opt::NOP]);
+            }
+            put_opt(b, &mut n, &[opt::TS, 10]);
+            put_opt(b, &mut n, &ts.tsval.to_be_bytes());
+            put_opt(b, &mut n, &ts.tsecr.to_be_bytes());
+        }
+        if !self.sack_blocks.is_empty() {
+            let mut pad = 0;
+            while (n + pad) % 4 != 2 {
+                pad += 1;
+            }
+            let room = MAX_OPTIONS_LEN.saturating_sub(n + pad + 2) / 8;
+            let k = self.sack_blocks.len().min(room);
+            if k > 0 {
+                for _ in 0..pad {
+                    put_opt(b, &mut n, &[opt::NOP]);
+                }
+                put_opt(b, &mut n, &[opt::SACK, (2 + 8 * k) as u8]);
+                for (l, r) in &self.sack_blocks.as_slice()[..k] {
+                    put_opt(b, &mut n, &l.0.to_be_bytes());
+                    put_opt(b, &mut n, &r.0.to_be_bytes());
+                }
+            }
+        }
+        while n % 4 != 0 {
+            put_opt(b, &mut n, &[opt::EOL]);
+        }
+        n
     }
 
     /// Whether no option would be emitted.
@@ -357,6 +424,9 @@ impl TcpOptions {
     /// # Panics
     /// If `buf` is shorter than [`len`](Self::len).
     pub fn emit(&self, buf: &mut [u8]) -> usize {
+        if self.bsd_layout {
+            return self.bsd_emit(Some(buf));
+        }
         let layout = self.layout();
         let out = &mut buf[..layout.total()];
         let mut i = 0;
@@ -729,7 +799,47 @@ mod tests {
                 tsval: 0x0102_0304,
                 tsecr: 0x0506_0708,
             }),
+            bsd_layout: false,
         }
+    }
+
+    #[test]
+    fn freebsd_layout() {
+        let mut o = full_options();
+        o.sack_blocks = SackBlocks::new();
+        o.bsd_layout = true;
+        let mut buf = [0u8; 40];
+        // MSS, NOP + WS, SACK-permitted, TS: 20 bytes, no padding at all.
+        let n = o.emit(&mut buf);
+        assert_eq!((n, o.len()), (20, 20));
+        assert_eq!(&buf[..10], &[2, 4, 5, 180, 1, 3, 3, 7, 4, 2]);
+        assert_eq!(&buf[10..12], &[8, 10]);
+        // Without window scaling: MSS, SACK-permitted, TS.
+        o.window_scale = None;
+        let n = o.emit(&mut buf);
+        assert_eq!(&buf[..8], &[2, 4, 5, 180, 4, 2, 8, 10]);
+        assert_eq!(n, 16);
+        // Without timestamps: MSS, NOP + WS, SACK-permitted, EOL padding.
+        o.window_scale = Some(7);
+        o.timestamps = None;
+        let n = o.emit(&mut buf);
+        assert_eq!(&buf[..n], &[2, 4, 5, 180, 1, 3, 3, 7, 4, 2, 0, 0]);
+        let back = TcpOptions::parse(&buf[..n]);
+        assert_eq!(
+            (back.mss, back.window_scale, back.sack_permitted),
+            (Some(1460), Some(7), true)
+        );
+        // Timestamps and SACK blocks on a data segment: NOP NOP TS, NOP NOP SACK.
+        let mut d = full_options();
+        d.mss = None;
+        d.window_scale = None;
+        d.sack_permitted = false;
+        d.bsd_layout = true;
+        let n = d.emit(&mut buf);
+        assert_eq!(n, d.len());
+        assert_eq!(&buf[..4], &[1, 1, 8, 10]);
+        assert_eq!(&buf[12..16], &[1, 1, 5, 26]);
+        assert_eq!(n, 12 + 4 + 24);
     }
 
     fn repr(payload: &[u8], options: TcpOptions) -> TcpRepr<'_> {

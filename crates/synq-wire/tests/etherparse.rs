@@ -76,6 +76,7 @@ fn options_strategy() -> impl Strategy<Value = TcpOptions> {
                 sack_permitted: sp,
                 sack_blocks,
                 timestamps: ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }),
+                bsd_layout: false,
             }
         })
 }

@@ -222,9 +222,10 @@ impl Connection {
             ctx.counters.zero_window_drop += u64::from(!seg.payload.is_empty());
         }
         // RFC 5961 §3.2: only an RST exactly at RCV.NXT resets; others in window get a
-        // challenge ACK.
+        // challenge ACK (a BSD stack with insecure_rst takes any in-window RST).
         if seg.flags.rst() {
-            if seg.seq != self.rcv_nxt {
+            let insecure = ctx.config.bsd_insecure_rst && ctx.config.model.single_queue();
+            if seg.seq != self.rcv_nxt && !insecure {
                 self.challenge_ack(ctx);
                 return Disposition::Done;
             }

@@ -102,6 +102,8 @@ impl Connection {
     pub(super) fn options(&self, now: Instant, syn: bool, config: &Config) -> TcpOptions {
         let mut o = TcpOptions::default();
         if syn {
+            // A BSD stack lays out its SYN options as FreeBSD's `tcp_addoptions` does.
+            o.bsd_layout = config.model.single_queue();
             o.mss = Some(mss_for(&self.tuple, config));
             let offer = self.state == State::SynSent;
             if config.tcp_window_scaling && (offer || self.snd_wscale > 0 || self.rcv_wscale > 0) {

@@ -85,7 +85,11 @@ impl Stack {
             }
             return self.queue_control(ip, rst_reply(seg), true);
         }
-        if !seg.flags.syn() || seg.flags.fin() {
+        if !seg.flags.syn() {
+            return;
+        }
+        // SYN+FIN: Linux drops it; a BSD stack takes it as a SYN unless drop_synfin.
+        if seg.flags.fin() && (!self.config.model.single_queue() || self.config.bsd_drop_synfin) {
             return;
         }
         self.syn_to_listener(now, lkey, tuple, seg, tw_reopen);
@@ -305,6 +309,8 @@ impl Stack {
             options.window_scale = Some(conn::wscale_for(c));
         }
         options.sack_permitted = s.sack;
+        // A BSD stack answers with FreeBSD's layout (`tcp_addoptions` in syncache_respond).
+        options.bsd_layout = c.model.single_queue();
         if let Some((base, tsecr)) = s.ts {
             let tsval = base.wrapping_add(self.ts_offset(&s.tuple));
             options.timestamps = Some(Timestamps { tsval, tsecr });
@@ -401,6 +407,26 @@ impl Stack {
                     .get_mut(id)
                     .is_some_and(|r| r.oow_limited(now, gap))
             {
+                let ack = self.ack_for_request(now, &req, tuple);
+                self.queue_control(ip, ack, false);
+            }
+            return;
+        }
+        // FreeBSD `syncache_chkrst` (RFC 5961 §3.2): a BSD stack drops the entry only for an
+        // RST exactly at IRS+1 (or anywhere in the window with insecure_rst) and answers any
+        // other in-window RST with a challenge ACK, rate-limited. Linux drops it for any
+        // in-window RST.
+        if f.rst()
+            && self.config.model.single_queue()
+            && !self.config.bsd_insecure_rst
+            && seg.seq != rcv_nxt
+        {
+            if !self
+                .requests
+                .get_mut(id)
+                .is_some_and(|r| r.oow_limited(now, gap))
+            {
+                self.counters.challenge_ack += 1;
                 let ack = self.ack_for_request(now, &req, tuple);
                 self.queue_control(ip, ack, false);
             }
