@@ -38,6 +38,11 @@ impl Connection {
         self.delack.quick = self.delack.quick.max(n);
     }
 
+    /// Linux `inet_csk_enter_pingpong_mode` (the peer's FIN): ACKs wait for the timer.
+    pub(super) fn enter_pingpong(&mut self) {
+        self.delack.pingpong = true;
+    }
+
     /// Linux `tcp_enter_quickack_mode`: ACK at once for a while (duplicates, a hole).
     pub(super) fn enter_quickack(&mut self) {
         self.incr_quickack();

@@ -574,8 +574,18 @@ impl Connection {
             self.ooo_fin = None;
             self.fin_received = true;
             self.rcv_nxt += 1;
-            self.ack = AckState::Now;
             self.events |= ev::READABLE;
+            if self.state == State::Established {
+                // Linux tcp_fin: CLOSE_WAIT enters ping-pong mode, so the FIN's ACK waits
+                // for the delayed-ACK timer (or for the application's reply or close).
+                self.enter_pingpong();
+                if self.ack != AckState::Now {
+                    self.ack = AckState::None;
+                    self.schedule_ack(ctx.now, false);
+                }
+            } else {
+                self.ack = AckState::Now;
+            }
             match self.state {
                 State::Established => self.state = State::CloseWait,
                 State::FinWait1 => {

@@ -938,11 +938,23 @@ fn established() {
             ],
             ..ROW
         },
+        // Linux tcp_fin enters ping-pong mode: the FIN's ACK waits for the delayed-ACK
+        // timer (40 ms), as the 6.18 kernel shows in the packetdrill replay.
         Row {
-            name: "ESTABLISHED + FIN => CLOSE_WAIT, ACK",
+            name: "ESTABLISHED + FIN => CLOSE_WAIT, no ACK yet at 39 ms",
             start: Start::Established,
             sides: BOTH,
-            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[])],
+            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[]), In::Wait(ms(39))],
+            want: Want::Conn(State::CloseWait),
+            replies: &[],
+            counters: &[("TcpCurrEstab", 0)],
+            ..ROW
+        },
+        Row {
+            name: "ESTABLISHED + FIN => CLOSE_WAIT, ACK at 40 ms",
+            start: Start::Established,
+            sides: BOTH,
+            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[]), In::Wait(ms(41))],
             want: Want::Conn(State::CloseWait),
             replies: &[ack_out(1)],
             counters: &[("TcpCurrEstab", 0)],
@@ -1430,10 +1442,10 @@ fn listener() {
             ..ROW
         },
         Row {
-            name: "SYN-RECV request + ACK with FIN => CLOSE_WAIT child, ACK",
+            name: "SYN-RECV request + ACK with FIN => CLOSE_WAIT child, ACK (delayed)",
             start: Start::SynRecvRequest,
             sides: SERVER,
-            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[])],
+            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[]), In::Wait(ms(41))],
             want: Want::Listener {
                 syn_recv: 0,
                 child: Some(State::CloseWait),
