@@ -86,7 +86,10 @@ impl Connection {
         let unacked = self.rcv_nxt.distance_from(self.last_ack_sent);
         let full = unacked > self.delack.rcv_mss.max(1);
         let quick = self.delack.quick > 0 && !self.delack.pingpong;
-        if full || quick || self.recv_buf.has_ooo() {
+        // No data received yet: Linux's `ato` is still 0, so its delayed ACK leaves at
+        // once (a bare FIN straight after the handshake is ACKed without delay).
+        let no_ato = self.delack.ato == Duration::ZERO;
+        if full || quick || no_ato || self.recv_buf.has_ooo() {
             self.ack = AckState::Now;
             return;
         }

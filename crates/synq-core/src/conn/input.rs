@@ -575,6 +575,8 @@ impl Connection {
             self.fin_received = true;
             self.rcv_nxt += 1;
             self.events |= ev::READABLE;
+            // Linux tcp_fin: tcp_sack_reset, so no DSACK rides on the FIN's ACK.
+            self.rec.dsack = None;
             if self.state == State::Established {
                 // Linux tcp_fin: CLOSE_WAIT enters ping-pong mode, so the FIN's ACK waits
                 // for the delayed-ACK timer (or for the application's reply or close).

@@ -448,13 +448,12 @@ impl Connection {
         self.rcv_space_adjust(now, n, config);
         // Linux tcp_cleanup_rbuf: send a window update only when what the peer may still
         // send has fallen to half the buffer and the new window at least doubles it.
+        // Both sides of the test are capped by what the window field can say
+        // (Linux `window_clamp`: 65535 << wscale).
+        let clamp = (65_535usize << self.rcv_wscale).min(self.rcv_space);
         let now_wnd = self.rcv_adv.distance_from(self.rcv_nxt) as usize;
-        let new_wnd = self.adv_space() >> self.rcv_wscale << self.rcv_wscale;
-        if n > 0
-            && self.state.can_recv()
-            && 2 * now_wnd <= self.rcv_space
-            && new_wnd >= 2 * now_wnd.max(1)
-        {
+        let new_wnd = (self.adv_space() >> self.rcv_wscale << self.rcv_wscale).min(clamp);
+        if n > 0 && self.state.can_recv() && 2 * now_wnd <= clamp && new_wnd >= 2 * now_wnd.max(1) {
             self.ack = AckState::Now;
         }
         n

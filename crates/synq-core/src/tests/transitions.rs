@@ -939,24 +939,43 @@ fn established() {
             ..ROW
         },
         // Linux tcp_fin enters ping-pong mode: the FIN's ACK waits for the delayed-ACK
-        // timer (40 ms), as the 6.18 kernel shows in the packetdrill replay.
+        // timer (40 ms) once data has been received, and leaves at once before any (its
+        // `ato` is still 0), as the 6.18 kernel shows in the packetdrill replay.
         Row {
-            name: "ESTABLISHED + FIN => CLOSE_WAIT, no ACK yet at 39 ms",
+            name: "ESTABLISHED + FIN before any data => CLOSE_WAIT, ACK at once",
             start: Start::Established,
             sides: BOTH,
-            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[]), In::Wait(ms(39))],
+            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[])],
             want: Want::Conn(State::CloseWait),
-            replies: &[],
+            replies: &[ack_out(1)],
             counters: &[("TcpCurrEstab", 0)],
             ..ROW
         },
         Row {
-            name: "ESTABLISHED + FIN => CLOSE_WAIT, ACK at 40 ms",
+            name: "ESTABLISHED + data, FIN => CLOSE_WAIT, the FIN's ACK not yet at 39 ms",
             start: Start::Established,
             sides: BOTH,
-            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[]), In::Wait(ms(41))],
+            input: &[
+                In::Seg(PA, Seq::Rcv(0), Ack::Nxt(0), b"x"),
+                In::Seg(FA, Seq::Rcv(1), Ack::Nxt(0), &[]),
+                In::Wait(ms(39)),
+            ],
             want: Want::Conn(State::CloseWait),
             replies: &[ack_out(1)],
+            counters: &[("TcpCurrEstab", 0)],
+            ..ROW
+        },
+        Row {
+            name: "ESTABLISHED + data, FIN => CLOSE_WAIT, the FIN's ACK at 40 ms",
+            start: Start::Established,
+            sides: BOTH,
+            input: &[
+                In::Seg(PA, Seq::Rcv(0), Ack::Nxt(0), b"x"),
+                In::Seg(FA, Seq::Rcv(1), Ack::Nxt(0), &[]),
+                In::Wait(ms(41)),
+            ],
+            want: Want::Conn(State::CloseWait),
+            replies: &[ack_out(1), ack_out(2)],
             counters: &[("TcpCurrEstab", 0)],
             ..ROW
         },
@@ -1442,10 +1461,10 @@ fn listener() {
             ..ROW
         },
         Row {
-            name: "SYN-RECV request + ACK with FIN => CLOSE_WAIT child, ACK (delayed)",
+            name: "SYN-RECV request + ACK with FIN => CLOSE_WAIT child, ACK",
             start: Start::SynRecvRequest,
             sides: SERVER,
-            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[]), In::Wait(ms(41))],
+            input: &[In::Seg(FA, Seq::Rcv(0), Ack::Nxt(0), &[])],
             want: Want::Listener {
                 syn_recv: 0,
                 child: Some(State::CloseWait),
