@@ -3,6 +3,7 @@
 //! This file parses and dispatches; each command lives in its own module, every byte of
 //! output goes through [`output`], and every failure is an [`error::Error`].
 
+mod bench;
 mod capture;
 mod error;
 mod output;
@@ -40,6 +41,8 @@ enum Cmd {
     Serve(serve::ServeArgs),
     /// Show a running `synq serve`'s listeners, connections and counters.
     Stat(stat::StatArgs),
+    /// The performance suite (runs the synq-bench binary): synq, smoltcp and the kernel.
+    Bench(bench::BenchArgs),
     /// Run packetdrill scripts against a synq stack in virtual time.
     Pktdrill(pktdrill::PktdrillArgs),
     /// Compare the simulator with this machine's kernel.
@@ -105,6 +108,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return parse_error(&e),
     };
+    if let Cmd::Bench(a) = &cli.cmd {
+        return match bench::run(a) {
+            Ok(code) => code,
+            Err(e) => {
+                output::error(e.message());
+                e.exit_code()
+            }
+        };
+    }
     let r = match &cli.cmd {
         Cmd::Sim(SimCmd::Transfer(a)) => sim::transfer::run(a),
         Cmd::Sim(SimCmd::Overflow(a)) => sim::overflow::run(a),
@@ -116,6 +128,7 @@ fn main() -> ExitCode {
         Cmd::Stat(a) => stat::run(a),
         Cmd::Verify(c) => verify::run(c),
         Cmd::Pktdrill(a) => pktdrill::run(a),
+        Cmd::Bench(_) => unreachable!("handled above"),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
