@@ -530,8 +530,23 @@ impl Connection {
                     return;
                 }
             }
+            // In-order data that covers out-of-order data already held: Linux
+            // `tcp_ofo_queue` reports the first such range in a DSACK.
+            let dsack = if off == 0 && self.sack_ok && ctx.config.tcp_dsack {
+                let end = data.len();
+                self.recv_buf
+                    .ooo_ranges()
+                    .iter()
+                    .find(|&&(s, _)| s < end)
+                    .map(|&(s, e)| (seq + s as u32, seq + e.min(end) as u32))
+            } else {
+                None
+            };
             match self.recv_buf.write_at(off, data) {
                 Written::InOrder(n) => {
+                    if let Some(d) = dsack {
+                        self.rec.dsack = Some(d);
+                    }
                     self.rcv_nxt += n as u32;
                     self.events |= ev::READABLE;
                     self.on_data_received(ctx.now, data.len());
