@@ -195,6 +195,9 @@ pub(crate) struct Listener {
     pub(crate) syncnt: u8,
     /// `TCP_MAXSEG` on the listener (0: none).
     pub(crate) user_mss: u16,
+    /// `SO_RCVBUF` on the listener, as Linux keeps it (`sk_rcvbuf`: twice the value asked
+    /// for; 0: not set). Sizes its SYN-ACK window, window scale and children's buffers.
+    pub(crate) rcvbuf: u32,
     /// When this listener last sent a SYN cookie (Linux `tcp_synq_overflow` stamp).
     pub(crate) last_overflow: Option<Instant>,
     /// An AcceptReady event is queued and not yet drained.
@@ -212,6 +215,7 @@ impl Listener {
             defer_accept: 0,
             syncnt: 0,
             user_mss: 0,
+            rcvbuf: 0,
             last_overflow: None,
             event_pending: false,
         }

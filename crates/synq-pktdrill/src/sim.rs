@@ -348,6 +348,10 @@ fn attempt(
                     if let Some(m) = sock.opts.get(6, 2) {
                         host.stack.set_listener_mss(l, m.clamp(0, 32767) as u16);
                     }
+                    if let Some(b) = sock.opts.get(1, 8) {
+                        host.stack
+                            .set_listener_rcvbuf(l, b.clamp(0, i64::from(u32::MAX)) as u32);
+                    }
                     host.fds.get_mut(&fd).expect("looked up above").kind = Kind::Listener(l, local);
                     Some(Ok(0))
                 }
@@ -591,7 +595,18 @@ fn setsockopt(host: &mut SimHost, line: usize, call: &Syscall, fd: i64, sock: &S
     }
     let v = opt_value(line, call.args.get(3))?;
     match (level, name) {
-        (1, 2 | 15 | 7 | 8 | 13 | 18) | (6, 4..=6 | 18) => {}
+        (1, 8) => {
+            if let Some(l) = sock.listener() {
+                host.stack
+                    .set_listener_rcvbuf(l, v.clamp(0, i64::from(u32::MAX)) as u32);
+            } else if sock.conn().is_some() {
+                return fail(
+                    line,
+                    "SO_RCVBUF on a connection is not supported by synq yet (on a listener it is)",
+                );
+            }
+        }
+        (1, 2 | 15 | 7 | 13 | 18) | (6, 4..=6 | 18) => {}
         (1, 9) => {
             if let Some(h) = sock.conn() {
                 let _ = host.stack.set_keepalive(now, h, v != 0);
@@ -658,14 +673,20 @@ fn getsockopt(host: &mut SimHost, line: usize, call: &Syscall, sock: &Sock) -> S
             Some(e) => errno_number(e.errno_name()),
             None => 0,
         },
+        // Linux keeps twice the value asked for (SO_RCVBUF capped by rmem_max first), at
+        // least SOCK_MIN_RCVBUF / SOCK_MIN_SNDBUF (4608 on 64-bit).
         (1, 8) => sock
             .opts
             .get(1, 8)
-            .map_or(i64::from(host.stack.config().tcp_rmem[1]), |v| 2 * v),
+            .map_or(i64::from(host.stack.config().tcp_rmem[1]), |v| {
+                (v.clamp(0, i64::from(host.stack.config().rmem_max)) * 2).max(4608)
+            }),
         (1, 7) => sock
             .opts
             .get(1, 7)
-            .map_or(i64::from(host.stack.config().tcp_wmem[1]), |v| 2 * v),
+            .map_or(i64::from(host.stack.config().tcp_wmem[1]), |v| {
+                (v.max(0) * 2).max(4608)
+            }),
         (1, 13) => sock.opts.get(1, 13).unwrap_or(-1),
         (6, 7) => sock
             .opts

@@ -87,7 +87,7 @@ impl Connection {
         if copied <= a.space {
             return;
         }
-        if config.tcp_moderate_rcvbuf {
+        if config.tcp_moderate_rcvbuf && !self.rcvbuf_locked {
             let advmss = usize::from(self.mss);
             let mut win = 2 * copied + 16 * advmss;
             let grow = win * (copied - a.space) / a.space.max(1);

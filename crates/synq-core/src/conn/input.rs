@@ -86,6 +86,7 @@ impl Connection {
             sack: seg.options.sack_permitted,
             ts_recent: seg.options.timestamps.map(|t| t.tsval),
             rtt: None,
+            rcvbuf: None,
         };
         self.apply_negotiated(ctx.config, neg, now);
         // The SYN's window is never scaled (RFC 7323 §2.2).

@@ -150,6 +150,9 @@ pub(crate) struct Negotiated {
     pub(crate) ts_recent: Option<u32>,
     /// Handshake RTT, when it could be measured (SYN-ACK not retransmitted).
     pub(crate) rtt: Option<Duration>,
+    /// The listener's `SO_RCVBUF` (Linux `sk_rcvbuf`) and the window scale its SYN-ACK
+    /// offered from it; `None`: the sysctls' defaults.
+    pub(crate) rcvbuf: Option<(u32, u8)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,6 +254,8 @@ pub(crate) struct Connection {
     minshall: bool,
     /// End of the last short segment sent (Linux `snd_sml`).
     snd_sml: SeqNumber,
+    /// The receive buffer was sized by `SO_RCVBUF`: no autotuning.
+    rcvbuf_locked: bool,
     pub(crate) events: u8,
     /// Was it counted in TcpCurrEstab?
     pub(crate) counted_estab: bool,
@@ -328,6 +333,7 @@ impl Connection {
             nodelay: false,
             minshall: !config.model.single_queue(),
             snd_sml: iss,
+            rcvbuf_locked: false,
             events: 0,
             counted_estab: false,
         }
@@ -361,6 +367,16 @@ impl Connection {
         }
         c.irs = irs;
         c.rcv_nxt = irs + 1;
+        if let Some((buf, wscale)) = neg.rcvbuf {
+            // Inherited from the listener and locked (Linux SOCK_RCVBUF_LOCK): no
+            // autotuning, the scale its SYN-ACK offered.
+            c.rcv_space = buf as usize;
+            if config.tcp_window_scaling {
+                c.rcv_wscale = wscale;
+            }
+            c.recv_buf = RecvBuffer::new(c.rcv_space + (1 << c.rcv_wscale));
+            c.rcvbuf_locked = true;
+        }
         c.apply_negotiated(config, neg, now);
         // What our SYN-ACK offered (see `initial_window`).
         let syn_ack_mss = mss_for(&tuple, config) - if c.ts_enabled { 12 } else { 0 };
@@ -547,7 +563,13 @@ pub(crate) fn mss_for(tuple: &FourTuple, config: &Config) -> u16 {
 /// The window shift we offer: Linux `tcp_select_initial_window`,
 /// `ilog2(max(tcp_rmem[2], rmem_max)) - 15`, within 0..=14 (RFC 7323 §2.3).
 pub(crate) fn wscale_for(config: &Config) -> u8 {
-    let space = config.tcp_rmem[2].max(config.rmem_max).max(1);
+    wscale_within(config, u32::MAX)
+}
+
+/// Linux `tcp_select_initial_window`'s scale: for the largest buffer the sysctls allow,
+/// at most `clamp` (a locked `SO_RCVBUF`'s window).
+pub(crate) fn wscale_within(config: &Config, clamp: u32) -> u8 {
+    let space = config.tcp_rmem[2].max(config.rmem_max).min(clamp).max(1);
     (space.ilog2().saturating_sub(15)).min(14) as u8
 }
 

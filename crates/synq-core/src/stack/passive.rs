@@ -11,7 +11,7 @@ use crate::listener::{
 };
 use crate::request::{NewRequest, ReqId, Request};
 use crate::slab::Key;
-use crate::{Config, Duration, Instant};
+use crate::{Duration, Instant};
 use core::net::{IpAddr, SocketAddr};
 use rand_chacha::rand_core::RngCore;
 use synq_wire::{IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps};
@@ -33,6 +33,8 @@ struct SynAck {
     tuple: FourTuple,
     /// The MSS we advertise (the route's, clamped by the listener's TCP_MAXSEG).
     mss: u16,
+    /// The listener's receive space and window scale (see `listener_rcv`).
+    rcv: (u32, u8),
     iss: SeqNumber,
     irs: SeqNumber,
     wscale: bool,
@@ -41,12 +43,14 @@ struct SynAck {
     ts: Option<(u32, u32)>,
 }
 
+/// Linux SOCK_MIN_RCVBUF on 64-bit (2 x (2048 + the sk_buff's aligned size)).
+const SOCK_MIN_RCVBUF: u32 = 4608;
+
 /// A request's receive window for an advertised MSS (less 12 with timestamps): Linux 6.x
-/// `tcp_openreq_init_rwin`, half the receive buffer (the default scaling ratio) in whole
-/// segments. The SYN-ACK's own field carries at most 65535 of it (it is never scaled).
-pub(super) fn synack_window(c: &Config, adv_mss: u16, ts: bool) -> u32 {
+/// `tcp_openreq_init_rwin`, the listener's receive space (half its buffer: the default
+/// scaling ratio) in whole segments. The SYN-ACK's own field carries at most 65535 of it (it is never scaled).
+pub(super) fn synack_window(space: u32, adv_mss: u16, ts: bool) -> u32 {
     let mss = adv_mss - if ts { 12 } else { 0 };
-    let space = c.tcp_rmem[1] / 2;
     let m = u32::from(mss).max(1);
     if space > m {
         space / m * m
@@ -223,6 +227,7 @@ impl Stack {
         self.send_synack(SynAck {
             tuple,
             mss: self.adv_mss(lkey, &tuple),
+            rcv: self.listener_rcv(lkey),
             iss: SeqNumber(iss),
             irs: seg.seq,
             wscale: wscale.is_some(),
@@ -279,6 +284,7 @@ impl Stack {
             sack,
             ts_recent,
             rtt: None,
+            rcvbuf: self.listener_rcvbuf(lkey),
         };
         self.make_child(now, lkey, tuple, seg.ack - 1, seg.seq - 1, neg, seg);
         true
@@ -291,6 +297,7 @@ impl Stack {
         self.send_synack(SynAck {
             tuple,
             mss: self.adv_mss(r.listener, &tuple),
+            rcv: self.listener_rcv(r.listener),
             iss: r.iss,
             irs: r.irs,
             wscale: r.peer_wscale().is_some(),
@@ -306,7 +313,7 @@ impl Stack {
             ..TcpOptions::default()
         };
         if s.wscale {
-            options.window_scale = Some(conn::wscale_for(c));
+            options.window_scale = Some(s.rcv.1);
         }
         options.sack_permitted = s.sack;
         // A BSD stack answers with FreeBSD's layout (`tcp_addoptions` in syncache_respond).
@@ -321,7 +328,7 @@ impl Stack {
             seq: s.iss,
             ack: s.irs + 1,
             flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: synack_window(c, s.mss, s.ts.is_some()).min(65_535) as u16,
+            window: synack_window(s.rcv.0, s.mss, s.ts.is_some()).min(65_535) as u16,
             urgent: 0,
             options,
             payload: &[],
@@ -397,7 +404,8 @@ impl Stack {
         }
         let rcv_nxt = req.irs + 1;
         let adv = self.adv_mss(req.listener, &tuple);
-        let wnd = synack_window(&self.config, adv, req.ts_recent().is_some());
+        let space = self.listener_rcv(req.listener).0;
+        let wnd = synack_window(space, adv, req.ts_recent().is_some());
         let end = seg.seq + seg.payload.len() as u32 + u32::from(f.syn()) + u32::from(f.fin());
         let in_window = seg.seq == rcv_nxt || (end > rcv_nxt && seg.seq < rcv_nxt + wnd);
         if !in_window {
@@ -479,6 +487,7 @@ impl Stack {
             sack: req.sack(),
             ts_recent: req.ts_recent(),
             rtt: req.rtt(now),
+            rcvbuf: self.listener_rcvbuf(req.listener),
         };
         self.make_child(now, req.listener, tuple, req.iss, req.irs, neg, seg);
     }
@@ -530,9 +539,8 @@ impl Stack {
             let tsval = (now.total_millis() as u32).wrapping_add(self.ts_offset(&tuple));
             options.timestamps = Some(Timestamps { tsval, tsecr });
         }
-        let shift = req
-            .peer_wscale()
-            .map_or(0, |_| conn::wscale_for(&self.config));
+        let (space, wscale) = self.listener_rcv(req.listener);
+        let shift = req.peer_wscale().map_or(0, |_| wscale);
         TcpRepr {
             src_port: tuple.local.port(),
             dst_port: tuple.remote.port(),
@@ -541,7 +549,7 @@ impl Stack {
             flags: TcpFlags::ACK,
             // Linux tcp_v4_reqsk_send_ack: the request's window, scaled.
             window: (synack_window(
-                &self.config,
+                space,
                 self.adv_mss(req.listener, &tuple),
                 req.ts_recent().is_some(),
             ) >> shift) as u16,
@@ -697,6 +705,33 @@ impl Stack {
     /// `getsockopt(TCP_MAXSEG)` on a listener: the value set, or 0.
     pub fn listener_mss(&self, l: ListenerHandle) -> Option<u16> {
         Some(self.listeners.get(l.0)?.user_mss)
+    }
+
+    /// `setsockopt(SO_RCVBUF, bytes)` on a listener: Linux keeps twice the value (after
+    /// capping it at `net.core.rmem_max`; at least SOCK_MIN_RCVBUF, about 4608 bytes) and
+    /// locks it: its SYN-ACKs offer half of it as their window, scale by it (not by
+    /// `tcp_rmem[2]`), and its connections keep that buffer, untuned. Returns what
+    /// `getsockopt` reads back.
+    pub fn set_listener_rcvbuf(&mut self, l: ListenerHandle, bytes: u32) -> Option<u32> {
+        let max = self.config.rmem_max;
+        let listener = self.listeners.get_mut(l.0)?;
+        listener.rcvbuf = (bytes.min(max).min(i32::MAX as u32 / 2) * 2).max(SOCK_MIN_RCVBUF);
+        Some(listener.rcvbuf)
+    }
+
+    /// A listener's receive space for its SYN-ACK window (half the buffer: Linux's default
+    /// scaling ratio) and its window scale.
+    fn listener_rcv(&self, lkey: Key) -> (u32, u8) {
+        match self.listeners.get(lkey).map_or(0, |l| l.rcvbuf) {
+            0 => (self.config.tcp_rmem[1] / 2, conn::wscale_for(&self.config)),
+            buf => (buf / 2, conn::wscale_within(&self.config, buf / 2)),
+        }
+    }
+
+    /// What a child inherits of its listener's `SO_RCVBUF`, if set.
+    fn listener_rcvbuf(&self, lkey: Key) -> Option<(u32, u8)> {
+        let buf = self.listeners.get(lkey).map_or(0, |l| l.rcvbuf);
+        (buf > 0).then(|| (buf, conn::wscale_within(&self.config, buf / 2)))
     }
 
     /// The MSS a listener's SYN-ACK advertises: the route's, clamped by TCP_MAXSEG.
