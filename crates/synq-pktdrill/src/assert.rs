@@ -5,35 +5,38 @@ use crate::run::{fail, Run, Step};
 use crate::sim::SimHost;
 use synq_core::State;
 
+/// The constants blocks compare TCP_INFO fields with (Linux's values).
+pub(crate) const CONSTANTS: &[(&str, i64)] = &[
+    ("TCP_ESTABLISHED", 1),
+    ("TCP_SYN_SENT", 2),
+    ("TCP_SYN_RECV", 3),
+    ("TCP_FIN_WAIT1", 4),
+    ("TCP_FIN_WAIT2", 5),
+    ("TCP_TIME_WAIT", 6),
+    ("TCP_CLOSE", 7),
+    ("TCP_CLOSE_WAIT", 8),
+    ("TCP_LAST_ACK", 9),
+    ("TCP_LISTEN", 10),
+    ("TCP_CLOSING", 11),
+    ("TCPI_OPT_TIMESTAMPS", 1),
+    ("TCPI_OPT_SACK", 2),
+    ("TCPI_OPT_WSCALE", 4),
+    ("TCPI_OPT_ECN", 8),
+    ("TCPI_OPT_ECN_SEEN", 16),
+    ("TCPI_OPT_SYN_DATA", 32),
+    ("TCP_CA_Open", 0),
+    ("TCP_CA_Disorder", 1),
+    ("TCP_CA_CWR", 2),
+    ("TCP_CA_Recovery", 3),
+    ("TCP_CA_Loss", 4),
+    ("True", 1),
+    ("False", 0),
+];
+
 /// Names bound in a block: TCP_INFO fields synq keeps and the constants scripts compare them
 /// with.
 pub(crate) fn snapshot(run: &SimHost) -> Vec<(&'static str, i64)> {
-    let mut v: Vec<(&'static str, i64)> = vec![
-        ("TCP_ESTABLISHED", 1),
-        ("TCP_SYN_SENT", 2),
-        ("TCP_SYN_RECV", 3),
-        ("TCP_FIN_WAIT1", 4),
-        ("TCP_FIN_WAIT2", 5),
-        ("TCP_TIME_WAIT", 6),
-        ("TCP_CLOSE", 7),
-        ("TCP_CLOSE_WAIT", 8),
-        ("TCP_LAST_ACK", 9),
-        ("TCP_LISTEN", 10),
-        ("TCP_CLOSING", 11),
-        ("TCPI_OPT_TIMESTAMPS", 1),
-        ("TCPI_OPT_SACK", 2),
-        ("TCPI_OPT_WSCALE", 4),
-        ("TCPI_OPT_ECN", 8),
-        ("TCPI_OPT_ECN_SEEN", 16),
-        ("TCPI_OPT_SYN_DATA", 32),
-        ("TCP_CA_Open", 0),
-        ("TCP_CA_Disorder", 1),
-        ("TCP_CA_CWR", 2),
-        ("TCP_CA_Recovery", 3),
-        ("TCP_CA_Loss", 4),
-        ("True", 1),
-        ("False", 0),
-    ];
+    let mut v: Vec<(&'static str, i64)> = CONSTANTS.to_vec();
     let Some(sock) = run.current.and_then(|fd| run.fds.get(&fd)) else {
         return v;
     };

@@ -667,34 +667,6 @@ const INFO_NAMES: &str = "\
      SK_MEMINFO_FWD_ALLOC SK_MEMINFO_WMEM_QUEUED SK_MEMINFO_OPTMEM SK_MEMINFO_BACKLOG \
      SK_MEMINFO_DROPS";
 
-/// The constants blocks compare fields with, as `assert::snapshot` binds them.
-const INFO_CONSTANTS: &[(&str, i64)] = &[
-    ("TCP_ESTABLISHED", 1),
-    ("TCP_SYN_SENT", 2),
-    ("TCP_SYN_RECV", 3),
-    ("TCP_FIN_WAIT1", 4),
-    ("TCP_FIN_WAIT2", 5),
-    ("TCP_TIME_WAIT", 6),
-    ("TCP_CLOSE", 7),
-    ("TCP_CLOSE_WAIT", 8),
-    ("TCP_LAST_ACK", 9),
-    ("TCP_LISTEN", 10),
-    ("TCP_CLOSING", 11),
-    ("TCPI_OPT_TIMESTAMPS", 1),
-    ("TCPI_OPT_SACK", 2),
-    ("TCPI_OPT_WSCALE", 4),
-    ("TCPI_OPT_ECN", 8),
-    ("TCPI_OPT_ECN_SEEN", 16),
-    ("TCPI_OPT_SYN_DATA", 32),
-    ("TCP_CA_Open", 0),
-    ("TCP_CA_Disorder", 1),
-    ("TCP_CA_CWR", 2),
-    ("TCP_CA_Recovery", 3),
-    ("TCP_CA_Loss", 4),
-    ("True", 1),
-    ("False", 0),
-];
-
 impl Host for KernelHost {
     fn now(&self) -> Instant {
         match self.start {
@@ -777,7 +749,7 @@ impl Host for KernelHost {
     }
 
     fn tcp_info(&mut self) -> Vec<(&'static str, i64)> {
-        let mut v = INFO_CONSTANTS.to_vec();
+        let mut v = crate::assert::CONSTANTS.to_vec();
         let Some(fd) = self.current.filter(|fd| self.fds.contains_key(fd)) else {
             return v;
         };
@@ -1200,49 +1172,15 @@ impl KernelHost {
     /// `poll([{fd=N, events=E, revents=R}, ...], nfds, timeout_ms)`, retried until something
     /// is ready or the timeout passes (the interpreter wakes it then).
     fn poll(&mut self, line: usize, call: &Syscall, wake: Option<Instant>) -> Step<Res> {
-        let bad = "poll() takes a list of {fd=..., events=..., revents=...}";
-        let Some(Expr::List(items)) = call.args.first() else {
-            return fail(line, bad);
-        };
-        let mut asked = Vec::new();
-        let mut wants = Vec::new();
-        for it in items {
-            let Expr::Struct(f) = it else {
-                return fail(line, bad);
-            };
-            let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| eval(line, v));
-            let fd = get("fd").transpose()?.unwrap_or(-1);
-            let events = get("events").transpose()?.unwrap_or(0);
-            asked.push(json!([fd, events]));
-            wants.push((fd, get("revents").transpose()?));
-        }
+        let items = crate::sock::poll_items(line, call)?;
+        let asked: Vec<Value> = items.iter().map(|it| json!([it.fd, it.events])).collect();
         let v = self.ask(line, json!({"op": "poll", "items": asked}))?;
         let got: Vec<i64> = v
             .get("revents")
             .and_then(Value::as_array)
             .map(|a| a.iter().map(|x| x.as_i64().unwrap_or(0)).collect())
             .unwrap_or_default();
-        let ready = got.iter().filter(|&&r| r != 0).count() as i64;
-        let timeout = match call.args.get(2) {
-            Some(e) => eval(line, e)?,
-            None => 0,
-        };
-        if ready == 0 && timeout != 0 && wake.is_none_or(|w| self.now() < w) {
-            return Ok(None);
-        }
-        for ((fd, want), got) in wants.into_iter().zip(got) {
-            if let Some(want) = want {
-                if want != got {
-                    return Err(Failure {
-                        line,
-                        msg: format!("poll() revents for fd {fd}"),
-                        expected: Some(format!("{want:#x}")),
-                        actual: Some(format!("{got:#x}")),
-                    });
-                }
-            }
-        }
-        Ok(Some(Ok(ready)))
+        crate::sock::poll_verdict(line, call, &items, &got, self.now(), wake)
     }
 }
 

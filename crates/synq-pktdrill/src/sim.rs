@@ -6,7 +6,7 @@ use crate::ast::{Expr, Syscall};
 use crate::host::{Host, Res};
 use crate::run::{fail, Step};
 use crate::settings::Settings;
-use crate::sock::{eval, int_arg};
+use crate::sock::{eval, int_arg, poll_items, poll_verdict};
 use crate::Failure;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -723,51 +723,12 @@ fn errno_number(name: &str) -> i64 {
 
 /// `poll([{fd=N, events=E, revents=R}, ...], nfds, timeout_ms)`.
 fn do_poll(host: &mut SimHost, line: usize, call: &Syscall, wake: Option<Instant>) -> Step<Res> {
-    let Some(Expr::List(items)) = call.args.first() else {
-        return fail(
-            line,
-            "poll() takes a list of {fd=..., events=..., revents=...}",
-        );
-    };
-    let mut ready = 0;
-    let mut checks = Vec::new();
-    for it in items {
-        let Expr::Struct(f) = it else {
-            return fail(
-                line,
-                "poll() takes a list of {fd=..., events=..., revents=...}",
-            );
-        };
-        let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| eval(line, v));
-        let fd = get("fd").transpose()?.unwrap_or(-1);
-        let events = get("events").transpose()?.unwrap_or(0);
-        let want = get("revents").transpose()?;
-        let r = revents(host, fd, events);
-        if r != 0 {
-            ready += 1;
-        }
-        checks.push((fd, want, r));
-    }
-    let timeout = match call.args.get(2) {
-        Some(e) => eval(line, e)?,
-        None => 0,
-    };
-    if ready == 0 && timeout != 0 && wake.is_none_or(|w| host.now < w) {
-        return Ok(None);
-    }
-    for (fd, want, got) in checks {
-        if let Some(want) = want {
-            if want != got {
-                return Err(Failure {
-                    line,
-                    msg: format!("poll() revents for fd {fd}"),
-                    expected: Some(format!("{want:#x}")),
-                    actual: Some(format!("{got:#x}")),
-                });
-            }
-        }
-    }
-    Ok(Some(Ok(ready)))
+    let items = poll_items(line, call)?;
+    let got: Vec<i64> = items
+        .iter()
+        .map(|it| revents(host, it.fd, it.events))
+        .collect();
+    poll_verdict(line, call, &items, &got, host.now, wake)
 }
 
 fn revents(host: &SimHost, fd: i64, events: i64) -> i64 {

@@ -2,6 +2,7 @@
 //! symbolic constants scripts use (Linux values).
 
 use crate::ast::{Expr, Syscall};
+use crate::host::Res;
 use crate::run::{fail, Run, Step};
 use crate::Failure;
 use synq_core::{Duration, Instant};
@@ -236,4 +237,67 @@ pub(crate) fn eval(line: usize, e: &Expr) -> Step<i64> {
         Expr::Ellipsis => Ok(0),
         other => fail(line, format!("expected a number, found {other:?}")),
     }
+}
+
+/// One `{fd=..., events=..., revents=...}` of a poll() line: the expected revents is `None`
+/// when the line leaves it out.
+pub(crate) struct PollItem {
+    pub(crate) fd: i64,
+    pub(crate) events: i64,
+    pub(crate) want: Option<i64>,
+}
+
+/// The items of `poll([...], nfds, timeout)`.
+pub(crate) fn poll_items(line: usize, call: &Syscall) -> Step<Vec<PollItem>> {
+    let bad = "poll() takes a list of {fd=..., events=..., revents=...}";
+    let Some(Expr::List(items)) = call.args.first() else {
+        return fail(line, bad);
+    };
+    let mut v = Vec::with_capacity(items.len());
+    for it in items {
+        let Expr::Struct(f) = it else {
+            return fail(line, bad);
+        };
+        let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| eval(line, v));
+        v.push(PollItem {
+            fd: get("fd").transpose()?.unwrap_or(-1),
+            events: get("events").transpose()?.unwrap_or(0),
+            want: get("revents").transpose()?,
+        });
+    }
+    Ok(v)
+}
+
+/// poll()'s outcome once each item's revents is known (`got`, in order): it blocks while
+/// nothing is ready and its timeout (or `wake`) has not come, else returns the ready count
+/// after comparing every revents the line gives.
+pub(crate) fn poll_verdict(
+    line: usize,
+    call: &Syscall,
+    items: &[PollItem],
+    got: &[i64],
+    now: Instant,
+    wake: Option<Instant>,
+) -> Step<Res> {
+    let ready = got.iter().filter(|&&r| r != 0).count() as i64;
+    let timeout = match call.args.get(2) {
+        Some(e) => eval(line, e)?,
+        None => 0,
+    };
+    if ready == 0 && timeout != 0 && wake.is_none_or(|w| now < w) {
+        return Ok(None);
+    }
+    for (it, &got) in items.iter().zip(got) {
+        if let Some(want) = it.want {
+            if want != got {
+                return Err(Failure {
+                    line,
+                    msg: format!("poll() revents for fd {}", it.fd),
+                    expected: Some(format!("{want:#x}")),
+                    actual: Some(format!("{got:#x}")),
+                });
+            }
+        }
+    }
+    Ok(Some(Ok(ready)))
 }
