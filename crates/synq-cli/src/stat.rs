@@ -85,19 +85,12 @@ pub(crate) fn query(path: &std::path::Path) -> Result<Value> {
     Ok(v)
 }
 
-/// `ss`'s short state names.
+/// `ss`'s short state name for an RFC state name (as the server reports it); an unknown
+/// name is printed as it is.
 pub(crate) fn ss_state(rfc: &str) -> &str {
-    match rfc {
-        "ESTABLISHED" => "ESTAB",
-        "SYN_SENT" => "SYN-SENT",
-        "SYN_RECEIVED" => "SYN-RECV",
-        "FIN_WAIT_1" => "FIN-WAIT-1",
-        "FIN_WAIT_2" => "FIN-WAIT-2",
-        "CLOSE_WAIT" => "CLOSE-WAIT",
-        "LAST_ACK" => "LAST-ACK",
-        "TIME_WAIT" => "TIME-WAIT",
-        "CLOSED" => "UNCONN",
-        s => s,
+    match synq_core::State::from_name(rfc) {
+        Some(s) => s.ss_name(),
+        None => rfc,
     }
 }
 

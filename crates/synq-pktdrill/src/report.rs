@@ -35,29 +35,13 @@ fn rows(run: &SimHost) -> Vec<Row> {
         peer: Some(r.remote),
     }));
     v.extend(s.connections().map(|c| Row {
-        state: ss_state(c.state.as_str()),
+        state: c.state.ss_name(),
         recv_q: c.recv_queue as u64,
         send_q: c.send_queue as u64,
         local: c.tuple.local,
         peer: Some(c.tuple.remote),
     }));
     v
-}
-
-fn ss_state(rfc: &str) -> &'static str {
-    match rfc {
-        "ESTABLISHED" => "ESTAB",
-        "SYN_SENT" => "SYN-SENT",
-        "SYN_RECEIVED" => "SYN-RECV",
-        "FIN_WAIT_1" => "FIN-WAIT-1",
-        "FIN_WAIT_2" => "FIN-WAIT-2",
-        "CLOSE_WAIT" => "CLOSE-WAIT",
-        "LAST_ACK" => "LAST-ACK",
-        "TIME_WAIT" => "TIME-WAIT",
-        "CLOSING" => "CLOSING",
-        "LISTEN" => "LISTEN",
-        _ => "UNCONN",
-    }
 }
 
 /// ss's state names as `state X` takes them.

@@ -85,6 +85,42 @@ impl State {
         }
     }
 
+    /// The name `ss` prints (`ESTAB`, `SYN-RECV`, `UNCONN` for CLOSED, ...).
+    pub fn ss_name(self) -> &'static str {
+        match self {
+            Self::Closed => "UNCONN",
+            Self::Listen => "LISTEN",
+            Self::SynSent => "SYN-SENT",
+            Self::SynReceived => "SYN-RECV",
+            Self::Established => "ESTAB",
+            Self::FinWait1 => "FIN-WAIT-1",
+            Self::FinWait2 => "FIN-WAIT-2",
+            Self::CloseWait => "CLOSE-WAIT",
+            Self::Closing => "CLOSING",
+            Self::LastAck => "LAST-ACK",
+            Self::TimeWait => "TIME-WAIT",
+        }
+    }
+
+    /// The state [`as_str`](Self::as_str) names, if it names one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Closed,
+            Self::Listen,
+            Self::SynSent,
+            Self::SynReceived,
+            Self::Established,
+            Self::FinWait1,
+            Self::FinWait2,
+            Self::CloseWait,
+            Self::Closing,
+            Self::LastAck,
+            Self::TimeWait,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     /// True once the handshake completed (RFC 9293 "synchronized" states).
     pub fn is_synchronized(self) -> bool {
         !matches!(
