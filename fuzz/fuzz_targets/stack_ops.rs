@@ -176,7 +176,7 @@ struct World {
 }
 
 fuzz_target!(|input: Input| {
-    let model = Model::ALL[usize::from(input.model) % 4];
+    let model = Model::ALL[usize::from(input.model) % Model::ALL.len()];
     let config = Config {
         model,
         ..Config::default()

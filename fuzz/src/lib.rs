@@ -187,7 +187,23 @@ impl Bounds {
             let b = self.backlog.entry(l.local).or_default();
             *b = (*b).max(l.send_q);
             let b = *b;
-            if model.single_queue() {
+            if model.family() == synq_core::Family::FreeBsd {
+                // The syncache is shared and bounded by its own limits; the listen queue
+                // holds at most floor(3q/2)+1 completed connections.
+                let cfg = stack.config();
+                assert!(
+                    u64::from(l.recv_q) <= 3 * u64::from(b) / 2 + 1,
+                    "freebsd listener {}: {} completed over backlog {b}",
+                    l.local,
+                    l.recv_q
+                );
+                assert!(
+                    u64::from(l.syn_recv) <= u64::from(cfg.syncache_cachelimit),
+                    "freebsd listener {}: {} entries over the cache limit",
+                    l.local,
+                    l.syn_recv
+                );
+            } else if model.single_queue() {
                 let held = u64::from(l.recv_q) + u64::from(l.syn_recv);
                 assert!(
                     held <= model.single_limit(b) + reopens,

@@ -31,7 +31,7 @@ pub(crate) struct SysctlArgs {
 pub(crate) struct StackArgs {
     #[command(flatten)]
     pub(crate) sysctls: SysctlArgs,
-    /// Backlog model: linux, linux-4.10, bsd or bsd-exact.
+    /// Backlog model: linux, linux-4.10, bsd, bsd-exact or freebsd.
     #[arg(long, value_name = "M")]
     pub(crate) model: Option<String>,
 }

@@ -124,7 +124,17 @@ fn the_table_lists_every_model_with_the_json_figures() {
     let mut lines = out.lines();
     assert!(lines.next().unwrap().starts_with("slow-accept: "));
     let head: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(head, ["model", "linux", "linux-4.10", "bsd", "bsd-exact"]);
+    assert_eq!(
+        head,
+        [
+            "model",
+            "linux",
+            "linux-4.10",
+            "bsd",
+            "bsd-exact",
+            "freebsd"
+        ]
+    );
     let row = |label: &str| -> Vec<String> {
         let line = out
             .lines()

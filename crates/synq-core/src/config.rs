@@ -6,6 +6,98 @@
 use crate::listener::Model;
 use core::fmt;
 
+/// `net.ipv4.tcp_syncookies`. Linux keeps a `u8`: 2 is "always", any other non-zero value
+/// "when the SYN queue is full", and it reads back as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Syncookies {
+    /// 0: never; a full SYN queue drops SYNs.
+    Off,
+    /// 1: a SYN that finds the SYN queue full is answered with a cookie.
+    #[default]
+    WhenFull,
+    /// 2: every SYN is answered with a cookie; no request is stored.
+    Always,
+    /// 3 to 255: as `WhenFull`, kept to read back as written.
+    Other(u8),
+}
+
+impl Syncookies {
+    /// The meaning Linux gives a raw sysctl value.
+    pub const fn from_raw(v: u8) -> Self {
+        match v {
+            0 => Self::Off,
+            1 => Self::WhenFull,
+            2 => Self::Always,
+            v => Self::Other(v),
+        }
+    }
+    /// The value as written.
+    pub const fn raw(self) -> u8 {
+        match self {
+            Self::Off => 0,
+            Self::WhenFull => 1,
+            Self::Always => 2,
+            Self::Other(v) => v,
+        }
+    }
+    /// Cookies may be sent at all.
+    pub const fn on(self) -> bool {
+        !matches!(self, Self::Off)
+    }
+}
+
+impl fmt::Display for Syncookies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.raw())
+    }
+}
+
+/// `net.ipv4.tcp_timestamps`. Linux keeps a `u8`: 1 is "on with a per-peer offset", any
+/// other non-zero value "on without", and it reads back as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TsMode {
+    /// 0: no timestamps offered or accepted.
+    Off,
+    /// 1: timestamps, each peer seeing its own random offset (Linux `secure_tcp_ts_off`).
+    #[default]
+    On,
+    /// 2: timestamps straight from the clock.
+    NoOffset,
+    /// 3 to 255: as `NoOffset`, kept to read back as written.
+    Other(u8),
+}
+
+impl TsMode {
+    /// The meaning Linux gives a raw sysctl value.
+    pub const fn from_raw(v: u8) -> Self {
+        match v {
+            0 => Self::Off,
+            1 => Self::On,
+            2 => Self::NoOffset,
+            v => Self::Other(v),
+        }
+    }
+    /// The value as written.
+    pub const fn raw(self) -> u8 {
+        match self {
+            Self::Off => 0,
+            Self::On => 1,
+            Self::NoOffset => 2,
+            Self::Other(v) => v,
+        }
+    }
+    /// Timestamps are offered and accepted.
+    pub const fn on(self) -> bool {
+        !matches!(self, Self::Off)
+    }
+}
+
+impl fmt::Display for TsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.raw())
+    }
+}
+
 /// A sysctl could not be set.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SysctlError {
@@ -53,7 +145,7 @@ pub struct Config {
     /// Linux, negative values included.
     pub tcp_max_syn_backlog: i32,
     /// `net.ipv4.tcp_syncookies`: 0 never, 1 when the SYN queue overflows, 2 always.
-    pub tcp_syncookies: u8,
+    pub tcp_syncookies: Syncookies,
     /// `net.ipv4.tcp_synack_retries`: SYN-ACK retransmissions for a half-open request.
     pub tcp_synack_retries: u8,
     /// `net.ipv4.tcp_syn_retries`: SYN retransmissions before connect() fails.
@@ -65,7 +157,7 @@ pub struct Config {
     pub tcp_abort_on_overflow: bool,
     /// `net.ipv4.tcp_timestamps`: RFC 7323 timestamps (0 off, 1 on with per-peer offsets,
     /// 2 on without offsets).
-    pub tcp_timestamps: u8,
+    pub tcp_timestamps: TsMode,
     /// `net.ipv4.tcp_window_scaling`: RFC 7323 window scaling (any non-zero `u8` is on).
     pub tcp_window_scaling: bool,
     /// `net.ipv4.tcp_sack`: advertise SACK-permitted and send SACK blocks (any non-zero `u8`
@@ -136,7 +228,7 @@ pub struct Config {
     /// `synq.tx_queue_len`: stateless replies (RST, SYN-ACK) waiting for `poll_transmit`.
     pub tx_queue_len: u32,
     /// `synq.listen_model`: the backlog semantics (`linux`, `linux-4.10`, `bsd`,
-    /// `bsd-exact`).
+    /// `bsd-exact`, `freebsd`).
     pub model: Model,
     /// `synq.bsd_drop_incomplete`: single-queue models drop a random half-open connection to
     /// admit a SYN when full (FreeBSD 2.2-4.x and XNU `sodropablereq`).
@@ -149,6 +241,26 @@ pub struct Config {
     /// a SYN with FIN set; without it they take it as a SYN, as BSD does (Linux always drops
     /// it).
     pub bsd_drop_synfin: bool,
+    /// `kern.ipc.somaxconn` (alias `kern.ipc.soacceptqueue`): the FreeBSD model's listen()
+    /// clamp (FreeBSD's SOMAXCONN, 128).
+    pub kern_ipc_somaxconn: u32,
+    /// `net.inet.tcp.syncookies`: the FreeBSD model makes every ISS a cookie, and answers
+    /// with cookies alone when the syncache overflows.
+    pub freebsd_syncookies: bool,
+    /// `net.inet.tcp.syncookies_only`: the FreeBSD model keeps no syncache entries at all.
+    pub freebsd_syncookies_only: bool,
+    /// `net.inet.tcp.syncache.hashsize`: syncache buckets (a power of two; a boot tunable
+    /// in FreeBSD, read here when the first entry is stored).
+    pub syncache_hashsize: u32,
+    /// `net.inet.tcp.syncache.bucketlimit`: entries per bucket before the oldest is evicted.
+    pub syncache_bucketlimit: u32,
+    /// `net.inet.tcp.syncache.cachelimit`: entries in the whole syncache.
+    pub syncache_cachelimit: u32,
+    /// `net.inet.tcp.syncache.rexmtlimit`: SYN-ACK retransmissions before an entry goes.
+    pub syncache_rexmtlimit: u8,
+    /// `net.inet.tcp.syncache.rst_on_sock_fail`: a final ACK the listen queue cannot take
+    /// is answered with RST (else dropped).
+    pub syncache_rst_on_sock_fail: bool,
     /// `synq.tcp_metrics_entries`: peers whose RTT is remembered (Linux's tcp_metrics
     /// table, consulted by the `tcp_max_syn_backlog` quarter rule).
     pub tcp_metrics_entries: u32,
@@ -159,12 +271,12 @@ impl Default for Config {
         Self {
             somaxconn: 4096,
             tcp_max_syn_backlog: 2048,
-            tcp_syncookies: 1,
+            tcp_syncookies: Syncookies::WhenFull,
             tcp_synack_retries: 5,
             tcp_syn_retries: 6,
             tcp_syn_linear_timeouts: 4,
             tcp_abort_on_overflow: false,
-            tcp_timestamps: 1,
+            tcp_timestamps: TsMode::On,
             tcp_window_scaling: true,
             tcp_sack: true,
             tcp_dsack: true,
@@ -197,6 +309,14 @@ impl Default for Config {
             bsd_drop_incomplete: false,
             bsd_insecure_rst: false,
             bsd_drop_synfin: false,
+            kern_ipc_somaxconn: 128,
+            freebsd_syncookies: true,
+            freebsd_syncookies_only: false,
+            syncache_hashsize: 512,
+            syncache_bucketlimit: 30,
+            syncache_cachelimit: 15_360,
+            syncache_rexmtlimit: 3,
+            syncache_rst_on_sock_fail: true,
             tcp_metrics_entries: 16_384,
         }
     }
@@ -304,7 +424,8 @@ const KNOBS: &[Knob] = &[
     // Linux keeps a u8 without bounds; 2 is "always", any other non-zero "when needed".
     knob!("net.ipv4.tcp_syncookies", tcp_syncookies, |v| int(
         v, 0u8, 255
-    )),
+    )
+    .map(Syncookies::from_raw)),
     knob!("net.ipv4.tcp_synack_retries", tcp_synack_retries, |v| int(
         v, 0u8, 255
     )),
@@ -320,7 +441,8 @@ const KNOBS: &[Knob] = &[
     // A u8 in Linux: 1 is "on with per-peer offsets", any other non-zero "on without".
     knob!("net.ipv4.tcp_timestamps", tcp_timestamps, |v| int(
         v, 0u8, 255
-    )),
+    )
+    .map(TsMode::from_raw)),
     knob!("net.ipv4.tcp_window_scaling", bool tcp_window_scaling, switch),
     knob!("net.ipv4.tcp_sack", bool tcp_sack, switch),
     knob!("net.ipv4.tcp_dsack", bool tcp_dsack, switch),
@@ -434,6 +556,50 @@ const KNOBS: &[Knob] = &[
     knob!("synq.bsd_drop_incomplete", bool bsd_drop_incomplete),
     knob!("synq.bsd_insecure_rst", bool bsd_insecure_rst),
     knob!("synq.bsd_drop_synfin", bool bsd_drop_synfin),
+    // FreeBSD's names, read by the bsd and freebsd models.
+    knob!("net.inet.tcp.drop_synfin", bool bsd_drop_synfin, switch),
+    knob!("net.inet.tcp.insecure_rst", bool bsd_insecure_rst, switch),
+    knob!("kern.ipc.somaxconn", kern_ipc_somaxconn, |v| int(
+        v,
+        1u32,
+        u32::MAX / 3
+    )),
+    knob!("kern.ipc.soacceptqueue", kern_ipc_somaxconn, |v| int(
+        v,
+        1u32,
+        u32::MAX / 3
+    )),
+    knob!("net.inet.tcp.syncookies", bool freebsd_syncookies, switch),
+    knob!("net.inet.tcp.syncookies_only", bool freebsd_syncookies_only, switch),
+    knob!("net.inet.tcp.syncache.hashsize", syncache_hashsize, |v| {
+        int(v, 1u32, 1 << 20).and_then(|x| {
+            if x.is_power_of_two() {
+                Ok(x)
+            } else {
+                Err("expected a power of two")
+            }
+        })
+    }),
+    knob!(
+        "net.inet.tcp.syncache.bucketlimit",
+        syncache_bucketlimit,
+        |v| int(v, 1u32, 1 << 20)
+    ),
+    knob!(
+        "net.inet.tcp.syncache.cachelimit",
+        syncache_cachelimit,
+        |v| int(v, 1u32, 1 << 24)
+    ),
+    knob!(
+        "net.inet.tcp.syncache.rexmtlimit",
+        syncache_rexmtlimit,
+        |v| int(v, 0u8, 12)
+    ),
+    knob!(
+        "net.inet.tcp.syncache.rst_on_sock_fail",
+        bool syncache_rst_on_sock_fail,
+        switch
+    ),
     knob!("synq.tcp_metrics_entries", tcp_metrics_entries, |v| int(
         v,
         0u32,
@@ -551,7 +717,7 @@ mod tests {
     fn set_by_name_and_errors() {
         let mut c = Config::default();
         c.set("net.ipv4.tcp_syncookies", "2").unwrap();
-        assert_eq!(c.tcp_syncookies, 2);
+        assert_eq!(c.tcp_syncookies, Syncookies::Always);
         // Linux takes any u8 (3 acts as 1); 256 is out of range.
         assert!(matches!(
             c.set("net.ipv4.tcp_syncookies", "256"),
@@ -585,7 +751,11 @@ mod tests {
                     -net.ipv4.tcp_syncookies = 300\nkernel/sysrq = 0\n";
         let unknown = c.apply_conf(text).unwrap();
         assert_eq!(c.somaxconn, 9);
-        assert_eq!(c.tcp_syncookies, 1, "a failing `-` line changes nothing");
+        assert_eq!(
+            c.tcp_syncookies,
+            Syncookies::WhenFull,
+            "a failing `-` line changes nothing"
+        );
         let names: Vec<(usize, &str)> = unknown.iter().map(|u| (u.line, &*u.name)).collect();
         assert_eq!(names, [(1, "vm.swappiness"), (5, "kernel.sysrq")]);
     }

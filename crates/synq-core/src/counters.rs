@@ -2,19 +2,19 @@
 //! `Synq*` ones for events Linux has no counter for.
 
 macro_rules! counters {
-    ($($(#[$m:meta])* $field:ident => $name:literal,)*) => {
-        /// Stack-wide event counters. Field docs give the nstat name.
+    ($(#[$sm:meta])* $ty:ident; $($(#[$m:meta])* $field:ident => $name:literal,)*) => {
+        $(#[$sm])*
         #[derive(Clone, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]
-        pub struct Counters {
+        pub struct $ty {
             $($(#[$m])* #[doc = concat!("`", $name, "`")] pub $field: u64,)*
         }
-        impl Counters {
-            /// (nstat name, value) for every counter, zeros included, in a fixed order.
+        impl $ty {
+            /// (name, value) for every counter, zeros included, in a fixed order.
             pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
                 [$(($name, self.$field),)*].into_iter()
             }
-            /// Value by nstat name.
+            /// Value by name.
             pub fn get(&self, name: &str) -> Option<u64> {
                 match name { $($name => Some(self.$field),)* _ => None }
             }
@@ -23,6 +23,8 @@ macro_rules! counters {
 }
 
 counters! {
+    /// Stack-wide event counters. Field docs give the nstat name.
+    Counters;
     ip_in_receives => "IpInReceives",
     ip_in_hdr_errors => "IpInHdrErrors",
     ip_in_truncated => "IpInTruncatedPkts",
@@ -110,6 +112,42 @@ counters! {
     /// Challenge ACKs not sent because the host-wide budget (`tcp_challenge_ack_limit`) was
     /// spent for this second (Linux counts none).
     challenge_ack_limited => "SynqChallengeACKLimited",
+}
+
+counters! {
+    /// The FreeBSD model's syncache counters, under their `struct tcpstat` names (what
+    /// `netstat -s -p tcp` prints as "syncache entries added", "retransmitted", ...). The
+    /// nstat counters above count the same events where Linux has a name for them.
+    FreeBsdCounters;
+    /// Entries added to the syncache ("syncache entries added").
+    sc_added => "tcps_sc_added",
+    /// SYN-ACKs resent by the bucket timer ("retransmitted").
+    sc_retransmitted => "tcps_sc_retransmitted",
+    /// Duplicate SYNs for an entry ("dupsyn").
+    sc_dupsyn => "tcps_sc_dupsyn",
+    /// Entries dropped because a SYN-ACK could not be sent ("dropped").
+    sc_dropped => "tcps_sc_dropped",
+    /// Handshakes completed from the syncache or a cookie ("completed").
+    sc_completed => "tcps_sc_completed",
+    /// Bucket limit reached (once per pause with cookies on) ("bucket overflow").
+    sc_bucketoverflow => "tcps_sc_bucketoverflow",
+    /// Entries reset by a valid RST ("reset").
+    sc_reset => "tcps_sc_reset",
+    /// Entries that ran out of SYN-ACK retransmissions ("stale").
+    sc_stale => "tcps_sc_stale",
+    /// Completed handshakes whose socket could not be made: the listen queue's 3/2 limit
+    /// ("aborted").
+    sc_aborted => "tcps_sc_aborted",
+    /// The total cache limit reached ("zone failures").
+    sc_zonefail => "tcps_sc_zonefail",
+    /// SYN-ACKs whose ISS is a cookie ("cookies sent").
+    sc_sendcookie => "tcps_sc_sendcookie",
+    /// Final ACKs accepted by their cookie ("cookies received").
+    sc_recvcookie => "tcps_sc_recvcookie",
+    /// Connections refused by the listen queue ("listen queue overflows").
+    listendrop => "tcps_listendrop",
+    /// RSTs ignored or answered with a challenge ACK ("ignored RSTs in the windows").
+    badrst => "tcps_badrst",
 }
 
 #[cfg(test)]

@@ -99,6 +99,11 @@ impl Secret {
 
     /// SipHash-2-4 of the 4-tuple (one packed write, see [`write_key`]) plus `extra`.
     pub(crate) fn hash_tuple(&self, t: &FourTuple, extra: u32) -> u64 {
+        self.hash_tuple2(t, extra, None)
+    }
+
+    /// As [`Secret::hash_tuple`], with a second word mixed in.
+    pub(crate) fn hash_tuple2(&self, t: &FourTuple, extra: u32, more: Option<u32>) -> u64 {
         use core::hash::Hasher;
         let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
         write_key(
@@ -109,6 +114,45 @@ impl Secret {
             t.remote.port(),
         );
         h.write_u32(extra);
+        if let Some(m) = more {
+            h.write_u32(m);
+        }
         h.finish()
+    }
+
+    /// A secret derived from this one and `n` (a key schedule without a random source:
+    /// the core draws no randomness of its own).
+    pub(crate) fn derive(&self, n: u64) -> Self {
+        use core::hash::Hasher;
+        let word = |tag: u64| {
+            let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
+            h.write_u64(n);
+            h.write_u64(tag);
+            h.finish()
+        };
+        Self::new(word(0), word(1))
+    }
+}
+
+/// The keys ISNs and timestamp offsets derive from (RFC 6528, Linux `secure_tcp_ts_off`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Secrets {
+    pub(crate) isn: Secret,
+    pub(crate) ts: Secret,
+}
+
+impl Secrets {
+    /// RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.
+    pub(crate) fn isn(&self, tuple: &FourTuple, now: crate::Instant) -> synq_wire::SeqNumber {
+        let f = self.isn.hash_tuple(tuple, 0) as u32;
+        synq_wire::SeqNumber(f.wrapping_add((now.total_micros() / 4) as u32))
+    }
+
+    /// The per-peer timestamp offset (`tcp_timestamps` = 1 only).
+    pub(crate) fn ts_offset(&self, tuple: &FourTuple, mode: crate::config::TsMode) -> u32 {
+        match mode {
+            crate::config::TsMode::On => self.ts.hash_tuple(tuple, 0) as u32,
+            _ => 0,
+        }
     }
 }

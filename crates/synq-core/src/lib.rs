@@ -58,16 +58,16 @@ mod rtt;
 mod slab;
 mod stack;
 
-pub use config::{Config, SysctlError, UnknownSysctl};
+pub use config::{Config, Syncookies, SysctlError, TsMode, UnknownSysctl};
 pub use conn::{ConnInfo, State};
-pub use counters::Counters;
+pub use counters::{Counters, FreeBsdCounters};
 pub use driver::Driver;
 pub use error::{
     AcceptError, CloseError, ConnError, ConnectError, Errno, ListenError, RecvError, SendError,
     SockOptError,
 };
 pub use hash::FourTuple;
-pub use listener::Model;
+pub use listener::{Family, Model};
 pub use rtt::{RttEstimator, RTO_INIT, RTO_MAX, RTO_MIN};
 pub use stack::{ConnHandle, Event, ListenerHandle, ListenerInfo, Stack, SynRecvInfo};
 pub use synq_wire as wire;

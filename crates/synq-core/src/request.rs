@@ -40,8 +40,9 @@ pub(crate) struct Request {
     peer_mss: u16,
     local_ip: u16,
     peer_wscale: u8,
-    /// SYN-ACK retransmissions by the timer (Linux `num_timeout`).
-    pub(crate) num_timeout: u8,
+    /// SYN-ACK retransmissions by the timer (Linux `num_timeout`), changed only through
+    /// the table so the young count follows.
+    num_timeout: u8,
     flags: u8,
 }
 
@@ -88,6 +89,10 @@ impl Request {
             && self.remote_port == t.remote.port()
             && self.remote_ip == ip16(t.remote.ip())
             && (self.flags & V6 != 0) == t.remote.is_ipv6()
+    }
+    /// SYN-ACK retransmissions by the timer.
+    pub(crate) fn num_timeout(&self) -> u8 {
+        self.num_timeout
     }
     pub(crate) fn peer_mss(&self) -> Option<u16> {
         (self.peer_mss != 0).then_some(self.peer_mss)
@@ -204,7 +209,19 @@ type TimerEntry = (Instant, u32, u32);
 /// check `timer_id`.
 pub(crate) type ReqId = u32;
 
-/// Every half-open request of the stack.
+/// One listener's share of the table (Linux `request_sock_queue` counts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SynCounts {
+    /// Requests held (Linux `qlen`).
+    pub(crate) len: u32,
+    /// Requests whose SYN-ACK was never resent by the timer (Linux `young`).
+    pub(crate) young: u32,
+    /// The most requests held at once (a high-water mark for reports).
+    pub(crate) peak: u32,
+}
+
+/// Every half-open request of the stack, and each listener's counts of them, kept here so
+/// they cannot drift from the records.
 #[derive(Debug)]
 pub(crate) struct RequestTable {
     slots: Chunks,
@@ -216,6 +233,8 @@ pub(crate) struct RequestTable {
     timers: BTreeMap<Duration, VecDeque<TimerEntry>>,
     next_timer_id: u32,
     len: usize,
+    /// Per listener, indexed by its slab index, with the generation it belongs to.
+    counts: Vec<(u32, SynCounts)>,
 }
 
 impl RequestTable {
@@ -228,6 +247,69 @@ impl RequestTable {
             timers: BTreeMap::new(),
             next_timer_id: 0,
             len: 0,
+            counts: Vec::new(),
+        }
+    }
+
+    /// A listener's counts (zero for one holding nothing).
+    pub(crate) fn counts(&self, l: Key) -> SynCounts {
+        match self.counts.get(l.index as usize) {
+            Some(&(generation, c)) if generation == l.generation => c,
+            _ => SynCounts::default(),
+        }
+    }
+
+    fn counts_mut(&mut self, l: Key) -> Option<&mut SynCounts> {
+        match self.counts.get_mut(l.index as usize) {
+            Some((generation, c)) if *generation == l.generation => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Start counting for a listener that opened (its slab slot may be a reused one).
+    pub(crate) fn open_counts(&mut self, l: Key) {
+        let i = l.index as usize;
+        if self.counts.len() <= i {
+            self.counts.resize(i + 1, (u32::MAX, SynCounts::default()));
+        }
+        self.counts[i] = (l.generation, SynCounts::default());
+    }
+
+    /// Stop counting for a listener that closed: requests it leaves behind die by their
+    /// timers and count for nobody.
+    pub(crate) fn close_counts(&mut self, l: Key) {
+        if let Some(e) = self.counts.get_mut(l.index as usize) {
+            *e = (u32::MAX, SynCounts::default());
+        }
+    }
+
+    /// The request's first SYN-ACK resend by the timer: it is no longer young.
+    pub(crate) fn bump_timeout(&mut self, id: ReqId) {
+        let Some(r) = self.get_mut(id) else {
+            return;
+        };
+        let first = r.num_timeout == 0;
+        r.num_timeout = r.num_timeout.saturating_add(1);
+        let l = r.listener;
+        if first {
+            if let Some(c) = self.counts_mut(l) {
+                c.young -= 1;
+            }
+        }
+    }
+
+    /// Reset the resend count (FreeBSD: a duplicate SYN restarts the schedule).
+    pub(crate) fn clear_timeouts(&mut self, id: ReqId) {
+        let Some(r) = self.get_mut(id) else {
+            return;
+        };
+        let was_old = r.num_timeout != 0;
+        r.num_timeout = 0;
+        let l = r.listener;
+        if was_old {
+            if let Some(c) = self.counts_mut(l) {
+                c.young += 1;
+            }
         }
     }
 
@@ -317,6 +399,11 @@ impl RequestTable {
             )
         });
         self.len += 1;
+        if let Some(c) = self.counts_mut(n.listener) {
+            c.len += 1;
+            c.young += 1;
+            c.peak = c.peak.max(c.len);
+        }
         self.rearm(id, now, after);
         id
     }
@@ -332,6 +419,12 @@ impl RequestTable {
         }
         self.free.push(id);
         self.len -= 1;
+        if let Some(c) = self.counts_mut(r.listener) {
+            c.len -= 1;
+            if r.num_timeout == 0 {
+                c.young -= 1;
+            }
+        }
         Some(r)
     }
 
@@ -417,6 +510,15 @@ impl RequestTable {
             .iter()
             .enumerate()
             .filter(move |(_, r)| r.flags & LIVE != 0 && r.listener == l)
+            .map(|(i, _)| i as u32)
+    }
+
+    /// Every live request's id, in slot order.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = ReqId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.flags & LIVE != 0)
             .map(|(i, _)| i as u32)
     }
 

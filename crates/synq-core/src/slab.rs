@@ -71,6 +71,10 @@ impl<T> Slab<T> {
         }
     }
 
+    pub(crate) fn contains(&self, key: Key) -> bool {
+        self.get(key).is_some()
+    }
+
     pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
         match self.slots.get_mut(key.index as usize)? {
             Slot::Full { generation, value } if *generation == key.generation => Some(value),

@@ -3,26 +3,24 @@
 mod audit;
 mod passive;
 
-pub use passive::SynRecvInfo;
+pub use crate::listener::SynRecvInfo;
 
 use crate::challenge::ChallengeBudget;
 use crate::config::Config;
 use crate::conn::{emit, ev, rst_reply, ConnInfo, Connection, Ctx, Disposition, State};
 use crate::cookie::CookieKeys;
-use crate::counters::Counters;
+use crate::counters::{Counters, FreeBsdCounters};
 use crate::error::{AcceptError, CloseError, ConnectError, ListenError, RecvError, SendError};
-use crate::hash::{FourTuple, HashMap, Secret, SeededState};
-use crate::listener::Listener;
-use crate::request::RequestTable;
+use crate::hash::{FourTuple, HashMap, Secret, Secrets, SeededState};
+use crate::listener::ListenTable;
 use crate::slab::{Key, Slab};
 use crate::Instant;
 use core::net::{IpAddr, SocketAddr};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashSet;
 use std::collections::{BTreeSet, VecDeque};
 use synq_wire::{
-    ChecksumMode, Error as WireError, IpRepr, Ipv4Packet, Ipv6Packet, SeqNumber, TcpPacket, TcpRepr,
+    ChecksumMode, Error as WireError, IpRepr, Ipv4Packet, Ipv6Packet, TcpPacket, TcpRepr,
 };
 
 /// A connection, as the application holds it.
@@ -96,19 +94,18 @@ struct Slot {
 pub struct Stack {
     config: Config,
     counters: Counters,
+    bsd_counters: FreeBsdCounters,
     addrs: Vec<IpAddr>,
     conns: Slab<Slot>,
     by_tuple: HashMap<FourTuple, Key>,
-    listeners: Slab<Listener>,
-    listener_by_addr: HashMap<SocketAddr, Key>,
-    requests: RequestTable,
+    /// Listeners, half-open requests, cookie keys and peer metrics.
+    listen: ListenTable,
     /// Connection timers (request timers live in the request table).
     timers: BTreeSet<(Instant, Key)>,
     control: VecDeque<(IpRepr, TcpRepr<'static>)>,
     tx_ready: VecDeque<Key>,
     events: VecDeque<Owner>,
-    isn_secret: Secret,
-    ts_secret: Secret,
+    secrets: Secrets,
     rng: ChaCha8Rng,
     challenge: ChallengeBudget,
     orphans: u32,
@@ -116,9 +113,6 @@ pub struct Stack {
     /// Scratch for `handle_timeout`, kept to avoid an allocation per call.
     due: Vec<Key>,
     due_reqs: Vec<crate::request::ReqId>,
-    cookie_keys: CookieKeys,
-    /// Peers with an RTT on record (Linux tcp_metrics, for `tcp_peer_is_proven`).
-    metrics: HashSet<IpAddr, SeededState>,
 }
 
 impl core::fmt::Debug for Stack {
@@ -126,8 +120,8 @@ impl core::fmt::Debug for Stack {
         f.debug_struct("Stack")
             .field("addrs", &self.addrs)
             .field("connections", &self.conns.len())
-            .field("listeners", &self.listeners.len())
-            .field("requests", &self.requests.len())
+            .field("listeners", &self.listen.listeners.len())
+            .field("requests", &self.listen.requests.len())
             .finish_non_exhaustive()
     }
 }
@@ -150,30 +144,31 @@ impl Stack {
             k0: Secret::new(k(), k()),
             k1: Secret::new(k(), k()),
         };
+        // Derived, not drawn: every later draw of `rng` stays as it was.
+        let syncache_key = cookie_keys.k1.derive(0x5359_4e43);
         Self {
             config,
             counters: Counters::default(),
+            bsd_counters: FreeBsdCounters::default(),
             addrs: Vec::new(),
             conns: Slab::new(),
             by_tuple: HashMap::with_hasher(hash),
-            listeners: Slab::new(),
-            listener_by_addr: HashMap::with_hasher(hash),
-            requests: RequestTable::new(hash),
+            listen: ListenTable::new(hash, cookie_keys, syncache_key),
             timers: BTreeSet::new(),
             control: VecDeque::new(),
             tx_ready: VecDeque::new(),
             events: VecDeque::new(),
-            isn_secret,
-            ts_secret,
+            secrets: Secrets {
+                isn: isn_secret,
+                ts: ts_secret,
+            },
             rng,
             orphans: 0,
             time_wait: 0,
             due: Vec::new(),
             due_reqs: Vec::new(),
-            cookie_keys,
             // Its own stream: the draws of `rng` (ports, keys) stay as they were.
             challenge: ChallengeBudget::new(seed ^ 0x6368_616c_6c65_6e67),
-            metrics: HashSet::with_hasher(hash),
         }
     }
 
@@ -245,8 +240,7 @@ impl Stack {
                 return;
             };
             let disp = slot.conn.on_segment(&mut ctx, &seg);
-            let listening =
-                disp == Disposition::Reopen && self.find_listener(tuple.local).is_some();
+            let listening = disp == Disposition::Reopen && self.listen.find(tuple.local).is_some();
             if disp == Disposition::Reopen {
                 if let Some(slot) = self.conns.get_mut(key) {
                     if listening {
@@ -266,11 +260,15 @@ impl Stack {
                 Disposition::Reopen => return,
             }
         }
-        if let Some(id) = self.find_request(&tuple) {
-            return self.on_request_segment(now, id, tuple, ip, &seg);
+        if let Some(id) = self.listen.find_request(&self.addrs, &tuple) {
+            let (table, mut cx) = self.passive(now);
+            let p = table.on_request_segment(&mut cx, id, tuple, ip, &seg);
+            return self.apply(now, p, Some(&seg));
         }
-        if let Some(lkey) = self.find_listener(tuple.local) {
-            return self.on_listener_segment(now, lkey, tuple, ip, &seg, reopened);
+        if let Some(lkey) = self.listen.find(tuple.local) {
+            let (table, mut cx) = self.passive(now);
+            let p = table.on_listener_segment(&mut cx, lkey, tuple, ip, &seg, reopened);
+            return self.apply(now, p, Some(&seg));
         }
         self.counters.in_not_for_us += 1;
         if !seg.flags.rst() {
@@ -372,20 +370,6 @@ impl Stack {
         }
     }
 
-    fn find_listener(&self, local: SocketAddr) -> Option<Key> {
-        let any = match local {
-            SocketAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
-            SocketAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
-        };
-        self.listener_by_addr
-            .get(&local)
-            .or_else(|| {
-                self.listener_by_addr
-                    .get(&SocketAddr::new(any, local.port()))
-            })
-            .copied()
-    }
-
     /// Queue a stateless reply. `ip` is already the reply's addressing.
     fn queue_control(&mut self, ip: IpRepr, tcp: TcpRepr<'static>, counted_rst: bool) {
         if self.control.len() >= self.config.tx_queue_len as usize {
@@ -400,19 +384,6 @@ impl Stack {
         }
         self.counters.out_segs += 1;
         self.control.push_back((ip, tcp));
-    }
-
-    fn isn(&self, tuple: &FourTuple, now: Instant) -> SeqNumber {
-        // RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.
-        let f = self.isn_secret.hash_tuple(tuple, 0) as u32;
-        SeqNumber(f.wrapping_add((now.total_micros() / 4) as u32))
-    }
-
-    fn ts_offset(&self, tuple: &FourTuple) -> u32 {
-        match self.config.tcp_timestamps {
-            1 => self.ts_secret.hash_tuple(tuple, 0) as u32,
-            _ => 0,
-        }
     }
 
     // -------------------------------------------------- bookkeeping per conn
@@ -561,7 +532,7 @@ impl Stack {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.timers.first().map(|&(t, _)| t);
-        match (conn, self.requests.first_entry()) {
+        match (conn, self.listen.requests.first_entry()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -591,14 +562,16 @@ impl Stack {
         self.due = due;
         let mut reqs = core::mem::take(&mut self.due_reqs);
         reqs.clear();
-        while let Some(id) = self.requests.pop_due(now) {
+        while let Some(id) = self.listen.requests.pop_due(now) {
             reqs.push(id);
         }
         for &id in &reqs {
-            self.on_request_timer(now, id);
+            let (table, mut cx) = self.passive(now);
+            let p = table.on_request_timer(&mut cx, id);
+            self.apply(now, p, None);
         }
         self.due_reqs = reqs;
-        self.requests.purge_front();
+        self.listen.requests.purge_front();
     }
 
     /// The next application event.
@@ -607,7 +580,7 @@ impl Stack {
         while let Some(owner) = self.events.pop_front() {
             match owner {
                 Owner::Listener(lkey) => {
-                    let Some(l) = self.listeners.get_mut(lkey) else {
+                    let Some(l) = self.listen.get_mut(lkey) else {
                         continue;
                     };
                     l.event_pending = false;
@@ -663,27 +636,15 @@ impl Stack {
         if !local.ip().is_unspecified() && !self.addrs.contains(&local.ip()) {
             return Err(ListenError::AddrNotAvailable);
         }
-        let backlog = self
-            .config
-            .model
-            .clamp_backlog(backlog, self.config.somaxconn);
-        if let Some(&key) = self.listener_by_addr.get(&local) {
-            if let Some(l) = self.listeners.get_mut(key) {
-                l.backlog = backlog;
-            }
+        let model = self.config.model;
+        let backlog = model.clamp_backlog(backlog, model.somaxconn(&self.config));
+        if let Some(key) = self.listen.relisten(local, backlog) {
             return Ok(ListenerHandle(key));
         }
-        let clash = self.listener_by_addr.keys().any(|a| {
-            a.port() == local.port()
-                && a.is_ipv4() == local.is_ipv4()
-                && (a.ip().is_unspecified() || local.ip().is_unspecified())
-        });
-        if clash || self.by_tuple.keys().any(|t| t.local == local) {
+        if self.listen.clashes(local) || self.by_tuple.keys().any(|t| t.local == local) {
             return Err(ListenError::AddrInUse);
         }
-        let key = self.listeners.insert(Listener::new(now, local, backlog));
-        self.listener_by_addr.insert(local, key);
-        Ok(ListenerHandle(key))
+        Ok(ListenerHandle(self.listen.open(now, local, backlog)))
     }
 
     /// `accept(2)`: the oldest established connection and its peer address. The connection
@@ -695,10 +656,7 @@ impl Stack {
         now: Instant,
         l: ListenerHandle,
     ) -> Result<(ConnHandle, SocketAddr), AcceptError> {
-        let listener = self
-            .listeners
-            .get_mut(l.0)
-            .ok_or(AcceptError::NotListening)?;
+        let listener = self.listen.get_mut(l.0).ok_or(AcceptError::NotListening)?;
         let key = listener.accept.pop().ok_or(AcceptError::WouldBlock)?;
         let slot = self.conns.get_mut(key).ok_or(AcceptError::WouldBlock)?;
         slot.unaccepted = false;
@@ -710,7 +668,7 @@ impl Stack {
         let remote = slot.conn.tuple.remote;
         // Queues the connection's events, as for any socket call.
         self.touch(now, key);
-        if self.listeners.get(l.0).is_some_and(|l| l.accept.len() > 0) {
+        if self.listen.get(l.0).is_some_and(|l| l.accept.len() > 0) {
             self.notify_listener(l.0);
         }
         Ok((ConnHandle(key), remote))
@@ -720,13 +678,13 @@ impl Stack {
     /// ECONNRESET). Half-open requests stay until their timer fires and then vanish, as on
     /// Linux; the single-queue models abort them at once with RST, as 4.4BSD `soclose` does.
     pub fn close_listener(&mut self, now: Instant, l: ListenerHandle) {
-        if self.config.model.single_queue() {
-            self.abort_requests(l.0);
+        let (table, mut cx) = self.passive(now);
+        for p in table.close_requests(&mut cx, l.0) {
+            self.apply(now, p, None);
         }
-        let Some(mut listener) = self.listeners.remove(l.0) else {
+        let Some(mut listener) = self.listen.remove(l.0) else {
             return;
         };
-        self.listener_by_addr.remove(&listener.local);
         let children: Vec<Key> = listener.accept.drain().collect();
         for key in children {
             if let Some(slot) = self.conns.get_mut(key) {
@@ -764,8 +722,8 @@ impl Stack {
             let local = SocketAddr::new(local_ip, port);
             let tuple = FourTuple { local, remote };
             if !self.by_tuple.contains_key(&tuple)
-                && self.find_request(&tuple).is_none()
-                && self.find_listener(local).is_none()
+                && self.listen.find_request(&self.addrs, &tuple).is_none()
+                && self.listen.find(local).is_none()
             {
                 return self.connect_tuple(now, tuple);
             }
@@ -787,7 +745,9 @@ impl Stack {
             return Err(ConnectError::InvalidInput);
         }
         let tuple = FourTuple { local, remote };
-        if self.by_tuple.contains_key(&tuple) || self.find_request(&tuple).is_some() {
+        if self.by_tuple.contains_key(&tuple)
+            || self.listen.find_request(&self.addrs, &tuple).is_some()
+        {
             return Err(ConnectError::AddrInUse);
         }
         self.connect_tuple(now, tuple)
@@ -798,15 +758,15 @@ impl Stack {
         now: Instant,
         tuple: FourTuple,
     ) -> Result<ConnHandle, ConnectError> {
-        if self.conns.len() + self.requests.len() >= self.config.max_connections as usize {
+        if self.conns.len() + self.listen.requests.len() >= self.config.max_connections as usize {
             self.counters.conn_table_full += 1;
             return Err(ConnectError::NoBuffers);
         }
         let conn = Connection::connect(
             tuple,
             &self.config,
-            self.isn(&tuple, now),
-            self.ts_offset(&tuple),
+            self.secrets.isn(&tuple, now),
+            self.secrets.ts_offset(&tuple, self.config.tcp_timestamps),
         );
         let key = self.conns.insert(Slot {
             conn,
@@ -991,14 +951,15 @@ impl Stack {
 
     /// What `ss -lnt` shows for a listener.
     pub fn listener_info(&self, l: ListenerHandle) -> Option<ListenerInfo> {
-        self.listeners.get(l.0).map(|l| ListenerInfo {
+        let syn = self.listen.requests.counts(l.0);
+        self.listen.get(l.0).map(|l| ListenerInfo {
             local: l.local,
             recv_q: l.accept.len() as u32,
             send_q: l.backlog,
-            syn_recv: l.syn.len,
+            syn_recv: syn.len,
             since: l.since,
             peak_recv_q: l.accept.peak(),
-            peak_syn_recv: l.syn.peak,
+            peak_syn_recv: syn.peak,
         })
     }
 
@@ -1009,7 +970,8 @@ impl Stack {
 
     /// Every listener.
     pub fn listeners(&self) -> impl Iterator<Item = ListenerInfo> + '_ {
-        self.listeners
+        self.listen
+            .listeners
             .iter()
             .filter_map(|(k, _)| self.listener_info(ListenerHandle(k)))
     }

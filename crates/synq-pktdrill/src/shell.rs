@@ -46,8 +46,8 @@ const LINUX_NO_OPS: &[&str] = &[
     "ip_no_pmtu_disc",
 ];
 
-/// FreeBSD names: the Linux knob each one sets (with a value mapping), or `None` for a
-/// documented no-op.
+/// FreeBSD names for the bsd models: the Linux knob each one sets (with a value mapping),
+/// or `None` for a documented no-op. The freebsd model sets its own knobs first.
 fn freebsd(name: &str, value: &str) -> Option<Option<(&'static str, String)>> {
     let v = value.to_string();
     Some(match name {
@@ -92,6 +92,13 @@ pub(crate) fn set_sysctl(config: &mut Config, name: &str, value: &str) -> Result
         .trim()
         .trim_start_matches("/proc/sys/")
         .replace('/', ".");
+    // The freebsd model reads FreeBSD's own knobs; the bsd models take them mapped.
+    if config.model.family() == synq_core::Family::FreeBsd {
+        match config.set(&name, value.trim()) {
+            Err(SysctlError::UnknownName(_)) => {}
+            r => return r.map_err(|e| e.to_string()),
+        }
+    }
     if let Some(m) = freebsd(&name, value) {
         return match m {
             Some((n, v)) => config.set(n, &v).map_err(|e| e.to_string()),

@@ -69,6 +69,11 @@ fn bsd_scripts_pass_on_the_bsd_model() {
 }
 
 #[test]
+fn freebsd_scripts_pass_on_the_freebsd_model() {
+    assert!(all_pass("freebsd", "freebsd") >= 6);
+}
+
+#[test]
 fn linux_410_scripts_pass_on_the_linux_410_model() {
     assert!(all_pass("linux-4.10", "linux-4.10") >= 1);
 }
@@ -87,6 +92,10 @@ fn scripts_fail_on_the_wrong_model() {
     assert!(failing("bsd", "bsd-exact") >= 5);
     assert!(failing("linux", "bsd") >= 10);
     assert_eq!(failing("linux-4.10", "linux"), 1);
+    // The syncache tells itself apart from both other families, and they from it.
+    assert_eq!(failing("freebsd", "bsd"), scripts("freebsd").len());
+    assert_eq!(failing("freebsd", "linux"), scripts("freebsd").len());
+    assert!(failing("bsd", "freebsd") >= 4);
 }
 
 const BASE: &str = "\

@@ -9,7 +9,7 @@ use synq_core::wire::{
     emit_packet, packet_len, parse_packet, ChecksumMode, IpRepr, SeqNumber, TcpFlags, TcpOptions,
     TcpRepr, Timestamps,
 };
-use synq_core::{Config, Duration, Instant, Model, Stack};
+use synq_core::{Config, Duration, Instant, Model, Stack, Syncookies};
 
 const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
@@ -66,7 +66,7 @@ proptest! {
     #[test]
     fn listener_survives_and_keeps_its_bounds(
         model in prop_oneof![Just(Model::Linux), Just(Model::Linux410), Just(Model::Bsd),
-                             Just(Model::BsdExact)],
+                             Just(Model::BsdExact), Just(Model::FreeBsd)],
         cookies in 0u8..3,
         abort in any::<bool>(),
         backlog in -2i32..6,
@@ -75,7 +75,10 @@ proptest! {
     ) {
         let c = Config {
             model,
-            tcp_syncookies: cookies,
+            tcp_syncookies: Syncookies::from_raw(cookies),
+            freebsd_syncookies: cookies != 0,
+            syncache_bucketlimit: 3,
+            syncache_cachelimit: 8,
             tcp_abort_on_overflow: abort,
             tcp_synack_retries: 2,
             ..Config::default()
@@ -155,6 +158,9 @@ proptest! {
                 Model::Linux410 => prop_assert!(q <= b.max(1) && r <= b + 1, "{q} {r} over {b}"),
                 Model::Bsd => prop_assert!(q + r <= 3 * b / 2 + 1, "{q}+{r} over {b}"),
                 Model::BsdExact => prop_assert!(q + r <= b, "{q}+{r} over {b}"),
+                // The syncache is shared and bounded by its own limits; the listen queue
+                // holds at most floor(3q/2)+1 completed connections.
+                Model::FreeBsd => prop_assert!(q <= 8 && r <= 3 * b / 2 + 1, "{q} {r} over {b}"),
             }
         }
     }

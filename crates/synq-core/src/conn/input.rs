@@ -225,7 +225,7 @@ impl Connection {
         // RFC 5961 §3.2: only an RST exactly at RCV.NXT resets; others in window get a
         // challenge ACK (a BSD stack with insecure_rst takes any in-window RST).
         if seg.flags.rst() {
-            let insecure = ctx.config.bsd_insecure_rst && ctx.config.model.single_queue();
+            let insecure = ctx.config.bsd_insecure_rst && ctx.config.model.bsd_wire();
             if seg.seq != self.rcv_nxt && !insecure {
                 self.challenge_ack(ctx);
                 return Disposition::Done;

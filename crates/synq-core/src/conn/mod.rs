@@ -367,7 +367,7 @@ impl Connection {
             error: None,
             orphan: false,
             nodelay: false,
-            minshall: !config.model.single_queue(),
+            minshall: !config.model.bsd_wire(),
             snd_sml: iss,
             rcvbuf_locked: false,
             events: 0,
@@ -440,7 +440,7 @@ impl Connection {
             }
         }
         self.sack_ok = neg.sack && config.tcp_sack;
-        if let (Some(ts), true) = (neg.ts_recent, config.tcp_timestamps != 0) {
+        if let (Some(ts), true) = (neg.ts_recent, config.tcp_timestamps.on()) {
             self.ts_enabled = true;
             self.ts_recent = ts;
             self.ts_recent_stamp = now;

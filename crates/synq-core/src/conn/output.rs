@@ -103,14 +103,14 @@ impl Connection {
         let mut o = TcpOptions::default();
         if syn {
             // A BSD stack lays out its SYN options as FreeBSD's `tcp_addoptions` does.
-            o.bsd_layout = config.model.single_queue();
+            o.bsd_layout = config.model.bsd_wire();
             o.mss = Some(mss_for(&self.tuple, config));
             let offer = self.state == State::SynSent;
             if config.tcp_window_scaling && (offer || self.snd_wscale > 0 || self.rcv_wscale > 0) {
                 o.window_scale = Some(self.rcv_wscale);
             }
             o.sack_permitted = config.tcp_sack && (offer || self.sack_ok);
-            if config.tcp_timestamps != 0 && (offer || self.ts_enabled) {
+            if config.tcp_timestamps.on() && (offer || self.ts_enabled) {
                 let tsecr = if offer { 0 } else { self.ts_recent };
                 o.timestamps = Some(Timestamps {
                     tsval: self.ts_now(now),

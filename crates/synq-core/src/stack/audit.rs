@@ -20,8 +20,9 @@ impl Stack {
     /// over every record.
     pub fn audit(&self) -> Result<(), String> {
         let mut queued: BTreeMap<Key, Key> = BTreeMap::new();
-        for (lkey, l) in self.listeners.iter() {
-            if self.listener_by_addr.get(&l.local) != Some(&lkey) {
+        let table = &self.listen;
+        for (lkey, l) in table.listeners.iter() {
+            if table.by_addr.get(&l.local) != Some(&lkey) {
                 return Err(format!("listener {} missing from the address map", l.local));
             }
             for &key in l.accept.iter() {
@@ -46,15 +47,16 @@ impl Stack {
                     ));
                 }
             }
-            let held = self.requests.of_listener(lkey).count();
-            if held != l.syn.len as usize {
+            let held = table.requests.of_listener(lkey).count();
+            let counted = table.requests.counts(lkey).len;
+            if held != counted as usize {
                 return Err(format!(
-                    "listener {}: SYN queue says {} requests, the table holds {held}",
-                    l.local, l.syn.len
+                    "listener {}: SYN queue says {counted} requests, the table holds {held}",
+                    l.local
                 ));
             }
         }
-        if self.listener_by_addr.len() != self.listeners.len() {
+        if table.by_addr.len() != table.listeners.len() {
             return Err("listener address map and listener table differ in size".into());
         }
         let (mut estab, mut tw, mut orphans) = (0u64, 0u32, 0u32);

@@ -1,5 +1,5 @@
 use super::util::*;
-use crate::{Config, Duration, State};
+use crate::{Config, Duration, State, TsMode};
 
 #[test]
 fn transfer_both_ways() {
@@ -122,7 +122,7 @@ fn ack_after_rto_restores_rto_and_samples_rtt() {
     // RTT 20 ms; the handshake gives SRTT 20 ms, RTTVAR 10 ms, RTO 20 + 200 = 220 ms.
     for timestamps in [1, 0] {
         let cfg = Config {
-            tcp_timestamps: timestamps,
+            tcp_timestamps: TsMode::from_raw(timestamps),
             ..Config::default()
         };
         let mut p = Pair::with(cfg.clone(), cfg);

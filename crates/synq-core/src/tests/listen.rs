@@ -11,7 +11,7 @@ use synq_wire::{parse_packet, ChecksumMode, SeqNumber, TcpFlags, TcpOptions, Tim
 
 const PORT: u16 = 80;
 
-fn cfg(kv: &[(&str, &str)]) -> Config {
+pub(super) fn cfg(kv: &[(&str, &str)]) -> Config {
     let mut c = Config::default();
     for (k, v) in kv {
         c.set(k, v).unwrap();
@@ -21,34 +21,34 @@ fn cfg(kv: &[(&str, &str)]) -> Config {
 
 /// One reply the server sent.
 #[derive(Clone, Debug)]
-struct Out {
-    at: Instant,
-    to: SocketAddr,
-    flags: TcpFlags,
-    seq: SeqNumber,
-    opts: TcpOptions,
+pub(super) struct Out {
+    pub(super) at: Instant,
+    pub(super) to: SocketAddr,
+    pub(super) flags: TcpFlags,
+    pub(super) seq: SeqNumber,
+    pub(super) opts: TcpOptions,
 }
 
 /// A server stack driven by hand-made segments from spoofed peers.
-struct Raw {
-    s: Stack,
-    l: ListenerHandle,
-    now: Instant,
-    out: Vec<Out>,
+pub(super) struct Raw {
+    pub(super) s: Stack,
+    pub(super) l: ListenerHandle,
+    pub(super) now: Instant,
+    pub(super) out: Vec<Out>,
 }
 
-fn peer(i: u32) -> SocketAddr {
+pub(super) fn peer(i: u32) -> SocketAddr {
     SocketAddr::new(
         IpAddr::V4(Ipv4Addr::from(0x0A63_0000 + i)),
         40_000 + i as u16,
     )
 }
 
-fn isn(i: u32) -> SeqNumber {
+pub(super) fn isn(i: u32) -> SeqNumber {
     SeqNumber(1_000_000 * i + 7)
 }
 
-fn linux_syn_opts(ts: bool) -> TcpOptions {
+pub(super) fn linux_syn_opts(ts: bool) -> TcpOptions {
     TcpOptions {
         mss: Some(1460),
         sack_permitted: true,
@@ -62,7 +62,7 @@ fn linux_syn_opts(ts: bool) -> TcpOptions {
 }
 
 impl Raw {
-    fn new(c: Config, backlog: i32) -> Self {
+    pub(super) fn new(c: Config, backlog: i32) -> Self {
         let mut s = Stack::new(c, 9);
         s.add_address(B4);
         let l = s
@@ -75,10 +75,10 @@ impl Raw {
             out: Vec::new(),
         }
     }
-    fn me(&self) -> SocketAddr {
+    pub(super) fn me(&self) -> SocketAddr {
         SocketAddr::new(B4, PORT)
     }
-    fn drain(&mut self) -> Vec<Out> {
+    pub(super) fn drain(&mut self) -> Vec<Out> {
         let mut buf = Vec::new();
         let mut got = Vec::new();
         while let Some(n) = self.s.poll_transmit(self.now, &mut buf) {
@@ -95,7 +95,7 @@ impl Raw {
         self.out.extend(got.iter().cloned());
         got
     }
-    fn send(
+    pub(super) fn send(
         &mut self,
         from: SocketAddr,
         flags: TcpFlags,
@@ -108,7 +108,7 @@ impl Raw {
         self.s.handle_packet(self.now, &pkt);
         self.drain()
     }
-    fn syn(&mut self, i: u32) -> Vec<Out> {
+    pub(super) fn syn(&mut self, i: u32) -> Vec<Out> {
         self.send(
             peer(i),
             TcpFlags::SYN,
@@ -119,7 +119,7 @@ impl Raw {
         )
     }
     /// The final ACK of peer `i`'s handshake, given the SYN-ACK it got.
-    fn ack(&mut self, i: u32, synack: &Out, data: &[u8]) -> Vec<Out> {
+    pub(super) fn ack(&mut self, i: u32, synack: &Out, data: &[u8]) -> Vec<Out> {
         let mut o = TcpOptions::default();
         if let Some(ts) = synack.opts.timestamps {
             o.timestamps = Some(Timestamps {
@@ -129,7 +129,7 @@ impl Raw {
         }
         self.send(peer(i), TcpFlags::ACK, isn(i) + 1, synack.seq + 1, o, data)
     }
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         for _ in 0..1_000_000 {
             match self.s.poll_timeout() {
@@ -143,16 +143,16 @@ impl Raw {
         }
         self.now = end;
     }
-    fn rows(&self) -> u32 {
+    pub(super) fn rows(&self) -> u32 {
         self.s.listener_info(self.l).unwrap().syn_recv
     }
-    fn recv_q(&self) -> u32 {
+    pub(super) fn recv_q(&self) -> u32 {
         self.s.listener_info(self.l).unwrap().recv_q
     }
-    fn c(&self, name: &str) -> u64 {
+    pub(super) fn c(&self, name: &str) -> u64 {
         self.s.counters().get(name).unwrap()
     }
-    fn synacks_to(&self, i: u32) -> Vec<&Out> {
+    pub(super) fn synacks_to(&self, i: u32) -> Vec<&Out> {
         self.out
             .iter()
             .filter(|o| o.to == peer(i) && o.flags.syn() && o.flags.ack())
@@ -160,7 +160,7 @@ impl Raw {
     }
 }
 
-fn synack(v: &[Out]) -> Out {
+pub(super) fn synack(v: &[Out]) -> Out {
     v.iter()
         .find(|o| o.flags.syn() && o.flags.ack())
         .cloned()

@@ -6,6 +6,7 @@ mod blind;
 mod close;
 mod data;
 mod exhaustion;
+mod freebsd;
 mod handshake;
 mod listen;
 mod malformed;

@@ -2,7 +2,7 @@
 //! between two stacks 10 ms apart each way: the segments sent, in order and time.
 
 use super::util::{drop_data, pattern, Pair, Seg};
-use crate::{Config, Duration, Instant};
+use crate::{Config, Duration, Instant, TsMode};
 use synq_wire::SeqNumber;
 
 /// A's data segments after `from`: (ms since `t0`, offset from `base`, length).
@@ -275,7 +275,7 @@ fn rto_after_lost_acks(frto: u8) -> (crate::Counters, crate::ConnInfo, crate::Co
     };
     let cb = Config {
         tcp_dsack: false,
-        tcp_timestamps: 0,
+        tcp_timestamps: TsMode::Off,
         ..Config::default()
     };
     let mut p = Pair::with(ca, cb);

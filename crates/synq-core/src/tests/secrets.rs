@@ -6,7 +6,7 @@
 //! `cookie.rs`), which is what synq does too.
 
 use super::util::*;
-use crate::{Config, Instant, Stack};
+use crate::{Config, Instant, Stack, Syncookies};
 use core::net::SocketAddr;
 use synq_wire::{parse_packet, ChecksumMode, SeqNumber, TcpFlags, TcpOptions};
 
@@ -80,7 +80,7 @@ fn timestamp_offsets_are_keyed_per_connection() {
 fn a_cookie_made_by_one_host_fails_on_another() {
     let now = Instant::ZERO + crate::Duration::from_secs(10);
     let cfg = Config {
-        tcp_syncookies: 2,
+        tcp_syncookies: Syncookies::Always,
         ..Config::default()
     };
     let mut hosts: Vec<Stack> = (1..=2)

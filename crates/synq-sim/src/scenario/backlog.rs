@@ -625,7 +625,7 @@ mod tests {
     #[test]
     fn a_flood_larger_than_a_drain_arrives_in_batches() {
         let config = Config {
-            tcp_syncookies: 2,
+            tcp_syncookies: synq_core::Syncookies::Always,
             ..Config::default()
         };
         let syns = MAX_DRAIN as u32 + 1;

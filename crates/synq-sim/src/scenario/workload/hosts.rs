@@ -252,6 +252,14 @@ impl Client {
                     self.phase = Phase::Failed;
                     tally.gave_up += 1;
                 }
+                // A connect-only client reset after its handshake (FreeBSD refuses at the
+                // final ACK, after the client's connect() returned): it did not complete.
+                let reset = stack.info(h).is_some_and(|i| i.error.is_some());
+                if closed && reset && self.phase == Phase::Done && !self.exchange() {
+                    self.phase = Phase::Failed;
+                    tally.completed -= 1;
+                    tally.gave_up += 1;
+                }
             }
             _ => {}
         }
