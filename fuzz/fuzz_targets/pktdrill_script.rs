@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     if text.len() > MAX_RUN_BYTES || script.events.len() > MAX_EVENTS {
         return;
     }
-    for model in ["linux", "bsd"] {
+    for model in ["linux", "bsd", "freebsd"] {
         let r = Runner {
             model: model.parse().ok(),
             ..Runner::default()

@@ -52,6 +52,7 @@ impl core::hash::Hash for FourTuple {
 
 /// Two addresses and two ports (or any u16 tags) in one hash write; IPv4 pairs take 12
 /// bytes, anything else 36.
+#[inline(always)]
 pub(crate) fn write_key<H: core::hash::Hasher>(h: &mut H, a: IpAddr, pa: u16, b: IpAddr, pb: u16) {
     let ports = [pa.to_be_bytes(), pb.to_be_bytes()];
     if let (IpAddr::V4(x), IpAddr::V4(y)) = (a, b) {
@@ -99,11 +100,19 @@ impl Secret {
 
     /// SipHash-2-4 of the 4-tuple (one packed write, see [`write_key`]) plus `extra`.
     pub(crate) fn hash_tuple(&self, t: &FourTuple, extra: u32) -> u64 {
-        self.hash_tuple2(t, extra, None)
+        use core::hash::Hasher;
+        self.sip_tuple(t, |h| h.write_u32(extra))
     }
 
     /// As [`Secret::hash_tuple`], with a second word mixed in.
-    pub(crate) fn hash_tuple2(&self, t: &FourTuple, extra: u32, more: Option<u32>) -> u64 {
+    pub(crate) fn hash_tuple2(&self, t: &FourTuple, extra: u32, more: u32) -> u64 {
+        use core::hash::Hasher;
+        self.sip_tuple(t, |h| h.write_u64(u64::from(extra) | u64::from(more) << 32))
+    }
+
+    /// The 4-tuple, then whatever `tail` writes (inlined per caller: a hot path per SYN).
+    #[inline(always)]
+    fn sip_tuple(&self, t: &FourTuple, tail: impl FnOnce(&mut SipHasher24)) -> u64 {
         use core::hash::Hasher;
         let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
         write_key(
@@ -113,10 +122,7 @@ impl Secret {
             t.remote.ip(),
             t.remote.port(),
         );
-        h.write_u32(extra);
-        if let Some(m) = more {
-            h.write_u32(m);
-        }
+        tail(&mut h);
         h.finish()
     }
 

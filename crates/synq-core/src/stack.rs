@@ -371,6 +371,7 @@ impl Stack {
     }
 
     /// Queue a stateless reply. `ip` is already the reply's addressing.
+    #[inline]
     fn queue_control(&mut self, ip: IpRepr, tcp: TcpRepr<'static>, counted_rst: bool) {
         if self.control.len() >= self.config.tx_queue_len as usize {
             self.counters.tx_queue_drops += 1;

@@ -1,5 +1,5 @@
-//! `ss`, `nstat` and FreeBSD `sockstat` over the stack under test, printed as the real tools
-//! print them so scripts can grep their output.
+//! `ss`, `nstat`, FreeBSD `sockstat` and `netstat -s` over the stack under test, printed
+//! as the real tools print them so scripts can grep their output.
 
 use crate::run::{fail, Step};
 use crate::sim::SimHost;
@@ -346,6 +346,45 @@ fn bsd_state(ss: &str) -> &'static str {
         "TIME-WAIT" => "TIME_WAIT",
         _ => "CLOSED",
     }
+}
+
+/// FreeBSD `netstat -s -p tcp`: the syncache block and the listen-queue drops, as FreeBSD
+/// prints them (the freebsd model counts them; the others leave them at zero).
+pub(crate) fn netstat(run: &SimHost, line: usize, args: &[String]) -> Step<String> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    if !matches!(
+        words.as_slice(),
+        ["-s", "-p", "tcp"] | ["-sp", "tcp"] | ["-s"]
+    ) {
+        return fail(
+            line,
+            format!("netstat: only -s -p tcp is supported, not {words:?}"),
+        );
+    }
+    let c = run.stack.freebsd_counters();
+    let mut out = String::from("tcp:\n");
+    for (indent, n, what) in [
+        (1, c.sc_added, "syncache entries added"),
+        (2, c.sc_retransmitted, "retransmitted"),
+        (2, c.sc_dupsyn, "dupsyn"),
+        (2, c.sc_dropped, "dropped"),
+        (2, c.sc_completed, "completed"),
+        (2, c.sc_bucketoverflow, "bucket overflow"),
+        (2, 0, "cache overflow"),
+        (2, c.sc_reset, "reset"),
+        (2, c.sc_stale, "stale"),
+        (2, c.sc_aborted, "aborted"),
+        (2, 0, "badack"),
+        (2, 0, "unreach"),
+        (2, c.sc_zonefail, "zone failures"),
+        (1, c.sc_sendcookie, "cookies sent"),
+        (1, c.sc_recvcookie, "cookies received"),
+        (1, c.listendrop, "listen queue overflows"),
+        (1, c.badrst, "ignored RSTs in the windows"),
+    ] {
+        let _ = writeln!(out, "{}{n} {what}", "\t".repeat(indent));
+    }
+    Ok(out)
 }
 
 /// FreeBSD `sockstat [-4] [-6] [-l] [-c] [-s] [-n] [-q] [-P tcp] [-p PORT[,PORT]]`.

@@ -304,6 +304,7 @@ fn pipeline(run: &mut SimHost, line: usize, part: &str, output: &mut String) -> 
             "ss" => (crate::report::ss(run, line, args)?, 0),
             "nstat" => (crate::report::nstat(run, line, args)?, 0),
             "sockstat" => (crate::report::sockstat(run, line, args)?, 0),
+            "netstat" => (crate::report::netstat(run, line, args)?, 0),
             "true" | ":" | "sleep" | "tc" => (String::new(), 0),
             "false" => (String::new(), 1),
             "ip" if matches!(

@@ -126,6 +126,14 @@ fn print_backlog(scenario: &str, a: &BacklogArgs, model: Model, r: &BacklogRepor
         if overflow {
             v["clients"] = serde_json::json!(r.clients);
         }
+        if model.family() == synq_core::Family::FreeBsd {
+            let bsd: serde_json::Map<String, serde_json::Value> = r
+                .freebsd_counters
+                .iter()
+                .map(|&(k, v)| (k.to_string(), v.into()))
+                .collect();
+            v["freebsd_counters"] = bsd.into();
+        }
         if a.ss {
             v["sockets"] = serde_json::json!(r.sockets);
         }
@@ -184,6 +192,17 @@ fn render_backlog(
     for &(k, v) in &r.counters {
         if v != 0 {
             writeln!(w, "{k:<32} {v}")?;
+        }
+    }
+    if model.family() == synq_core::Family::FreeBsd {
+        writeln!(
+            w,
+            "#FreeBSD syncache counters (netstat -s -p tcp, struct tcpstat names)"
+        )?;
+        for &(k, v) in &r.freebsd_counters {
+            if v != 0 {
+                writeln!(w, "{k:<32} {v}")?;
+            }
         }
     }
     Ok(())

@@ -41,6 +41,16 @@ pub(super) fn clamp_backlog(backlog: i32, somaxconn: u32) -> u32 {
     }
 }
 
+/// The window a FreeBSD SYN-ACK offers (`sc_wnd`): the listener's receive buffer, at most
+/// 65535 (for `SO_RCVBUF` 0, the default receive space).
+pub(super) fn synack_window(c: &crate::Config, rcvbuf: u32) -> u32 {
+    let space = match rcvbuf {
+        0 => c.tcp_rmem[1],
+        buf => buf / 2,
+    };
+    space.min(MAXWIN)
+}
+
 /// `syncache_timeout`: 1 s, then `tcp_rexmit_initial * tcp_backoff[n]` (1, 2, 4, 8 ...
 /// capped at 64 s), for the `n`-th resend.
 pub(super) fn request_rto(n: u8) -> Duration {
@@ -84,7 +94,7 @@ impl Syncache {
 
     /// `syncache_hashbucket`, keyed (FreeBSD: Jenkins hash with a secret).
     fn bucket_of(&self, tuple: &FourTuple) -> usize {
-        let h = self.key.hash_tuple2(tuple, 0x5343_4143, None);
+        let h = self.key.hash_tuple(tuple, 0x5343_4143);
         (h as usize) & self.buckets.len().saturating_sub(1)
     }
 
@@ -115,7 +125,7 @@ impl Syncache {
     /// the bucket, its two halves folded to 32 bits.
     fn mac(&self, epoch: u64, tuple: &FourTuple, irs: u32, flags: u8, bucket: usize) -> u32 {
         let word = u32::from(flags) | (bucket as u32) << 8;
-        let h = self.secret(epoch).hash_tuple2(tuple, irs, Some(word));
+        let h = self.secret(epoch).hash_tuple2(tuple, irs, word);
         (h as u32) ^ (h >> 32) as u32
     }
 
@@ -216,13 +226,9 @@ impl ListenTable {
         true
     }
 
-    /// The window a FreeBSD SYN-ACK offers: the listener's receive buffer, at most 65535.
+    /// The window a FreeBSD SYN-ACK offers for a listener.
     pub(super) fn freebsd_window(&self, c: &crate::Config, lkey: Key) -> u32 {
-        let space = match self.listeners.get(lkey).map_or(0, |l| l.rcvbuf) {
-            0 => c.tcp_rmem[1],
-            buf => buf / 2,
-        };
-        space.min(MAXWIN)
+        synack_window(c, self.listeners.get(lkey).map_or(0, |l| l.rcvbuf))
     }
 }
 
@@ -293,7 +299,7 @@ pub(super) fn on_syn(
     };
     t.syncache.buckets[b].entries.push_front(id);
     cx.bsd.sc_added += 1;
-    t.request_synack(cx, id)
+    t.request_synack_to(cx, id, tuple)
 }
 
 /// A segment for an entry (`syncache_add` for a SYN, `syncache_chkrst` for an RST,

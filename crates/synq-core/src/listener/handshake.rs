@@ -130,6 +130,10 @@ pub(super) fn syn_options(c: &Config, seg: &TcpRepr<'_>) -> (Option<u8>, bool, O
 
 impl ListenTable {
     pub(crate) fn find_request(&self, addrs: &[IpAddr], tuple: &FourTuple) -> Option<ReqId> {
+        if self.requests.len() == 0 {
+            // A cookies-only listener under a flood holds none: skip the address search.
+            return None;
+        }
         let li = addrs.iter().position(|a| *a == tuple.local.ip())? as u16;
         self.requests.find(li, tuple)
     }
@@ -216,17 +220,29 @@ impl ListenTable {
         let iss = cx.secrets.isn(&tuple, cx.now);
         let after = super::request_rto(cx.config.model, 0, Duration::ZERO);
         match self.add_request(cx, lkey, tuple, seg, iss, after) {
-            Some(id) => self.request_synack(cx, id),
+            Some(id) => self.request_synack_to(cx, id, tuple),
             None => Passive::Drop,
         }
     }
 
     /// The SYN-ACK for a stored request.
     pub(super) fn request_synack(&self, cx: &PassiveCtx<'_>, id: ReqId) -> Passive {
+        match self.requests.get(id) {
+            Some(r) => self.request_synack_to(cx, id, r.tuple(cx.addrs)),
+            None => Passive::Drop,
+        }
+    }
+
+    /// As `request_synack`, the request's 4-tuple known (rebuilding it costs a lookup).
+    pub(super) fn request_synack_to(
+        &self,
+        cx: &PassiveCtx<'_>,
+        id: ReqId,
+        tuple: FourTuple,
+    ) -> Passive {
         let Some(r) = self.requests.get(id) else {
             return Passive::Drop;
         };
-        let tuple = r.tuple(cx.addrs);
         let ts = r
             .ts_recent()
             .map(|tsecr| (cx.now.total_millis() as u32, tsecr));
@@ -245,13 +261,27 @@ impl ListenTable {
     }
 
     pub(super) fn synack(&self, cx: &PassiveCtx<'_>, s: SynAck) -> Passive {
-        let mss = self.adv_mss(cx.config, s.listener, &s.tuple);
+        let c = cx.config;
+        // One listener lookup for MSS, window and scale: this runs for every SYN.
+        let (user_mss, rcvbuf) = self
+            .listeners
+            .get(s.listener)
+            .map_or((0, 0), |l| (l.user_mss, l.rcvbuf));
+        let mss = match user_mss {
+            0 => conn::mss_for(&s.tuple, c),
+            user => conn::mss_for(&s.tuple, c).min(user),
+        };
+        let (space, scale) = rcv_space(c, rcvbuf);
+        let window = match c.model.family() {
+            Family::FreeBsd => freebsd::synack_window(c, rcvbuf),
+            _ => synack_window(space, mss, s.ts.is_some()),
+        };
         let mut options = TcpOptions {
             mss: Some(mss),
             ..TcpOptions::default()
         };
         if s.wscale {
-            options.window_scale = Some(self.listener_rcv(cx.config, s.listener).1);
+            options.window_scale = Some(scale);
         }
         options.sack_permitted = s.sack;
         // A BSD stack answers with FreeBSD's layout (`tcp_addoptions` in syncache_respond).
@@ -266,9 +296,7 @@ impl ListenTable {
             seq: s.iss,
             ack: s.irs + 1,
             flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: self
-                .offered_window(cx.config, s.listener, mss, s.ts.is_some())
-                .min(65_535) as u16,
+            window: window.min(65_535) as u16,
             urgent: 0,
             options,
             payload: &[],
@@ -425,9 +453,10 @@ impl ListenTable {
     /// The window a listener's SYN-ACK offers: Linux the receive space in whole segments
     /// (`synack_window`), FreeBSD the receive buffer up to 65535 (`sc_wnd`).
     fn offered_window(&self, c: &Config, lkey: Key, adv_mss: u16, ts: bool) -> u32 {
+        let rcvbuf = self.listeners.get(lkey).map_or(0, |l| l.rcvbuf);
         match c.model.family() {
-            Family::FreeBsd => self.freebsd_window(c, lkey),
-            _ => synack_window(self.listener_rcv(c, lkey).0, adv_mss, ts),
+            Family::FreeBsd => freebsd::synack_window(c, rcvbuf),
+            _ => synack_window(rcv_space(c, rcvbuf).0, adv_mss, ts),
         }
     }
 
@@ -503,10 +532,7 @@ impl ListenTable {
     /// A listener's receive space for its SYN-ACK window (half the buffer: Linux's default
     /// scaling ratio) and its window scale.
     pub(super) fn listener_rcv(&self, c: &Config, lkey: Key) -> (u32, u8) {
-        match self.listeners.get(lkey).map_or(0, |l| l.rcvbuf) {
-            0 => (c.tcp_rmem[1] / 2, conn::wscale_for(c)),
-            buf => (buf / 2, conn::wscale_within(c, buf / 2)),
-        }
+        rcv_space(c, self.listeners.get(lkey).map_or(0, |l| l.rcvbuf))
     }
 
     /// What a child inherits of its listener's `SO_RCVBUF`, if set.
@@ -553,6 +579,14 @@ impl ListenTable {
                 retransmits: r.num_timeout(),
             }
         })
+    }
+}
+
+/// A listener's receive space and window scale for its `SO_RCVBUF` (0: not set).
+fn rcv_space(c: &Config, rcvbuf: u32) -> (u32, u8) {
+    match rcvbuf {
+        0 => (c.tcp_rmem[1] / 2, conn::wscale_for(c)),
+        buf => (buf / 2, conn::wscale_within(c, buf / 2)),
     }
 }
 

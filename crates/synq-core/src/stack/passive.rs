@@ -31,6 +31,7 @@ impl Stack {
 
     /// Carry out what the listen table decided. `seg` is the segment that completed a
     /// handshake (it may carry data or FIN for the new connection).
+    #[inline]
     pub(super) fn apply(&mut self, now: Instant, p: Passive, seg: Option<&TcpRepr<'_>>) {
         match p {
             Passive::Drop => {}

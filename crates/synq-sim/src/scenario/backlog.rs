@@ -96,6 +96,9 @@ pub struct BacklogReport {
     pub synacks_sent: u64,
     /// Every server counter, by nstat name, zeros included.
     pub counters: Vec<(&'static str, u64)>,
+    /// The freebsd model's syncache counters, by `struct tcpstat` name (zeros for the
+    /// other models).
+    pub freebsd_counters: Vec<(&'static str, u64)>,
     /// The server's sockets at `duration` as `ss -tan` lists them: connections (queued
     /// for accept() or not) and half-open requests (`SYN_RECEIVED`), local address order.
     pub sockets: Vec<SocketRow>,
@@ -469,6 +472,7 @@ fn report(net: &mut Network<Host>, srv: HostId) -> BacklogReport {
         accepted_after: 0,
         synacks_sent: s.counters().synacks_sent,
         counters: s.counters().iter().collect(),
+        freebsd_counters: s.freebsd_counters().iter().collect(),
         sockets: sockets(s),
     }
 }
