@@ -407,7 +407,9 @@ fn expand(
     }
     t.remove_request(cx.addrs, id);
     let wnd = t.freebsd_window(cx.config, req.listener);
-    if seg.ack != req.iss + 1 || seg.seq <= req.irs || seg.seq > req.irs + wnd {
+    let closed = !t.listeners.contains(req.listener);
+    if closed || seg.ack != req.iss + 1 || seg.seq <= req.irs || seg.seq > req.irs + wnd {
+        // (A listener closed since: no socket for the segment, RST as for any.)
         return cx.rst(ip, seg);
     }
     if let Some(refused) = solisten_clone(t, cx, req.listener, ip, seg) {

@@ -502,12 +502,14 @@ impl ListenTable {
         let Some(&req) = self.requests.get(id) else {
             return Passive::Drop;
         };
-        if !self.listeners.contains(req.listener) {
-            // The listener is gone: the request is dropped without a word.
+        let family = cx.config.model.family();
+        if !self.listeners.contains(req.listener) && family != Family::FreeBsd {
+            // The listener is gone: the request is dropped without a word. (FreeBSD's
+            // bucket timer does not look: its SYN-ACKs go on until the entry expires.)
             self.remove_request(cx.addrs, id);
             return Passive::Drop;
         }
-        match cx.config.model.family() {
+        match family {
             Family::Linux => linux::on_timer(self, cx, id, &req),
             Family::Bsd => bsd::on_timer(self, cx, id, &req),
             Family::FreeBsd => freebsd::on_timer(self, cx, id, &req),

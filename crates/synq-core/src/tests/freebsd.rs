@@ -261,3 +261,25 @@ fn cache_limit_evicts_and_pauses() {
     assert!(r.rows() <= 4);
     assert_eq!(bsd(&r, "tcps_sc_zonefail"), 1);
 }
+
+#[test]
+fn entries_outlive_their_listener() {
+    // FreeBSD's bucket timer does not look for the listener: SYN-ACKs go on to 7 s and
+    // the entry expires at 15 s; its final ACK meanwhile finds no socket and gets RST.
+    let mut r = Raw::new(freebsd(&[]), 5);
+    let sa = synack(&r.syn(1));
+    r.syn(2);
+    r.s.close_listener(r.now, r.l);
+    r.advance(Duration::from_secs(8));
+    let times: Vec<u64> = r
+        .synacks_to(1)
+        .iter()
+        .map(|o| o.at.total_millis() / 1000)
+        .collect();
+    assert_eq!(times, [0, 1, 3, 7]);
+    assert!(r.ack(1, &sa, &[]).iter().any(|o| o.flags.rst()));
+    assert_eq!(r.s.syn_recv().count(), 1);
+    r.advance(Duration::from_secs(8));
+    assert_eq!(r.s.syn_recv().count(), 0);
+    assert_eq!(bsd(&r, "tcps_listendrop"), 0);
+}
