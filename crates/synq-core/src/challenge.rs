@@ -24,6 +24,13 @@ impl ChallengeBudget {
         }
     }
 
+    /// Shard `shard`'s own draws: the state jumps by a mixed shard index, so shards of one
+    /// seed start far apart on splitmix64's cycle instead of one draw apart.
+    pub(crate) fn set_stream(&mut self, shard: u32) {
+        let mut jump = Self::new(u64::from(shard));
+        self.rng ^= jump.next();
+    }
+
     fn next(&mut self) -> u64 {
         self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.rng;

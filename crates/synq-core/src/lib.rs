@@ -55,6 +55,7 @@ mod listener;
 mod recovery;
 mod request;
 mod rtt;
+mod shard;
 mod slab;
 mod stack;
 
@@ -69,6 +70,7 @@ pub use error::{
 pub use hash::FourTuple;
 pub use listener::Model;
 pub use rtt::{RttEstimator, RTO_INIT, RTO_MAX, RTO_MIN};
+pub use shard::{ShardListener, Shards, Steering};
 pub use stack::{ConnHandle, Event, ListenerHandle, ListenerInfo, Stack, SynRecvInfo};
 pub use synq_wire as wire;
 pub use time::{Duration, Instant};
