@@ -51,3 +51,48 @@ fn bad_input_is_one_line_and_exit_2() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn scaling_measures_every_thread_count() {
+    let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+        .args(["--scaling", "--threads", "1,2", "--secs", "0.05", "--json"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let rows = v["scaling"].as_array().expect("scaling rows");
+    assert_eq!(rows.len(), 2, "{v}");
+    for (row, n) in rows.iter().zip([1, 2]) {
+        assert_eq!(row["threads"], n, "{v}");
+        for key in ["handshakes_per_sec", "syn_per_sec_cookies2"] {
+            assert!(row[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+        }
+        // Over TUN: a number with root and the synq binary built, null without.
+        let t = &row["tun_connections_per_sec"];
+        assert!(t.is_null() || t.as_f64().is_some(), "{v}");
+        if let Some(shards) = row["tun_passive_opens_per_shard"].as_array() {
+            assert_eq!(shards.len(), n, "{v}");
+        }
+    }
+}
+
+#[test]
+fn scaling_thread_counts_are_checked() {
+    for bad in [
+        &["--scaling", "--threads", "0"][..],
+        &["--scaling", "--threads", "1,x"],
+        &["--threads", "2"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+            .args(bad)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
+    }
+}

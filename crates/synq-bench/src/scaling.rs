@@ -1,0 +1,284 @@
+//! `synq-bench --scaling`: how the listener scales with shards, a thread and a stack each
+//! (`synq_core::Stack::new_shard`, one seed), from 1 to N threads.
+//!
+//! In memory, every thread runs the one-core measurement on its own shard at the same time,
+//! and the figure is their sum: handshakes (each thread with a client stack of its own, as
+//! in the suite) and a SYN flood under `tcp_syncookies=2` (the 2^20 spoofed SYNs steered to
+//! the shards by `synq_core::Steering` beforehand, as a NIC's RSS would). Over TUN (root,
+//! and the `synq` binary built): `synq serve --threads N --app echo` in a namespace, and
+//! kernel clients in it opening connections (connect, one byte echoed, close by RST) from
+//! client threads of this program; the kernel steers flows to the queues.
+
+use crate::{flood, handshakes_between, spoofed_syns, A, B};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::Barrier;
+use std::time::{Duration, Instant as WallInstant};
+use synq_core::{Config, Instant, Stack};
+
+/// The shards' seed (their shared secrets and steering key).
+const SEED: u64 = 2;
+
+/// Run `f(shard)` on `n` threads started together; the sum of their results.
+fn parallel(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
+    let start = Barrier::new(n);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let (f, start) = (&f, &start);
+                s.spawn(move || {
+                    start.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a measurement thread panicked"))
+            .sum()
+    })
+}
+
+fn shard(config: &Config, i: usize) -> Stack {
+    let mut s = Stack::new_shard(config.clone(), SEED, i as u32);
+    s.add_address(B);
+    s
+}
+
+/// Handshakes per second, `n` shards each with its own client.
+fn handshakes(secs: f64, n: usize) -> f64 {
+    parallel(n, |i| {
+        let mut client = Stack::new(Config::default(), 100 + i as u64);
+        client.add_address(A);
+        handshakes_between(secs, client, shard(&Config::default(), i))
+    })
+}
+
+/// SYNs per second under `tcp_syncookies=2`, `syns` steered over `n` shards.
+fn syn_flood(secs: f64, n: usize, syns: &[Vec<u8>]) -> f64 {
+    let steering = synq_core::Steering::new(SEED);
+    let mut per: Vec<Vec<&[u8]>> = vec![Vec::new(); n];
+    for p in syns {
+        per[steering.shard(p, n)].push(p);
+    }
+    let mut c = Config::default();
+    c.set("net.ipv4.tcp_syncookies", "2").expect("valid");
+    parallel(n, |i| {
+        let mut server = shard(&c, i);
+        server
+            .listen(
+                Instant::ZERO,
+                std::net::SocketAddr::new(B, crate::PORT),
+                i32::MAX,
+            )
+            .expect("listen");
+        let mine: Vec<Vec<u8>> = per[i].iter().map(|p| p.to_vec()).collect();
+        flood(secs, &mut server, &mine, u64::MAX)
+    })
+}
+
+/// Every measurement for every thread count; prints a table (or returns JSON).
+pub(crate) fn run(secs: f64, threads: &[usize], json: bool) {
+    let syns = spoofed_syns();
+    let mut rows = Vec::new();
+    for &n in threads {
+        let h = handshakes(secs, n);
+        let f = syn_flood(secs, n, &syns);
+        let tun = tun::connections(secs, n);
+        rows.push((n, h, f, tun));
+    }
+    let base = rows.first().map_or((1.0, 1.0, None), |r| {
+        (r.1, r.2, r.3.as_ref().map(|t| t.rate))
+    });
+    if json {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|(n, h, f, t)| {
+                json!({"threads": n, "handshakes_per_sec": h.round(), "syn_per_sec_cookies2": f.round(),
+                       "tun_connections_per_sec": t.as_ref().map(|t| t.rate.round()),
+                       "tun_passive_opens_per_shard": t.as_ref().map(|t| t.per_shard.clone())})
+            })
+            .collect();
+        say!("{}", json!({"secs": secs, "scaling": v}));
+        return;
+    }
+    say!(
+        "synq-bench --scaling, {secs} s per figure; speed-up against {} thread(s)",
+        threads[0]
+    );
+    say!(
+        "{:<8} {:>14} {:>8} {:>16} {:>8} {:>18} {:>8}  per shard (TUN)",
+        "threads",
+        "handshakes/s",
+        "x",
+        "SYNs/s cookies2",
+        "x",
+        "TUN connections/s",
+        "x"
+    );
+    for (n, h, f, t) in &rows {
+        let (tr, tx, ps) = match (t, base.2) {
+            (Some(t), Some(b)) => (
+                format!("{:.0}", t.rate),
+                format!("{:.2}", t.rate / b),
+                format!("{:?}", t.per_shard),
+            ),
+            _ => ("n/a".into(), "".into(), tun::why_not()),
+        };
+        say!(
+            "{n:<8} {h:>14.0} {:>8.2} {f:>16.0} {:>8.2} {tr:>18} {tx:>8}  {ps}",
+            h / base.0,
+            f / base.1
+        );
+    }
+}
+
+/// Connections per second over a multi-queue TUN device.
+pub(crate) mod tun {
+    use super::*;
+    use socket2::{Domain, Socket, Type};
+
+    const HOST: &str = "10.76.0.1";
+    const STACK: &str = "10.76.0.2";
+    const PORT: u16 = 7;
+    /// Client threads: enough connections in flight to keep every shard busy.
+    const CLIENTS: usize = 16;
+
+    /// What one TUN run measured.
+    pub(crate) struct Figure {
+        pub(crate) rate: f64,
+        /// `TcpPassiveOpens` of each shard, as `synq stat` lists them.
+        pub(crate) per_shard: Vec<u64>,
+    }
+
+    /// The `synq` binary: `SYNQ`, or beside this one.
+    fn synq() -> Option<std::path::PathBuf> {
+        if let Some(p) = std::env::var_os("SYNQ") {
+            return Some(p.into());
+        }
+        let p = std::env::current_exe().ok()?.with_file_name("synq");
+        p.exists().then_some(p)
+    }
+
+    /// Why the TUN figures are missing.
+    pub(crate) fn why_not() -> String {
+        synq_tun::unsupported()
+            .or_else(|| {
+                synq().is_none().then(|| {
+                    "synq binary not found (cargo build --release -p synq-cli, or SYNQ=path)".into()
+                })
+            })
+            .unwrap_or_else(|| "the run failed".into())
+    }
+
+    /// `synq serve --threads n` in a namespace, this program's client threads in it.
+    pub(crate) fn connections(secs: f64, n: usize) -> Option<Figure> {
+        if synq_tun::unsupported().is_some() {
+            return None;
+        }
+        let synq = synq()?;
+        let ns = synq_tun::Netns::create("sqscale").ok()?;
+        let control = std::env::temp_dir().join(format!("{}.sock", ns.name()));
+        let mut server = ns
+            .command(synq.to_str()?)
+            .args(["serve", "--tun", "sqs0", "--addr", STACK, "--peer"])
+            .arg(format!("{HOST}/24"))
+            .args([
+                "--port",
+                &PORT.to_string(),
+                "--backlog",
+                "4096",
+                "--app",
+                "echo",
+            ])
+            .args(["--threads", &n.to_string(), "--control"])
+            .arg(&control)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut line = String::new();
+        let ready = server
+            .stdout
+            .take()
+            .map(|o| BufReader::new(o).read_line(&mut line));
+        let figure = (matches!(ready, Some(Ok(_))) && line.trim() == "ready")
+            .then(|| {
+                let exe = std::env::current_exe().ok()?;
+                let out = ns
+                    .command(exe.to_str()?)
+                    .args([
+                        "--tun-client",
+                        &format!("{STACK}:{PORT}"),
+                        "--secs",
+                        &secs.to_string(),
+                    ])
+                    .output()
+                    .ok()?;
+                let rate: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+                let stat = Command::new(&synq)
+                    .args(["stat", "--json", "--control"])
+                    .arg(&control)
+                    .output()
+                    .ok()?;
+                let v: Value = serde_json::from_slice(&stat.stdout).ok()?;
+                let per_shard = v["shards"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|s| s["counters"]["TcpPassiveOpens"].as_u64())
+                    .collect();
+                Some(Figure { rate, per_shard })
+            })
+            .flatten();
+        let _ = Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status();
+        // Bounded: SIGKILL if it has not gone after 10 s (the namespace goes on drop).
+        let deadline = WallInstant::now() + Duration::from_secs(10);
+        while WallInstant::now() < deadline && matches!(server.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = server.kill();
+        let _ = server.wait();
+        let _ = std::fs::remove_file(&control);
+        figure
+    }
+
+    /// Inside the namespace: CLIENTS threads each connect, send a byte, read it back and
+    /// close with RST (SO_LINGER 0: no TIME_WAIT to run out of ports); connections per
+    /// second.
+    pub(crate) fn client(addr: std::net::SocketAddr, secs: f64) -> f64 {
+        let limit = Duration::from_secs_f64(secs);
+        let start = WallInstant::now();
+        let done: u64 = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..CLIENTS)
+                .map(|_| {
+                    s.spawn(move || {
+                        let mut n = 0u64;
+                        while start.elapsed() < limit {
+                            if one(addr).is_ok() {
+                                n += 1;
+                            }
+                        }
+                        n
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap_or(0)).sum()
+        });
+        done as f64 / start.elapsed().as_secs_f64()
+    }
+
+    fn one(addr: std::net::SocketAddr) -> std::io::Result<()> {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        s.set_linger(Some(Duration::ZERO))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.connect_timeout(&addr.into(), Duration::from_secs(2))?;
+        let mut s: std::net::TcpStream = s.into();
+        s.write_all(b"x")?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)?;
+        Ok(())
+    }
+}
