@@ -3,10 +3,10 @@
 
 use std::process::Command;
 
-#[test]
-fn every_key_is_measured() {
+/// `synq-bench ARGS`, which must succeed and print one JSON object.
+fn json_of(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
-        .args(["--secs", "0.05", "--json"])
+        .args(args)
         .output()
         .expect("runs");
     assert!(
@@ -14,7 +14,12 @@ fn every_key_is_measured() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn every_key_is_measured() {
+    let v = json_of(&["--secs", "0.05", "--json"]);
     for key in [
         "handshakes_per_sec",
         "smoltcp_handshakes_per_sec",
@@ -54,16 +59,7 @@ fn bad_input_is_one_line_and_exit_2() {
 
 #[test]
 fn scaling_measures_every_thread_count() {
-    let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
-        .args(["--scaling", "--threads", "1,2", "--secs", "0.05", "--json"])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let v = json_of(&["--scaling", "--threads", "1,2", "--secs", "0.05", "--json"]);
     let rows = v["scaling"].as_array().expect("scaling rows");
     assert_eq!(rows.len(), 2, "{v}");
     for (row, n) in rows.iter().zip([1, 2]) {

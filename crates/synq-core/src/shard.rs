@@ -401,20 +401,11 @@ mod tests {
         c
     }
 
-    /// Every packet `from` has, in order.
-    fn drain(from: &mut Stack, now: Instant) -> Vec<Vec<u8>> {
+    /// Every packet `from` (a stack, or the shards) has, in order.
+    fn drain<D: Driver>(from: &mut D, now: Instant) -> Vec<Vec<u8>> {
         let mut buf = Vec::new();
         let mut out = Vec::new();
         while let Some(n) = from.poll_transmit(now, &mut buf) {
-            out.push(buf[..n].to_vec());
-        }
-        out
-    }
-
-    fn shard_drain(s: &mut Shards, now: Instant) -> Vec<Vec<u8>> {
-        let mut buf = Vec::new();
-        let mut out = Vec::new();
-        while let Some(n) = s.poll_transmit(now, &mut buf) {
             out.push(buf[..n].to_vec());
         }
         out
@@ -447,7 +438,7 @@ mod tests {
         let conn = c.connect(now, local).unwrap();
         let [syn] = drain(&mut c, now).try_into().unwrap();
         shards.handle_packet_on(now, 0, &syn);
-        let [synack] = shard_drain(&mut shards, now).try_into().unwrap();
+        let [synack] = drain(&mut shards, now).try_into().unwrap();
         assert_eq!(shards.shard(0).unwrap().counters().syncookies_sent, 1);
         assert_eq!(
             shards.listener_info(&l).unwrap().syn_recv,
@@ -469,7 +460,7 @@ mod tests {
             )
         );
         assert_eq!(shards.counters().passive_opens, 1);
-        assert!(shard_drain(&mut shards, now).is_empty(), "no RST");
+        assert!(drain(&mut shards, now).is_empty(), "no RST");
     }
 
     #[test]
@@ -628,7 +619,7 @@ mod tests {
             for p in drain(&mut c, now) {
                 Driver::handle_packet(&mut shards, now, &p);
             }
-            for p in shard_drain(&mut shards, now) {
+            for p in drain(&mut shards, now) {
                 c.handle_packet(now, &p);
             }
         }
