@@ -69,6 +69,10 @@ struct Args {
     /// and print the rate.
     #[arg(long, hide = true, value_name = "ADDR")]
     tun_client: Option<SocketAddr>,
+    /// Internal: write spoofed SYNs to ADDR through raw sockets here (inside the namespace)
+    /// and print the seconds it took.
+    #[arg(long, hide = true, value_name = "ADDR")]
+    tun_flood: Option<SocketAddr>,
     /// Internal: run the kernel's handshakes here (inside the namespace) and print the rate.
     #[arg(long, hide = true)]
     kernel_child: bool,
@@ -568,6 +572,10 @@ fn main() {
     }
     if let Some(addr) = args.tun_client {
         say!("{}", scaling::tun::client(addr, args.secs));
+        return;
+    }
+    if let Some(addr) = args.tun_flood {
+        say!("{}", scaling::tun::flood(addr, args.secs));
         return;
     }
     let s = args.secs;

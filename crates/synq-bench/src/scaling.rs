@@ -5,9 +5,11 @@
 //! and the figure is their sum: handshakes (each thread with a client stack of its own, as
 //! in the suite) and a SYN flood under `tcp_syncookies=2` (the 2^20 spoofed SYNs steered to
 //! the shards by `synq_core::Steering` beforehand, as a NIC's RSS would). Over TUN (root,
-//! and the `synq` binary built): `synq serve --threads N --app echo` in a namespace, and
-//! kernel clients in it opening connections (connect, one byte echoed, close by RST) from
-//! client threads of this program; the kernel steers flows to the queues.
+//! and the `synq` binary built): `synq serve --threads N --app echo` in a namespace, with
+//! this program's threads in it as the load: kernel clients opening connections (connect,
+//! one byte echoed, close by RST), then raw sockets writing spoofed SYNs (the server under
+//! `tcp_syncookies=2`); the kernel steers flows to the queues. The load shares the cores
+//! with the server, so the TUN figures are those of a whole machine.
 
 use crate::{flood, handshakes_between, spoofed_syns, A, B};
 use serde_json::{json, Value};
@@ -86,58 +88,68 @@ pub(crate) fn run(secs: f64, threads: &[usize], json: bool) {
         let h = handshakes(secs, n);
         let f = syn_flood(secs, n, &syns);
         let tun = tun::connections(secs, n);
-        rows.push((n, h, f, tun));
+        let tun_flood = tun::syn_flood(secs, n);
+        rows.push((n, h, f, tun, tun_flood));
     }
-    let base = rows.first().map_or((1.0, 1.0, None), |r| {
-        (r.1, r.2, r.3.as_ref().map(|t| t.rate))
-    });
     if json {
         let v: Vec<Value> = rows
             .iter()
-            .map(|(n, h, f, t)| {
-                json!({"threads": n, "handshakes_per_sec": h.round(), "syn_per_sec_cookies2": f.round(),
+            .map(|(n, h, f, t, tf)| {
+                json!({"threads": n, "handshakes_per_sec": h.round(),
+                       "syn_per_sec_cookies2": f.round(),
                        "tun_connections_per_sec": t.as_ref().map(|t| t.rate.round()),
-                       "tun_passive_opens_per_shard": t.as_ref().map(|t| t.per_shard.clone())})
+                       "tun_passive_opens_per_shard": t.as_ref().map(|t| t.per_shard.clone()),
+                       "tun_syn_per_sec_cookies2": tf.as_ref().map(|t| t.rate.round()),
+                       "tun_syncookies_per_shard": tf.as_ref().map(|t| t.per_shard.clone())})
             })
             .collect();
         say!("{}", json!({"secs": secs, "scaling": v}));
         return;
     }
-    say!(
-        "synq-bench --scaling, {secs} s per figure; speed-up against {} thread(s)",
-        threads[0]
+    let Some(first) = rows.first() else {
+        return;
+    };
+    let (h0, f0) = (first.1, first.2);
+    let (t0, tf0) = (
+        first.3.as_ref().map(|t| t.rate),
+        first.4.as_ref().map(|t| t.rate),
     );
+    // A TUN figure, its speed-up and its per-shard counts, or why there is none.
+    let cell = |t: &Option<tun::Figure>, base: Option<f64>| match (t, base) {
+        (Some(t), Some(b)) => format!("{:>10.0} {:>5.2}x {:?}", t.rate, t.rate / b, t.per_shard),
+        _ => format!("n/a: {}", tun::why_not()),
+    };
     say!(
-        "{:<8} {:>14} {:>8} {:>16} {:>8} {:>18} {:>8}  per shard (TUN)",
+        "synq-bench --scaling, {secs} s per figure; speed-up (x) against {} thread(s)",
+        first.0
+    );
+    say!("in memory, a shard per thread:");
+    say!(
+        "{:<8} {:>14} {:>6} {:>16} {:>6}",
         "threads",
         "handshakes/s",
         "x",
         "SYNs/s cookies2",
-        "x",
-        "TUN connections/s",
         "x"
     );
-    for (n, h, f, t) in &rows {
-        let (tr, tx, ps) = match (t, base.2) {
-            (Some(t), Some(b)) => (
-                format!("{:.0}", t.rate),
-                format!("{:.2}", t.rate / b),
-                format!("{:?}", t.per_shard),
-            ),
-            _ => ("n/a".into(), "".into(), tun::why_not()),
-        };
+    for (n, h, f, _, _) in &rows {
         say!(
-            "{n:<8} {h:>14.0} {:>8.2} {f:>16.0} {:>8.2} {tr:>18} {tx:>8}  {ps}",
-            h / base.0,
-            f / base.1
+            "{n:<8} {h:>14.0} {:>5.2}x {f:>16.0} {:>5.2}x",
+            h / h0,
+            f / f0
         );
+    }
+    say!("over TUN, synq serve --threads N (rate, speed-up, per shard):");
+    for (n, _, _, t, tf) in &rows {
+        say!("{n:<8} connections/s   {}", cell(t, t0));
+        say!("{:<8} SYNs/s cookies2 {}", "", cell(tf, tf0));
     }
 }
 
 /// Connections per second over a multi-queue TUN device.
 pub(crate) mod tun {
     use super::*;
-    use socket2::{Domain, Socket, Type};
+    use socket2::{Domain, Protocol, Socket, Type};
 
     const HOST: &str = "10.76.0.1";
     const STACK: &str = "10.76.0.2";
@@ -172,8 +184,49 @@ pub(crate) mod tun {
             .unwrap_or_else(|| "the run failed".into())
     }
 
-    /// `synq serve --threads n` in a namespace, this program's client threads in it.
+    /// Connections per second: `synq serve --threads n --app echo`, this program's client
+    /// threads in its namespace; per shard, `TcpPassiveOpens`.
     pub(crate) fn connections(secs: f64, n: usize) -> Option<Figure> {
+        serve_and_load(secs, n, &[], "--tun-client", |out, v| {
+            Some(Figure {
+                rate: out.trim().parse().ok()?,
+                per_shard: per_shard(v, "TcpPassiveOpens")?,
+            })
+        })
+    }
+
+    /// SYNs answered per second under `tcp_syncookies=2`: spoofed SYNs written by this
+    /// program's raw-socket threads in the namespace; per shard, `TcpExtSyncookiesSent`.
+    pub(crate) fn syn_flood(secs: f64, n: usize) -> Option<Figure> {
+        let cookies = ["--sysctl", "net.ipv4.tcp_syncookies=2"];
+        serve_and_load(secs, n, &cookies, "--tun-flood", |out, v| {
+            let elapsed: f64 = out.trim().parse().ok()?;
+            let answered = v["counters"]["TcpExtSyncookiesSent"].as_u64()?;
+            Some(Figure {
+                rate: answered as f64 / elapsed,
+                per_shard: per_shard(v, "TcpExtSyncookiesSent")?,
+            })
+        })
+    }
+
+    fn per_shard(stat: &Value, counter: &str) -> Option<Vec<u64>> {
+        stat["shards"]
+            .as_array()?
+            .iter()
+            .map(|s| s["counters"][counter].as_u64())
+            .collect()
+    }
+
+    /// `synq serve --threads n ARGS` in a namespace of its own, then this program as
+    /// `LOAD STACK:PORT --secs secs` inside it; `figure` reads the load's output and the
+    /// server's `synq stat --json` after it.
+    fn serve_and_load(
+        secs: f64,
+        n: usize,
+        args: &[&str],
+        load: &str,
+        figure: impl FnOnce(&str, &Value) -> Option<Figure>,
+    ) -> Option<Figure> {
         if synq_tun::unsupported().is_some() {
             return None;
         }
@@ -194,6 +247,7 @@ pub(crate) mod tun {
             ])
             .args(["--threads", &n.to_string(), "--control"])
             .arg(&control)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -203,32 +257,26 @@ pub(crate) mod tun {
             .stdout
             .take()
             .map(|o| BufReader::new(o).read_line(&mut line));
-        let figure = (matches!(ready, Some(Ok(_))) && line.trim() == "ready")
+        let measured = (matches!(ready, Some(Ok(_))) && line.trim() == "ready")
             .then(|| {
                 let exe = std::env::current_exe().ok()?;
                 let out = ns
                     .command(exe.to_str()?)
                     .args([
-                        "--tun-client",
+                        load,
                         &format!("{STACK}:{PORT}"),
                         "--secs",
                         &secs.to_string(),
                     ])
                     .output()
                     .ok()?;
-                let rate: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
                 let stat = Command::new(&synq)
                     .args(["stat", "--json", "--control"])
                     .arg(&control)
                     .output()
                     .ok()?;
                 let v: Value = serde_json::from_slice(&stat.stdout).ok()?;
-                let per_shard = v["shards"]
-                    .as_array()?
-                    .iter()
-                    .filter_map(|s| s["counters"]["TcpPassiveOpens"].as_u64())
-                    .collect();
-                Some(Figure { rate, per_shard })
+                figure(&String::from_utf8_lossy(&out.stdout), &v)
             })
             .flatten();
         let _ = Command::new("kill")
@@ -242,7 +290,44 @@ pub(crate) mod tun {
         let _ = server.kill();
         let _ = server.wait();
         let _ = std::fs::remove_file(&control);
-        figure
+        measured
+    }
+
+    /// Inside the namespace: spoofed SYNs (sources in 198.18.0.0/15, as the simulator's
+    /// floods) written through raw sockets by a thread per core until `secs` are up; the
+    /// seconds that took.
+    pub(crate) fn flood(dst: std::net::SocketAddr, secs: f64) -> f64 {
+        let limit = Duration::from_secs_f64(secs);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let start = WallInstant::now();
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                s.spawn(move || {
+                    let Ok(sock) = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)) else {
+                        return;
+                    };
+                    if sock.set_header_included_v4(true).is_err() {
+                        return;
+                    }
+                    let to = dst.into();
+                    let syns: Vec<Vec<u8>> = (0..1u32 << 14)
+                        .map(|i| {
+                            let mut p = Vec::new();
+                            let src = (t << 14) | i;
+                            synq_sim::scenario::spoofed_syn(src, src.rotate_left(9), dst, &mut p);
+                            p
+                        })
+                        .collect();
+                    while start.elapsed() < limit {
+                        for p in &syns {
+                            // A full device queue (ENOBUFS) loses the SYN, as a link would.
+                            let _ = sock.send_to(p, &to);
+                        }
+                    }
+                });
+            }
+        });
+        start.elapsed().as_secs_f64()
     }
 
     /// Inside the namespace: CLIENTS threads each connect, send a byte, read it back and

@@ -70,8 +70,10 @@ fn scaling_measures_every_thread_count() {
         // Over TUN: a number with root and the synq binary built, null without.
         let t = &row["tun_connections_per_sec"];
         assert!(t.is_null() || t.as_f64().is_some(), "{v}");
-        if let Some(shards) = row["tun_passive_opens_per_shard"].as_array() {
-            assert_eq!(shards.len(), n, "{v}");
+        for key in ["tun_passive_opens_per_shard", "tun_syncookies_per_shard"] {
+            if let Some(shards) = row[key].as_array() {
+                assert_eq!(shards.len(), n, "{key}: {v}");
+            }
         }
     }
 }
