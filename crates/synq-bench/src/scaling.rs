@@ -42,6 +42,24 @@ fn parallel(n: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
     })
 }
 
+/// Iterations per second of a loop that touches no memory: run on `n` threads at once, it
+/// says how many cores this machine gives the measurement right now (other work, a
+/// hypervisor), which bounds every speed-up below.
+fn spin(secs: f64, n: usize) -> f64 {
+    parallel(n, |_| {
+        let limit = Duration::from_secs_f64(secs);
+        let start = WallInstant::now();
+        let (mut x, mut rounds) = (1u64, 0u64);
+        while start.elapsed() < limit {
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+            }
+            rounds += 1;
+        }
+        rounds as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
 fn shard(config: &Config, i: usize) -> Stack {
     let mut s = Stack::new_shard(config.clone(), SEED, i as u32);
     s.add_address(B);
@@ -91,6 +109,11 @@ pub(crate) fn run(secs: f64, threads: &[usize], json: bool) {
         let tun_flood = tun::syn_flood(secs, n);
         rows.push((n, h, f, tun, tun_flood));
     }
+    let one_core = spin(0.5, 1);
+    let cpu: Vec<(usize, f64)> = threads
+        .iter()
+        .map(|&n| (n, spin(0.5, n) / one_core))
+        .collect();
     if json {
         let v: Vec<Value> = rows
             .iter()
@@ -103,7 +126,11 @@ pub(crate) fn run(secs: f64, threads: &[usize], json: bool) {
                        "tun_syncookies_per_shard": tf.as_ref().map(|t| t.per_shard.clone())})
             })
             .collect();
-        say!("{}", json!({"secs": secs, "scaling": v}));
+        let cpu: Vec<Value> = cpu
+            .iter()
+            .map(|(n, x)| json!({"threads": n, "speedup": (x * 100.0).round() / 100.0}))
+            .collect();
+        say!("{}", json!({"secs": secs, "scaling": v, "cpu_check": cpu}));
         return;
     }
     let Some(first) = rows.first() else {
@@ -122,6 +149,11 @@ pub(crate) fn run(secs: f64, threads: &[usize], json: bool) {
     say!(
         "synq-bench --scaling, {secs} s per figure; speed-up (x) against {} thread(s)",
         first.0
+    );
+    let check: Vec<String> = cpu.iter().map(|(n, x)| format!("{n}: {x:.2}x")).collect();
+    say!(
+        "CPU check (a loop touching no memory on N threads, against one): {}",
+        check.join(", ")
     );
     say!("in memory, a shard per thread:");
     say!(
