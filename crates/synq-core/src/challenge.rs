@@ -88,6 +88,24 @@ mod tests {
     }
 
     #[test]
+    fn shards_of_one_seed_draw_apart() {
+        let budgets = |shard: u32| {
+            let mut b = ChallengeBudget::new(7);
+            if shard != 0 {
+                b.set_stream(shard);
+            }
+            (0..20)
+                .map(|s| per_second(&mut b, s, 1000))
+                .collect::<Vec<_>>()
+        };
+        let (a, b, c) = (budgets(0), budgets(1), budgets(2));
+        assert!(a != b && b != c && a != c, "{a:?} {b:?} {c:?}");
+        // Not one draw apart: shard 1's budgets are not shard 0's shifted by a second.
+        assert_ne!(a[1..], b[..19]);
+        assert_ne!(b[1..], a[..19]);
+    }
+
+    #[test]
     fn int_max_is_no_limit() {
         let mut b = ChallengeBudget::new(1);
         assert_eq!(per_second(&mut b, 0, i32::MAX), 10_000);
