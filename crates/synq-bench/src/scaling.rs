@@ -114,6 +114,7 @@ pub(crate) fn run(secs: f64, threads: &[usize], json: bool) {
         .iter()
         .map(|&n| (n, spin(0.5, n) / one_core))
         .collect();
+    let cores = |x: f64| (x * 100.0).round() / 100.0;
     if json {
         let v: Vec<Value> = rows
             .iter()
@@ -123,7 +124,9 @@ pub(crate) fn run(secs: f64, threads: &[usize], json: bool) {
                        "tun_connections_per_sec": t.as_ref().map(|t| t.rate.round()),
                        "tun_passive_opens_per_shard": t.as_ref().map(|t| t.per_shard.clone()),
                        "tun_syn_per_sec_cookies2": tf.as_ref().map(|t| t.rate.round()),
-                       "tun_syncookies_per_shard": tf.as_ref().map(|t| t.per_shard.clone())})
+                       "tun_syncookies_per_shard": tf.as_ref().map(|t| t.per_shard.clone()),
+                       "tun_connections_server_cores": t.as_ref().map(|t| cores(t.server_cores)),
+                       "tun_syn_server_cores": tf.as_ref().map(|t| cores(t.server_cores))})
             })
             .collect();
         let cpu: Vec<Value> = cpu
@@ -143,7 +146,13 @@ pub(crate) fn run(secs: f64, threads: &[usize], json: bool) {
     );
     // A TUN figure, its speed-up and its per-shard counts, or why there is none.
     let cell = |t: &Option<tun::Figure>, base: Option<f64>| match (t, base) {
-        (Some(t), Some(b)) => format!("{:>10.0} {:>5.2}x {:?}", t.rate, t.rate / b, t.per_shard),
+        (Some(t), Some(b)) => format!(
+            "{:>10.0} {:>5.2}x  server {:.2} cores  {:?}",
+            t.rate,
+            t.rate / b,
+            t.server_cores,
+            t.per_shard
+        ),
         _ => format!("n/a: {}", tun::why_not()),
     };
     say!(
@@ -171,7 +180,7 @@ pub(crate) fn run(secs: f64, threads: &[usize], json: bool) {
             f / f0
         );
     }
-    say!("over TUN, synq serve --threads N (rate, speed-up, per shard):");
+    say!("over TUN, synq serve --threads N (rate, speed-up, the server's CPU, per shard):");
     for (n, _, _, t, tf) in &rows {
         say!("{n:<8} connections/s   {}", cell(t, t0));
         say!("{:<8} SYNs/s cookies2 {}", "", cell(tf, tf0));
@@ -192,8 +201,22 @@ pub(crate) mod tun {
     /// What one TUN run measured.
     pub(crate) struct Figure {
         pub(crate) rate: f64,
-        /// `TcpPassiveOpens` of each shard, as `synq stat` lists them.
+        /// The per-shard counter (`TcpPassiveOpens`, `TcpExtSyncookiesSent`), as `synq
+        /// stat` lists them.
         pub(crate) per_shard: Vec<u64>,
+        /// CPU the server used while the load ran, in cores (1.0: one core busy): below
+        /// its thread count, the server was not what bounded the rate.
+        pub(crate) server_cores: f64,
+    }
+
+    /// CPU seconds (user and system) process `pid` has used, from /proc (its clock ticks
+    /// are USER_HZ, 100 on Linux whatever the kernel's tick).
+    fn cpu_secs(pid: u32) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command name (which may hold spaces): state is field 3, utime 14.
+        let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
     }
 
     /// The `synq` binary: `SYNQ`, or beside this one.
@@ -223,6 +246,7 @@ pub(crate) mod tun {
             Some(Figure {
                 rate: out.trim().parse().ok()?,
                 per_shard: per_shard(v, "TcpPassiveOpens")?,
+                server_cores: 0.0,
             })
         })
     }
@@ -237,6 +261,7 @@ pub(crate) mod tun {
             Some(Figure {
                 rate: answered as f64 / elapsed,
                 per_shard: per_shard(v, "TcpExtSyncookiesSent")?,
+                server_cores: 0.0,
             })
         })
     }
@@ -292,6 +317,7 @@ pub(crate) mod tun {
         let measured = (matches!(ready, Some(Ok(_))) && line.trim() == "ready")
             .then(|| {
                 let exe = std::env::current_exe().ok()?;
+                let (cpu0, t0) = (cpu_secs(server.id())?, WallInstant::now());
                 let out = ns
                     .command(exe.to_str()?)
                     .args([
@@ -302,13 +328,15 @@ pub(crate) mod tun {
                     ])
                     .output()
                     .ok()?;
+                let server_cores = (cpu_secs(server.id())? - cpu0) / t0.elapsed().as_secs_f64();
                 let stat = Command::new(&synq)
                     .args(["stat", "--json", "--control"])
                     .arg(&control)
                     .output()
                     .ok()?;
                 let v: Value = serde_json::from_slice(&stat.stdout).ok()?;
-                figure(&String::from_utf8_lossy(&out.stdout), &v)
+                let f = figure(&String::from_utf8_lossy(&out.stdout), &v)?;
+                Some(Figure { server_cores, ..f })
             })
             .flatten();
         let _ = Command::new("kill")
