@@ -30,8 +30,9 @@ macro_rules! say {
 static HEAP: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 mod latency;
+mod scaling;
 
-const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+pub(crate) const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 pub(crate) const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 pub(crate) const PORT: u16 = 80;
 /// Connections per round, on every side (smoltcp's 16 listening sockets).
@@ -55,6 +56,23 @@ struct Args {
     /// on one core, for tcp_syncookies 0, 1 and 2; prints a table and draws this SVG.
     #[arg(long, value_name = "FILE.svg")]
     latency_plot: Option<String>,
+    /// Instead of the suite: handshakes/s and SYN-flood rate (tcp_syncookies=2) with 1 to N
+    /// threads, a shard each, in memory, and (root, `synq` built) connections/s over a
+    /// multi-queue TUN device to `synq serve --threads N`; prints the speed-up.
+    #[arg(long)]
+    scaling: bool,
+    /// Thread counts for `--scaling` (default: 1 up to the cores of this machine).
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', requires = "scaling",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Vec<u16>,
+    /// Internal: open connections to ADDR from client threads here (inside the namespace)
+    /// and print the rate.
+    #[arg(long, hide = true, value_name = "ADDR")]
+    tun_client: Option<SocketAddr>,
+    /// Internal: write spoofed SYNs to ADDR through raw sockets here (inside the namespace)
+    /// and print the seconds it took.
+    #[arg(long, hide = true, value_name = "ADDR")]
+    tun_flood: Option<SocketAddr>,
     /// Internal: run the kernel's handshakes here (inside the namespace) and print the rate.
     #[arg(long, hide = true)]
     kernel_child: bool,
@@ -106,7 +124,12 @@ fn stacks(config: &Config) -> (Stack, Stack) {
 
 /// synq: BATCH connects, the handshakes, accept, abort on both sides; repeat.
 fn synq_handshakes(secs: f64) -> f64 {
-    let (mut client, mut server) = stacks(&Config::default());
+    let (client, server) = stacks(&Config::default());
+    handshakes_between(secs, client, server)
+}
+
+/// [`synq_handshakes`] between two given stacks (the server owning `B`).
+pub(crate) fn handshakes_between(secs: f64, mut client: Stack, mut server: Stack) -> f64 {
     let l = server
         .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
         .expect("listen");
@@ -375,8 +398,20 @@ fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool) -> f64 {
         pump(t, &mut client, &mut server, &mut buf);
         assert_eq!(server.listener_info(l).map(|i| i.recv_q), Some(1));
     }
-    // 2^20 distinct spoofed SYNs, prepared outside the timing.
-    let syns: Vec<Vec<u8>> = (0..1u32 << 20)
+    let syns = spoofed_syns();
+    // Stateful (cookies off): each SYN once, so every one makes a request; a SYN seen
+    // again would be a retransmission, cheaper work. Stateless modes may repeat.
+    let rounds = if cookies == "0" {
+        (syns.len() / 1024) as u64
+    } else {
+        u64::MAX
+    };
+    flood(secs, &mut server, &syns, rounds)
+}
+
+/// 2^20 distinct spoofed SYNs to `B:PORT`, prepared outside the timing.
+pub(crate) fn spoofed_syns() -> Vec<Vec<u8>> {
+    (0..1u32 << 20)
         .map(|i| {
             let mut p = Vec::new();
             synq_sim::scenario::spoofed_syn(
@@ -387,15 +422,15 @@ fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool) -> f64 {
             );
             p
         })
-        .collect();
+        .collect()
+}
+
+/// Feed `syns` to `server` in rounds of 1024 (at most `rounds`), draining every reply:
+/// SYNs handled per second.
+pub(crate) fn flood(secs: f64, server: &mut Stack, syns: &[Vec<u8>], rounds: u64) -> f64 {
+    let t = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(2048);
     let mut i = 0usize;
-    // Stateful (cookies off): each SYN once, so every one makes a request; a SYN seen
-    // again would be a retransmission, cheaper work. Stateless modes may repeat.
-    let rounds = if cookies == "0" {
-        (syns.len() / 1024) as u64
-    } else {
-        u64::MAX
-    };
     rate_max(secs, 1024, rounds, || {
         for _ in 0..1024 {
             server.handle_packet(t, &syns[i % syns.len()]);
@@ -535,7 +570,24 @@ fn main() {
         say!("{}", kernel::handshakes_here(args.secs));
         return;
     }
+    if let Some(addr) = args.tun_client {
+        say!("{}", scaling::tun::client(addr, args.secs));
+        return;
+    }
+    if let Some(addr) = args.tun_flood {
+        say!("{}", scaling::tun::flood(addr, args.secs));
+        return;
+    }
     let s = args.secs;
+    if args.scaling {
+        let mut threads: Vec<usize> = args.threads.iter().map(|&n| usize::from(n)).collect();
+        if threads.is_empty() {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            threads = (1..=cores).collect();
+        }
+        scaling::run(s, &threads, args.json);
+        return;
+    }
     if let Some(path) = &args.latency_plot {
         // Each point serves a quarter of a second of arrivals (`--secs` scales it).
         if let Err(e) = latency::figure(path, (s / 8.0).min(5.0)) {

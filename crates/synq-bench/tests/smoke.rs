@@ -3,10 +3,10 @@
 
 use std::process::Command;
 
-#[test]
-fn every_key_is_measured() {
+/// `synq-bench ARGS`, which must succeed and print one JSON object.
+fn json_of(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
-        .args(["--secs", "0.05", "--json"])
+        .args(args)
         .output()
         .expect("runs");
     assert!(
@@ -14,7 +14,12 @@ fn every_key_is_measured() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn every_key_is_measured() {
+    let v = json_of(&["--secs", "0.05", "--json"]);
     for key in [
         "handshakes_per_sec",
         "smoltcp_handshakes_per_sec",
@@ -50,4 +55,42 @@ fn bad_input_is_one_line_and_exit_2() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn scaling_measures_every_thread_count() {
+    let v = json_of(&["--scaling", "--threads", "1,2", "--secs", "0.05", "--json"]);
+    let rows = v["scaling"].as_array().expect("scaling rows");
+    assert_eq!(rows.len(), 2, "{v}");
+    for (row, n) in rows.iter().zip([1, 2]) {
+        assert_eq!(row["threads"], n, "{v}");
+        for key in ["handshakes_per_sec", "syn_per_sec_cookies2"] {
+            assert!(row[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+        }
+        // Over TUN: a number with root and the synq binary built, null without.
+        let t = &row["tun_connections_per_sec"];
+        assert!(t.is_null() || t.as_f64().is_some(), "{v}");
+        for key in ["tun_passive_opens_per_shard", "tun_syncookies_per_shard"] {
+            if let Some(shards) = row[key].as_array() {
+                assert_eq!(shards.len(), n, "{key}: {v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn scaling_thread_counts_are_checked() {
+    for bad in [
+        &["--scaling", "--threads", "0"][..],
+        &["--scaling", "--threads", "1,x"],
+        &["--threads", "2"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+            .args(bad)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
+    }
 }

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use synq_core::ListenerHandle;
 use synq_tokio::{Direction, Stack, TcpListener, TcpStream};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
@@ -67,6 +68,12 @@ pub(crate) struct ServeArgs {
     /// Seed of the stack's secrets (default: from the OS; set it only for reproducible tests).
     #[arg(long)]
     seed: Option<u64>,
+    /// Shards: N threads, each with a stack of its own on a queue of its own of a
+    /// multi-queue TUN device (the kernel spreads flows over the queues), all with the same
+    /// secrets and the same listener, as SO_REUSEPORT listeners behind RSS.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=synq_tun::MAX_QUEUES as i64))]
+    threads: u16,
     #[command(flatten)]
     common: StackArgs,
 }
@@ -104,11 +111,18 @@ pub(crate) fn run(a: &ServeArgs) -> Result {
     if let Some(why) = synq_tun::unsupported() {
         return Err(Error::Usage(format!("serve: {why}")));
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = runtime()?;
+    if a.threads > 1 {
+        return serve_shards(&rt, a, cfg, host, prefix);
+    }
+    rt.block_on(serve(a, cfg, host, prefix))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Run(format!("tokio runtime: {e}")))?;
-    rt.block_on(serve(a, cfg, host, prefix))
+        .map_err(|e| Error::Run(format!("tokio runtime: {e}")))
 }
 
 fn parse_peer(s: &str) -> Result<(IpAddr, u8)> {
@@ -129,20 +143,41 @@ fn parse_peer(s: &str) -> Result<(IpAddr, u8)> {
 type Pcap = Arc<Mutex<Option<crate::capture::Writer>>>;
 
 async fn serve(a: &ServeArgs, cfg: synq_core::Config, host: IpAddr, prefix: u8) -> Result {
-    let control = a.control.clone().unwrap_or_else(|| default_control(&a.tun));
-    let pcap: Option<Pcap> = match a.pcap.as_deref() {
-        Some(path) => Some(Arc::new(Mutex::new(Some(crate::capture::writer(path)?)))),
-        None => None,
-    };
+    let pcap = open_pcap(a)?;
     let tun = synq_tun::Tun::create_with_address(&a.tun, a.mtu, a.offload, host, prefix)
         .map_err(|e| Error::Run(format!("cannot create TUN device {}: {e}", a.tun)))?;
-    let stack = match a.seed {
-        Some(seed) => Stack::with_seed(tun, cfg, seed),
-        None => Stack::new(tun, cfg),
+    let seed = a.seed.unwrap_or_else(synq_tokio::random_seed);
+    let stack = Stack::with_seed(tun, cfg, seed).map_err(|e| Error::Run(e.to_string()))?;
+    let listener = start_listener(&stack, &ListenArgs::from(a), pcap.as_ref())?;
+    let (ctl, _cleanup) = bind_control(a)?;
+    tokio::spawn(control_loop(ctl, vec![stack.clone()]));
+    tokio::spawn(app_loop(listener, a.app));
+    ready_until_signal().await?;
+    stack.shutdown();
+    flush_pcap(pcap);
+    Ok(())
+}
+
+/// The capture file `--pcap` asks for, shared by every shard.
+fn open_pcap(a: &ServeArgs) -> Result<Option<Pcap>> {
+    Ok(match a.pcap.as_deref() {
+        Some(path) => Some(Arc::new(Mutex::new(Some(crate::capture::writer(path)?)))),
+        None => None,
+    })
+}
+
+fn flush_pcap(pcap: Option<Pcap>) {
+    if let Some(p) = pcap {
+        if let Some(w) = p.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = w.into_writer().flush();
+        }
     }
-    .map_err(|e| Error::Run(e.to_string()))?;
+}
+
+/// The stack's address, the capture tap, and the listener.
+fn start_listener(stack: &Stack, a: &ListenArgs, pcap: Option<&Pcap>) -> Result<TcpListener> {
     stack.add_address(a.addr);
-    if let Some(p) = &pcap {
+    if let Some(p) = pcap {
         let p = p.clone();
         stack.set_tap(Box::new(move |_dir: Direction, pkt: &[u8]| {
             let ts = std::time::SystemTime::now()
@@ -156,33 +191,205 @@ async fn serve(a: &ServeArgs, cfg: synq_core::Config, host: IpAddr, prefix: u8) 
         }));
     }
     let local = SocketAddr::new(a.addr, a.port);
-    let listener = TcpListener::bind(&stack, local, a.backlog)
-        .map_err(|e| Error::Run(format!("listen on {local}: {e}")))?;
+    TcpListener::bind(stack, local, a.backlog)
+        .map_err(|e| Error::Run(format!("listen on {local}: {e}")))
+}
+
+/// The control socket, removed again when the guard drops.
+fn bind_control(a: &ServeArgs) -> Result<(tokio::net::UnixListener, RemoveOnDrop)> {
+    let control = a.control.clone().unwrap_or_else(|| default_control(&a.tun));
     let _ = std::fs::remove_file(&control);
     let ctl = tokio::net::UnixListener::bind(&control)
         .map_err(|e| Error::Run(format!("control socket {}: {e}", control.display())))?;
-    let _cleanup = RemoveOnDrop(control.clone());
-    tokio::spawn(control_loop(ctl, stack.clone()));
-    tokio::spawn(app_loop(listener, a.app));
+    Ok((ctl, RemoveOnDrop(control)))
+}
 
-    // A closed stdout is no reason to stop serving.
-    let _ = output::print(|w| writeln!(w, "ready"));
-
+/// Print `ready`, then wait for SIGTERM or SIGINT.
+async fn ready_until_signal() -> Result {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::Run(format!("signal handler: {e}")))?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Error::Run(format!("signal handler: {e}")))?;
+    // A closed stdout is no reason to stop serving.
+    let _ = output::print(|w| writeln!(w, "ready"));
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    stack.shutdown();
-    if let Some(p) = pcap {
-        if let Some(w) = p.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = w.into_writer().flush();
+    Ok(())
+}
+
+/// A shard as its thread reports it once listening: its index, stack and listener.
+type Started = Result<(usize, Stack, ListenerHandle)>;
+
+/// `--threads N`: a multi-queue device, a thread per queue running a shard (its own
+/// runtime, stack and listener, secrets and clock shared), and this thread answering the
+/// control socket and the signals.
+fn serve_shards(
+    rt: &tokio::runtime::Runtime,
+    a: &ServeArgs,
+    cfg: synq_core::Config,
+    host: IpAddr,
+    prefix: u8,
+) -> Result {
+    let pcap = open_pcap(a)?;
+    let n = usize::from(a.threads);
+    let queues =
+        synq_tun::Tun::create_queues_with_address(&a.tun, a.mtu, a.offload, n, host, prefix)
+            .map_err(|e| Error::Run(format!("cannot create TUN device {}: {e}", a.tun)))?;
+    let seed = a.seed.unwrap_or_else(synq_tokio::random_seed);
+    let epoch = std::time::Instant::now();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Started>();
+    let mut threads = Vec::with_capacity(n);
+    let mut outcome = Ok(());
+    for (i, queue) in queues.into_iter().enumerate() {
+        let shard = Shard {
+            index: i,
+            queue,
+            engine: synq_core::Stack::new_shard(cfg.clone(), seed, i as u32),
+            epoch,
+            pcap: pcap.clone(),
+        };
+        let (ready, stop) = (ready_tx.clone(), stop_rx.clone());
+        let args = ListenArgs::from(a);
+        match std::thread::Builder::new()
+            .name(format!("synq-shard-{i}"))
+            .spawn(move || shard.run(&args, ready, stop))
+        {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                outcome = Err(Error::Run(format!("shard thread: {e}")));
+                break;
+            }
         }
     }
-    Ok(())
+    drop(ready_tx);
+    if outcome.is_ok() {
+        let mut shards = Vec::with_capacity(n);
+        for _ in 0..threads.len() {
+            match ready_rx.recv() {
+                Ok(Ok(s)) => shards.push(s),
+                Ok(Err(e)) => {
+                    outcome = Err(e);
+                    break;
+                }
+                Err(_) => {
+                    outcome = Err(Error::Run("a shard thread ended before listening".into()));
+                    break;
+                }
+            }
+        }
+        if outcome.is_ok() {
+            shards.sort_by_key(|s| s.0);
+            outcome = rt.block_on(async {
+                let (ctl, _cleanup) = bind_control(a)?;
+                let stacks = shards.iter().map(|s| s.1.clone()).collect();
+                tokio::spawn(control_loop(ctl, stacks));
+                let group = shards.iter().map(|s| (s.1.clone(), s.2)).collect();
+                tokio::spawn(share_cookie_stamps(group));
+                ready_until_signal().await
+            });
+        }
+    }
+    let _ = stop_tx.send(true);
+    for t in threads {
+        let _ = t.join();
+    }
+    flush_pcap(pcap);
+    outcome
+}
+
+/// What a stack needs of the command line to listen and serve (owned: a shard's thread
+/// takes it along).
+struct ListenArgs {
+    addr: IpAddr,
+    port: u16,
+    backlog: i32,
+    app: App,
+}
+
+impl From<&ServeArgs> for ListenArgs {
+    fn from(a: &ServeArgs) -> Self {
+        Self {
+            addr: a.addr,
+            port: a.port,
+            backlog: a.backlog,
+            app: a.app,
+        }
+    }
+}
+
+/// One shard, before its thread starts it.
+struct Shard {
+    index: usize,
+    queue: synq_tun::TunQueue,
+    engine: synq_core::Stack,
+    epoch: std::time::Instant,
+    pcap: Option<Pcap>,
+}
+
+impl Shard {
+    /// The shard's thread: its own runtime drives its queue, stack, listener and app until
+    /// `stop` turns true; `ready` hears once it listens (or why it could not).
+    fn run(
+        self,
+        a: &ListenArgs,
+        ready: std::sync::mpsc::Sender<Started>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let rt = match runtime() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let started = self
+                .queue
+                .into_tun()
+                .and_then(|tun| Stack::from_engine(tun, self.engine, self.epoch))
+                .map_err(|e| Error::Run(format!("shard {}: {e}", self.index)))
+                .and_then(|stack| {
+                    let l = start_listener(&stack, a, self.pcap.as_ref())?;
+                    Ok((stack, l))
+                });
+            match started {
+                Ok((stack, listener)) => {
+                    let _ = ready.send(Ok((self.index, stack.clone(), listener.handle())));
+                    tokio::spawn(app_loop(listener, a.app));
+                    let _ = stop.wait_for(|&s| s).await;
+                    stack.shutdown();
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        });
+    }
+}
+
+/// Linux keeps one SYN-cookie stamp per SO_REUSEPORT group; the shards' listeners share
+/// theirs a few times a second, so a cookie ACK the kernel steers to another queue than the
+/// SYN's (its flow entry expired, say) is still checked.
+async fn share_cookie_stamps(group: Vec<(Stack, ListenerHandle)>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let stamps: Vec<_> = group
+            .iter()
+            .map(|(s, l)| s.with(|e| e.cookie_stamp(*l)))
+            .collect();
+        let Some(newest) = stamps.iter().flatten().max().copied() else {
+            continue;
+        };
+        for ((s, l), stamp) in group.iter().zip(stamps) {
+            if stamp != Some(newest) {
+                s.with_mut(|e, _| e.share_cookie_stamp(*l, newest));
+            }
+        }
+    }
 }
 
 struct RemoveOnDrop(PathBuf);
@@ -327,22 +534,23 @@ impl Body for Pattern {
 /// Longest control request accepted.
 const MAX_REQUEST: usize = 4096;
 
-async fn control_loop(ctl: tokio::net::UnixListener, stack: Stack) {
+async fn control_loop(ctl: tokio::net::UnixListener, stacks: Vec<Stack>) {
+    let stacks: Arc<[Stack]> = stacks.into();
     loop {
         let Ok((conn, _)) = ctl.accept().await else {
             // Out of descriptors, say: wait instead of spinning; the server goes on.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
-        let stack = stack.clone();
+        let stacks = stacks.clone();
         tokio::spawn(async move {
-            let _ = control_conn(conn, stack).await;
+            let _ = control_conn(conn, &stacks).await;
         });
     }
 }
 
 /// One request line, one JSON reply line, per request; errors are replies, never fatal.
-async fn control_conn(conn: tokio::net::UnixStream, stack: Stack) -> std::io::Result<()> {
+async fn control_conn(conn: tokio::net::UnixStream, stacks: &[Stack]) -> std::io::Result<()> {
     let (r, mut w) = conn.into_split();
     let mut r = tokio::io::BufReader::new(r).take(MAX_REQUEST as u64 * 64);
     let mut line = Vec::new();
@@ -359,7 +567,7 @@ async fn control_conn(conn: tokio::net::UnixStream, stack: Stack) -> std::io::Re
             error_reply("request too long")
         } else {
             match std::str::from_utf8(&line).map(str::trim) {
-                Ok("stat") => crate::stat::snapshot(&stack).to_string(),
+                Ok("stat") => crate::stat::snapshot(stacks).to_string(),
                 Ok(other) => error_reply(&format!(
                     "unknown command {:?} (expected \"stat\")",
                     other.chars().take(64).collect::<String>()

@@ -7,7 +7,8 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use synq_tokio::Stack;
+use synq_core::{Counters, ListenerInfo};
+use synq_tokio::{DriverStats, Stack};
 
 #[derive(Args, Debug)]
 pub(crate) struct StatArgs {
@@ -19,46 +20,84 @@ pub(crate) struct StatArgs {
     json: bool,
 }
 
-/// The state `synq stat` prints, read under one lock so the figures agree with each other.
-pub(crate) fn snapshot(stack: &Stack) -> Value {
-    let (listeners, mut connections, counters) = stack.with(|s| {
-        let listeners: Vec<Value> = s
-            .listeners()
-            .map(|l| {
-                json!({"local": l.local.to_string(), "recv_q": l.recv_q,
-                       "send_q": l.send_q, "syn_recv": l.syn_recv})
-            })
-            .collect();
-        let mut conns: Vec<Value> = s
-            .connections()
-            .map(|c| {
-                json!({"local": c.tuple.local.to_string(), "remote": c.tuple.remote.to_string(),
-                       "state": c.state.as_str(), "recv_q": c.recv_queue,
-                       "send_q": c.send_queue})
-            })
-            .collect();
-        conns.extend(s.syn_recv().map(|r| {
-            json!({"local": r.local.to_string(), "remote": r.remote.to_string(),
-                   "state": "SYN_RECEIVED", "recv_q": 0, "send_q": 0,
-                   "retransmits": r.retransmits})
+/// The state `synq stat` prints: every shard read under its own lock (so a shard's
+/// figures agree with each other), then summed: listeners of one address merged
+/// ([`ListenerInfo::merge`]), connections listed together, counters and driver figures
+/// added up. `shards` lists each shard's own listeners, connection count, counters and
+/// driver figures.
+pub(crate) fn snapshot(stacks: &[Stack]) -> Value {
+    let mut listeners: Vec<ListenerInfo> = Vec::new();
+    let mut connections = Vec::new();
+    let mut counters = Counters::default();
+    let mut drivers = Vec::with_capacity(stacks.len());
+    let mut shards = Vec::with_capacity(stacks.len());
+    for (i, stack) in stacks.iter().enumerate() {
+        let (ls, conns, c) = stack.with(|s| {
+            let mut conns: Vec<Value> = s
+                .connections()
+                .map(|c| {
+                    json!({"local": c.tuple.local.to_string(), "remote": c.tuple.remote.to_string(),
+                           "state": c.state.as_str(), "recv_q": c.recv_queue,
+                           "send_q": c.send_queue})
+                })
+                .collect();
+            conns.extend(s.syn_recv().map(|r| {
+                json!({"local": r.local.to_string(), "remote": r.remote.to_string(),
+                       "state": "SYN_RECEIVED", "recv_q": 0, "send_q": 0,
+                       "retransmits": r.retransmits})
+            }));
+            (
+                s.listeners().collect::<Vec<_>>(),
+                conns,
+                s.counters().clone(),
+            )
+        });
+        let d = stack.driver_stats();
+        for l in &ls {
+            match listeners.iter_mut().find(|m| m.local == l.local) {
+                Some(m) => m.merge(l),
+                None => listeners.push(*l),
+            }
+        }
+        counters += &c;
+        shards.push(json!({
+            "shard": i,
+            "listeners": ls.iter().map(listener_json).collect::<Vec<_>>(),
+            "connections": conns.len(),
+            "counters": counters_json(&c),
+            "driver": driver_json(&[d]),
         }));
-        let counters: serde_json::Map<String, Value> = s
-            .counters()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.into()))
-            .collect();
-        (listeners, conns, counters)
-    });
+        drivers.push(d);
+        connections.extend(conns);
+    }
     connections.sort_by(|a, b| a["local"].as_str().cmp(&b["local"].as_str()));
-    let d = stack.driver_stats();
     json!({
-        "listeners": listeners,
+        "listeners": listeners.iter().map(listener_json).collect::<Vec<_>>(),
         "connections": connections,
-        "counters": counters,
-        "driver": {"rx_packets": d.rx_packets, "tx_packets": d.tx_packets,
-                   "tx_errors": d.tx_errors, "tx_super_segments": d.tx_super_segments,
-                   "wakeups": d.wakeups},
+        "counters": counters_json(&counters),
+        "driver": driver_json(&drivers),
+        "shards": shards,
     })
+}
+
+fn listener_json(l: &ListenerInfo) -> Value {
+    json!({"local": l.local.to_string(), "recv_q": l.recv_q,
+           "send_q": l.send_q, "syn_recv": l.syn_recv})
+}
+
+fn counters_json(c: &Counters) -> Value {
+    c.iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
+}
+
+/// The driver figures of `ds` added up.
+fn driver_json(ds: &[DriverStats]) -> Value {
+    let sum = |f: fn(&DriverStats) -> u64| ds.iter().map(f).sum::<u64>();
+    json!({"rx_packets": sum(|d| d.rx_packets), "tx_packets": sum(|d| d.tx_packets),
+           "tx_errors": sum(|d| d.tx_errors), "tx_super_segments": sum(|d| d.tx_super_segments),
+           "wakeups": sum(|d| d.wakeups)})
 }
 
 /// Ask the server at `path` for its state.
@@ -139,6 +178,35 @@ pub(crate) fn render(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(m) = v["counters"].as_object() {
         for (k, x) in m {
             writeln!(out, "{k:<32} {:<12} 0.0", s(x))?;
+        }
+    }
+    // One shard is the whole server: its figures are the ones above.
+    let shards = rows("shards");
+    if shards.len() > 1 {
+        writeln!(out, "# shards")?;
+        writeln!(
+            out,
+            "{:<6} {:<6} {:<8} {:<6} {:<15} {:<12} {:<12} TcpOutSegs",
+            "Shard", "Recv-Q", "SYN-RECV", "Conns", "TcpPassiveOpens", "rx_packets", "TcpInSegs"
+        )?;
+        for sh in shards {
+            let sum = |k: &str| {
+                sh["listeners"]
+                    .as_array()
+                    .map_or(0, |ls| ls.iter().filter_map(|l| l[k].as_u64()).sum::<u64>())
+            };
+            writeln!(
+                out,
+                "{:<6} {:<6} {:<8} {:<6} {:<15} {:<12} {:<12} {}",
+                s(&sh["shard"]),
+                sum("recv_q"),
+                sum("syn_recv"),
+                s(&sh["connections"]),
+                s(&sh["counters"]["TcpPassiveOpens"]),
+                s(&sh["driver"]["rx_packets"]),
+                s(&sh["counters"]["TcpInSegs"]),
+                s(&sh["counters"]["TcpOutSegs"])
+            )?;
         }
     }
     Ok(())

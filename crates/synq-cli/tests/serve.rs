@@ -379,11 +379,31 @@ fn control_socket_answers_bad_requests_with_errors() {
 
 #[test]
 fn sigterm_exits_0_and_removes_device_and_socket() {
+    sigterm_case(
+        "sigterm_exits_0_and_removes_device_and_socket",
+        "term",
+        &["--app", "http"],
+    );
+}
+
+/// Four shards with offload on every queue: each shard's thread stops, every queue closes.
+#[test]
+fn sigterm_with_threads_removes_every_queue() {
+    sigterm_case(
+        "sigterm_with_threads_removes_every_queue",
+        "termq",
+        &["--app", "http", "--threads", "4", "--offload"],
+    );
+}
+
+/// Serve with `args`, fetch a page, SIGTERM: exit 0, the device, control socket and
+/// namespace gone.
+fn sigterm_case(test: &str, tag: &str, args: &[&str]) {
     if let Some(why) = real::unsupported(&["curl"]) {
-        real::skip("sigterm_exits_0_and_removes_device_and_socket", &why);
+        real::skip(test, &why);
         return;
     }
-    let mut server = Server::start("term", 80, 16, &["--app", "http"]);
+    let mut server = Server::start(tag, 80, 16, args);
     assert!(link_in(&server.ns, "sq0"), "sq0 while serving");
     assert!(server.control.exists(), "control socket while serving");
     assert_page(&server, 80);
@@ -579,6 +599,74 @@ time.sleep(60)\n";
         .find(|f| f[0] == "TcpExtListenOverflows")
         .unwrap_or_else(|| panic!("no TcpExtListenOverflows: {out}"));
     assert!(overflows[1].parse::<u64>().unwrap() > 0, "{out}");
+    // One shard: the figures above are its own, listed once more under `shards` (JSON only).
+    assert_eq!(v["shards"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["shards"][0]["listeners"], v["listeners"], "{v}");
+    assert!(!out.contains("# shards"), "{out}");
+}
+
+#[test]
+fn threads_2_spread_connections_over_two_shards() {
+    const TEST: &str = "threads_2_spread_connections_over_two_shards";
+    if let Some(why) = real::unsupported(&["curl"]) {
+        real::skip(TEST, &why);
+        return;
+    }
+    let server = Server::start("thr", 80, 64, &["--app", "http", "--threads", "2"]);
+    // 40 connections one after another, each from the ephemeral port curl's socket gets.
+    const N: u64 = 40;
+    for _ in 0..N {
+        assert_page(&server, 80);
+    }
+    let v = stat_until(&server, Duration::from_secs(10), |v| {
+        v["counters"]["TcpPassiveOpens"].as_u64() >= Some(N)
+    });
+    let shards = v["shards"].as_array().expect("shards");
+    assert_eq!(shards.len(), 2, "{v}");
+    let per: Vec<u64> = shards
+        .iter()
+        .map(|s| s["counters"]["TcpPassiveOpens"].as_u64().unwrap())
+        .collect();
+    assert_eq!(v["counters"]["TcpPassiveOpens"], N, "{v}");
+    assert_eq!(per.iter().sum::<u64>(), N, "per shard {per:?}");
+    // The kernel picks a queue by the flow's hash: 40 flows all on one of two queues has
+    // odds of 2^-39.
+    assert!(
+        per.iter().all(|&n| n > 0),
+        "every flow on one shard: {per:?}"
+    );
+    // Every counter and driver figure at the top is the shards' sum.
+    for (name, total) in v["counters"].as_object().unwrap() {
+        let sum: u64 = shards
+            .iter()
+            .map(|s| s["counters"][name].as_u64().unwrap())
+            .sum();
+        assert_eq!(total.as_u64(), Some(sum), "{name}");
+    }
+    let rx: u64 = shards
+        .iter()
+        .map(|s| s["driver"]["rx_packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(v["driver"]["rx_packets"].as_u64(), Some(rx));
+    // One listener row: two backlogs of 64 side by side.
+    assert_eq!(v["listeners"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["listeners"][0]["send_q"], 128, "{v}");
+    let _ = writeln!(std::io::stderr(), "{TEST}: passive opens per shard {per:?}");
+
+    let o = synq(&["stat", "--control", server.control.to_str().unwrap()]);
+    assert!(o.status.success(), "synq stat: {}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip_while(|l| *l != "# shards")
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], i.to_string(), "{out}");
+        assert_eq!(row[4], per[i].to_string(), "TcpPassiveOpens column: {out}");
+    }
 }
 
 #[test]
@@ -613,6 +701,11 @@ fn serve_usage_errors_exit_2() {
         .map(str::to_string)
         .to_vec()
     };
+    let threads = |n: &str| {
+        let mut a = base(STACK, "10.71.0.1/24", "80", "echo");
+        a.extend(["--threads".to_string(), n.to_string()]);
+        a
+    };
     let cases = [
         ("--peer without a prefix", base(STACK, HOST, "80", "echo")),
         (
@@ -634,6 +727,9 @@ fn serve_usage_errors_exit_2() {
             base(STACK, "fd00::1/64", "80", "echo"),
         ),
         ("unknown --app", base(STACK, "10.71.0.1/24", "80", "gopher")),
+        ("--threads 0", threads("0")),
+        ("--threads 257", threads("257")),
+        ("--threads two", threads("two")),
     ];
     for (what, args) in cases {
         let o = run_bounded(

@@ -24,6 +24,13 @@ impl ChallengeBudget {
         }
     }
 
+    /// Shard `shard`'s own draws: the state jumps by a mixed shard index, so shards of one
+    /// seed start far apart on splitmix64's cycle instead of one draw apart.
+    pub(crate) fn set_stream(&mut self, shard: u32) {
+        let mut jump = Self::new(u64::from(shard));
+        self.rng ^= jump.next();
+    }
+
     fn next(&mut self) -> u64 {
         self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.rng;
@@ -78,6 +85,24 @@ mod tests {
         // A limit of one: exactly one a second.
         assert_eq!(per_second(&mut b, 60, 1), 1);
         assert_eq!(per_second(&mut b, 61, 1), 1);
+    }
+
+    #[test]
+    fn shards_of_one_seed_draw_apart() {
+        let budgets = |shard: u32| {
+            let mut b = ChallengeBudget::new(7);
+            if shard != 0 {
+                b.set_stream(shard);
+            }
+            (0..20)
+                .map(|s| per_second(&mut b, s, 1000))
+                .collect::<Vec<_>>()
+        };
+        let (a, b, c) = (budgets(0), budgets(1), budgets(2));
+        assert!(a != b && b != c && a != c, "{a:?} {b:?} {c:?}");
+        // Not one draw apart: shard 1's budgets are not shard 0's shifted by a second.
+        assert_ne!(a[1..], b[..19]);
+        assert_ne!(b[1..], a[..19]);
     }
 
     #[test]

@@ -19,6 +19,13 @@ macro_rules! counters {
                 match name { $($name => Some(self.$field),)* _ => None }
             }
         }
+        /// Adds every counter of another stack (shards of one host, see [`crate::Shards`]):
+        /// the sum is what one stack doing all their work would have counted.
+        impl core::ops::AddAssign<&Counters> for Counters {
+            fn add_assign(&mut self, other: &Self) {
+                $(self.$field = self.$field.wrapping_add(other.$field);)*
+            }
+        }
     };
 }
 
@@ -168,5 +175,24 @@ mod tests {
         assert_eq!(c.get("TcpExtListenDrops"), Some(3));
         assert_eq!(c.get("TcpPassiveOpens"), Some(0));
         assert_eq!(c.get("Nope"), None);
+    }
+
+    #[test]
+    fn add_assign_sums_every_counter() {
+        let a = Counters {
+            listen_drops: 3,
+            passive_opens: 1,
+            ..Counters::default()
+        };
+        let mut sum = a.clone();
+        sum += &Counters {
+            passive_opens: 4,
+            challenge_ack_limited: 2,
+            ..Counters::default()
+        };
+        assert_eq!(sum.get("TcpExtListenDrops"), Some(3));
+        assert_eq!(sum.get("TcpPassiveOpens"), Some(5));
+        assert_eq!(sum.get("SynqChallengeACKLimited"), Some(2));
+        assert_eq!(sum.iter().map(|(_, v)| v).sum::<u64>(), 10);
     }
 }

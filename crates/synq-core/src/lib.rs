@@ -23,6 +23,11 @@
 //! [`Driver`]'s documentation has this loop as a runnable example: two stacks, a wire of
 //! two queues and a virtual clock, from `listen` and `connect` to `accept`.
 //!
+//! Several cores serve one address as shards: stacks made with [`Stack::new_shard`] from
+//! one seed share every secret (ISNs and SYN cookies agree across them) and draw their
+//! random choices from streams of their own; [`Steering`] picks a packet's shard by its
+//! 4-tuple, and [`Shards`] keeps N of them behind one [`Driver`].
+//!
 //! Malformed input is counted under Linux's counter names ([`Counters`]) and dropped;
 //! nothing in this crate panics on network input. Every queue is bounded by a knob of
 //! [`Config`], set by Linux sysctl name.
@@ -55,6 +60,7 @@ mod listener;
 mod recovery;
 mod request;
 mod rtt;
+mod shard;
 mod slab;
 mod stack;
 
@@ -69,6 +75,7 @@ pub use error::{
 pub use hash::FourTuple;
 pub use listener::{Family, Model};
 pub use rtt::{RttEstimator, RTO_INIT, RTO_MAX, RTO_MIN};
+pub use shard::{ShardListener, Shards, Steering};
 pub use stack::{ConnHandle, Event, ListenerHandle, ListenerInfo, Stack, SynRecvInfo};
 pub use synq_wire as wire;
 pub use time::{Duration, Instant};

@@ -55,7 +55,7 @@ mod stream;
 
 pub use device::{pipe, Device, PipeEnd, Received, Tso};
 pub use listener::TcpListener;
-pub use stack::{Direction, DriverStats, Stack, Tap};
+pub use stack::{random_seed, Direction, DriverStats, Stack, Tap};
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 pub use synq_core;
 #[cfg(feature = "tun")]

@@ -117,6 +117,12 @@ impl TcpListener {
             .ok_or_else(not_listening)
     }
 
+    /// The engine's handle of this listener, for calls through [`Stack::with`] and
+    /// [`Stack::with_mut`] that this type does not wrap.
+    pub fn handle(&self) -> ListenerHandle {
+        self.l
+    }
+
     /// The stack this listener lives on.
     pub fn stack(&self) -> &Stack {
         &self.stack

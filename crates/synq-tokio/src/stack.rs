@@ -173,12 +173,25 @@ impl Stack {
         config: synq_core::Config,
         seed: u64,
     ) -> io::Result<Self> {
+        let engine = synq_core::Stack::new(config, seed);
+        Self::from_engine(device, engine, std::time::Instant::now())
+    }
+
+    /// A stack over `device` driving `engine`, made by the caller (a shard of a
+    /// multi-threaded server: [`synq_core::Stack::new_shard`]), its clock reading the time
+    /// since `epoch`. Shards of one host share the epoch as they share secrets: SYN cookies
+    /// carry a minute counter and ISNs a 4 µs clock, both read from it.
+    pub fn from_engine(
+        device: impl Device,
+        engine: synq_core::Stack,
+        epoch: std::time::Instant,
+    ) -> io::Result<Self> {
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|e| io::Error::other(format!("synq-tokio needs a tokio runtime: {e}")))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                stack: synq_core::Stack::new(config, seed),
-                epoch: std::time::Instant::now(),
+                stack: engine,
+                epoch,
                 conns: HashMap::new(),
                 listeners: HashMap::new(),
                 failed: None,
@@ -240,6 +253,12 @@ impl Stack {
         f(&self.shared().lock().stack)
     }
 
+    /// Run `f` on the engine at its current time, for what the socket API does not wrap
+    /// (sharing a cookie stamp between shards, say), then let the driver send what it made.
+    pub fn with_mut<R>(&self, f: impl FnOnce(&mut synq_core::Stack, Instant) -> R) -> R {
+        self.call(f)
+    }
+
     /// The driver's own figures.
     pub fn driver_stats(&self) -> DriverStats {
         self.shared().lock().stats
@@ -273,9 +292,10 @@ impl Stack {
     }
 }
 
-/// Secrets for a real stack: from the OS's per-process hash keys and the time (never used by
-/// the sans-IO core itself, which takes the seed as an argument).
-fn random_seed() -> u64 {
+/// A seed for a real stack's secrets ([`Stack::new`] uses one): from the OS's per-process
+/// hash keys and the time (never used by the sans-IO core itself, which takes the seed as
+/// an argument). Shards of one host draw one and share it.
+pub fn random_seed() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
 }

@@ -324,3 +324,65 @@ async fn a_dead_driver_fails_waiting_sockets() {
     assert_eq!(e.kind(), ErrorKind::Other, "{e}");
     assert!(e.to_string().contains("driver task ended"), "{e}");
 }
+
+/// Shards of one host as `synq serve --threads` runs them: engines made with
+/// `synq_core::Stack::new_shard` from one seed and one epoch, each driven on a thread and
+/// runtime of its own over its own link, each with a listener on the same address; under
+/// `tcp_syncookies=2` each serves its client, and the group's cookie stamp is shared.
+#[test]
+fn shards_on_threads_of_their_own_serve_and_share_the_cookie_stamp() {
+    let epoch = std::time::Instant::now();
+    let (stamp_tx, stamp_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = std::sync::Arc::new(std::sync::Mutex::new(go_rx));
+    let threads: Vec<_> = (0..2u32)
+        .map(|i| {
+            let stamp_tx = stamp_tx.clone();
+            let go_rx = go_rx.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let (a, b) = pipe(1024);
+                    let mut config = synq_core::Config::default();
+                    config.set("net.ipv4.tcp_syncookies", "2").unwrap();
+                    let engine = synq_core::Stack::new_shard(config, 5, i);
+                    let server = Stack::from_engine(a, engine, epoch).unwrap();
+                    let client = Stack::with_seed(b, synq_core::Config::default(), 9).unwrap();
+                    server.add_address(SERVER.parse().unwrap());
+                    client.add_address(CLIENT.parse().unwrap());
+                    let listener = TcpListener::bind(&server, addr(7), 16).unwrap();
+                    let l = listener.handle();
+                    if i == 0 {
+                        // Only shard 0 meets a client (and sends a cookie) before the share.
+                        let c = TcpStream::connect(&client, addr(7));
+                        let (c, s) = tokio::join!(c, listener.accept());
+                        drop((c.unwrap(), s.unwrap()));
+                    }
+                    stamp_tx.send((i, server.clone(), l)).unwrap();
+                    let _ = go_rx.lock().unwrap().recv();
+                    server.with(|s| s.cookie_stamp(l))
+                })
+            })
+        })
+        .collect();
+    let mut shards: Vec<_> = (0..2).map(|_| stamp_rx.recv().unwrap()).collect();
+    shards.sort_by_key(|s| s.0);
+    let newest = shards
+        .iter()
+        .filter_map(|(_, s, l)| s.with(|e| e.cookie_stamp(*l)))
+        .max();
+    assert!(newest.is_some(), "shard 0 sent a cookie");
+    assert_eq!(shards[1].1.with(|e| e.cookie_stamp(shards[1].2)), None);
+    for (_, s, l) in &shards {
+        s.with_mut(|e, _| e.share_cookie_stamp(*l, newest.unwrap()));
+    }
+    for _ in 0..2 {
+        go_tx.send(()).unwrap();
+    }
+    for t in threads {
+        assert_eq!(t.join().unwrap(), newest);
+    }
+}

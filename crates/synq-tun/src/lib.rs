@@ -10,6 +10,10 @@
 //! so the kernel's own programs run inside the namespace (`ip netns exec`) and reach the
 //! userspace stack through the device, while nothing outside the namespace sees either.
 //!
+//! [`Tun::create_queues`] opens a multi-queue device (`IFF_MULTI_QUEUE`): one descriptor per
+//! queue, the kernel spreading flows over them by their hash, each [`TunQueue`] handed to
+//! the thread (and tokio runtime) that will drive it.
+//!
 //! Everything here needs root (`CAP_NET_ADMIN`) and `/dev/net/tun`; [`unsupported`] says
 //! in one line why not, where it cannot work.
 
@@ -85,25 +89,63 @@ impl Tun {
     }
 
     fn open(name: &str, mtu: u16, offload: bool) -> io::Result<Self> {
-        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad interface name {name:?} (1 to 15 characters, no '/' or space)"),
-            ));
-        }
-        let dev = tun_rs::DeviceBuilder::new()
-            .name(name)
-            .mtu(mtu)
-            .packet_information(false)
-            .tx_queue_len(TX_QUEUE_LEN)
-            .offload(offload)
-            .enable(false)
-            .build_async()?;
+        let dev = builder(name, mtu, offload)?.build_async()?;
         Ok(Self {
             dev,
             name: name.to_string(),
             offload,
         })
+    }
+
+    /// Create `name` with `queues` queues (`IFF_MULTI_QUEUE`, at most [`MAX_QUEUES`]): one
+    /// descriptor each, every one a device of its own to read and write, for a thread each.
+    /// The kernel picks a packet's queue by its flow hash (a flow stays on the queue that
+    /// last wrote a packet of it, see `tun_automq_select_queue`). With `offload`, every
+    /// queue has it. The interface goes when the last queue closes. Needs no runtime: each
+    /// queue joins one with [`TunQueue::into_tun`].
+    pub fn create_queues(
+        name: &str,
+        mtu: u16,
+        offload: bool,
+        queues: usize,
+    ) -> io::Result<Vec<TunQueue>> {
+        if !(1..=MAX_QUEUES).contains(&queues) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{queues} queues: a TUN device has 1 to {MAX_QUEUES}"),
+            ));
+        }
+        let first = builder(name, mtu, offload)?
+            .multi_queue(true)
+            .build_sync()?;
+        let mut devs = Vec::with_capacity(queues);
+        for _ in 1..queues {
+            devs.push(first.try_clone()?);
+        }
+        devs.insert(0, first);
+        Ok(devs
+            .into_iter()
+            .map(|dev| TunQueue {
+                dev,
+                name: name.to_string(),
+                offload,
+            })
+            .collect())
+    }
+
+    /// As [`Tun::create_queues`], and give the kernel side `host/prefix`, up (what
+    /// `synq serve --threads N` does).
+    pub fn create_queues_with_address(
+        name: &str,
+        mtu: u16,
+        offload: bool,
+        queues: usize,
+        host: IpAddr,
+        prefix: u8,
+    ) -> io::Result<Vec<TunQueue>> {
+        let q = Self::create_queues(name, mtu, offload, queues)?;
+        address_up(name, host, prefix)?;
+        Ok(q)
     }
 
     /// Create `name` and give the kernel side `host/prefix`, up: what `synq serve` does. The
@@ -116,11 +158,7 @@ impl Tun {
         prefix: u8,
     ) -> io::Result<Self> {
         let tun = Self::open(name, mtu, offload)?;
-        ip(
-            None,
-            &["addr", "add", &format!("{host}/{prefix}"), "dev", name],
-        )?;
-        ip(None, &["link", "set", "dev", name, "up"])?;
+        address_up(name, host, prefix)?;
         Ok(tun)
     }
 
@@ -128,24 +166,7 @@ impl Tun {
     /// `host/prefix`, the device and the namespace's loopback come up. The descriptor stays
     /// with this process.
     pub fn move_into(&self, ns: &Netns, host: IpAddr, prefix: u8) -> io::Result<()> {
-        ip(
-            None,
-            &["link", "set", "dev", &self.name, "netns", ns.name()],
-        )?;
-        let n = Some(ns);
-        ip(
-            n,
-            &[
-                "addr",
-                "add",
-                &format!("{host}/{prefix}"),
-                "dev",
-                &self.name,
-            ],
-        )?;
-        ip(n, &["link", "set", "dev", &self.name, "up"])?;
-        ip(n, &["link", "set", "dev", "lo", "up"])?;
-        Ok(())
+        move_link(&self.name, ns, host, prefix)
     }
 
     /// The interface name.
@@ -229,6 +250,88 @@ impl Tun {
             .try_send_vectored(&[IoSlice::new(&hdr), IoSlice::new(packet)])?;
         Ok(n.saturating_sub(VNET_HDR))
     }
+}
+
+/// Most queues a TUN device takes (Linux `MAX_TAP_QUEUES`).
+pub const MAX_QUEUES: usize = 256;
+
+/// One queue of a multi-queue TUN device ([`Tun::create_queues`]), not yet registered with
+/// a tokio runtime, so it can move to the thread whose runtime will drive it.
+pub struct TunQueue {
+    dev: tun_rs::SyncDevice,
+    name: String,
+    offload: bool,
+}
+
+impl std::fmt::Debug for TunQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunQueue")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl TunQueue {
+    /// The queue as a [`Tun`], registered with the current tokio runtime (fails outside
+    /// one).
+    pub fn into_tun(self) -> io::Result<Tun> {
+        Ok(Tun {
+            dev: tun_rs::AsyncDevice::new(self.dev)?,
+            name: self.name,
+            offload: self.offload,
+        })
+    }
+
+    /// The interface name (every queue of a device has the same).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// As [`Tun::move_into`]: the interface (with every queue) moves into `ns`.
+    pub fn move_into(&self, ns: &Netns, host: IpAddr, prefix: u8) -> io::Result<()> {
+        move_link(&self.name, ns, host, prefix)
+    }
+}
+
+/// The device settings every TUN of ours has: raw IP, our queue length, down until
+/// configured.
+fn builder(name: &str, mtu: u16, offload: bool) -> io::Result<tun_rs::DeviceBuilder> {
+    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name {name:?} (1 to 15 characters, no '/' or space)"),
+        ));
+    }
+    Ok(tun_rs::DeviceBuilder::new()
+        .name(name)
+        .mtu(mtu)
+        .packet_information(false)
+        .tx_queue_len(TX_QUEUE_LEN)
+        .offload(offload)
+        .enable(false))
+}
+
+/// Give the kernel side of `name` `host/prefix` and bring it up, in this namespace.
+fn address_up(name: &str, host: IpAddr, prefix: u8) -> io::Result<()> {
+    ip(
+        None,
+        &["addr", "add", &format!("{host}/{prefix}"), "dev", name],
+    )?;
+    ip(None, &["link", "set", "dev", name, "up"])
+}
+
+/// Move interface `name` into `ns`, give it `host/prefix` there and bring it and the
+/// namespace's loopback up.
+fn move_link(name: &str, ns: &Netns, host: IpAddr, prefix: u8) -> io::Result<()> {
+    ip(None, &["link", "set", "dev", name, "netns", ns.name()])?;
+    let n = Some(ns);
+    ip(
+        n,
+        &["addr", "add", &format!("{host}/{prefix}"), "dev", name],
+    )?;
+    ip(n, &["link", "set", "dev", name, "up"])?;
+    ip(n, &["link", "set", "dev", "lo", "up"])?;
+    Ok(())
 }
 
 /// A network namespace of our own (`ip netns add`), deleted with everything in it on drop.
