@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use synq_core::{Counters, ListenerInfo};
+use synq_core::{Counters, Family, FreeBsdCounters, ListenerInfo};
 use synq_tokio::{DriverStats, Stack};
 
 #[derive(Args, Debug)]
@@ -29,10 +29,13 @@ pub(crate) fn snapshot(stacks: &[Stack]) -> Value {
     let mut listeners: Vec<ListenerInfo> = Vec::new();
     let mut connections = Vec::new();
     let mut counters = Counters::default();
+    let mut bsd = FreeBsdCounters::default();
+    let mut freebsd = false;
     let mut drivers = Vec::with_capacity(stacks.len());
     let mut shards = Vec::with_capacity(stacks.len());
     for (i, stack) in stacks.iter().enumerate() {
-        let (ls, conns, c) = stack.with(|s| {
+        let (ls, conns, c, b) = stack.with(|s| {
+            freebsd |= s.config().model.family() == Family::FreeBsd;
             let mut conns: Vec<Value> = s
                 .connections()
                 .map(|c| {
@@ -50,6 +53,7 @@ pub(crate) fn snapshot(stacks: &[Stack]) -> Value {
                 s.listeners().collect::<Vec<_>>(),
                 conns,
                 s.counters().clone(),
+                s.freebsd_counters().clone(),
             )
         });
         let d = stack.driver_stats();
@@ -60,24 +64,30 @@ pub(crate) fn snapshot(stacks: &[Stack]) -> Value {
             }
         }
         counters += &c;
+        bsd += &b;
         shards.push(json!({
             "shard": i,
             "listeners": ls.iter().map(listener_json).collect::<Vec<_>>(),
             "connections": conns.len(),
-            "counters": counters_json(&c),
+            "counters": counters_json(c.iter()),
             "driver": driver_json(&[d]),
         }));
         drivers.push(d);
         connections.extend(conns);
     }
     connections.sort_by(|a, b| a["local"].as_str().cmp(&b["local"].as_str()));
-    json!({
+    let mut v = json!({
         "listeners": listeners.iter().map(listener_json).collect::<Vec<_>>(),
         "connections": connections,
-        "counters": counters_json(&counters),
+        "counters": counters_json(counters.iter()),
         "driver": driver_json(&drivers),
         "shards": shards,
-    })
+    });
+    if freebsd {
+        // The syncache's own counters, under FreeBSD's `struct tcpstat` names.
+        v["freebsd_counters"] = counters_json(bsd.iter());
+    }
+    v
 }
 
 fn listener_json(l: &ListenerInfo) -> Value {
@@ -85,9 +95,8 @@ fn listener_json(l: &ListenerInfo) -> Value {
            "send_q": l.send_q, "syn_recv": l.syn_recv})
 }
 
-fn counters_json(c: &Counters) -> Value {
-    c.iter()
-        .map(|(k, v)| (k.to_string(), v.into()))
+fn counters_json<'a>(c: impl Iterator<Item = (&'a str, u64)>) -> Value {
+    c.map(|(k, v)| (k.to_string(), v.into()))
         .collect::<serde_json::Map<String, Value>>()
         .into()
 }
@@ -178,6 +187,15 @@ pub(crate) fn render(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(m) = v["counters"].as_object() {
         for (k, x) in m {
             writeln!(out, "{k:<32} {:<12} 0.0", s(x))?;
+        }
+    }
+    if let Some(m) = v["freebsd_counters"].as_object() {
+        writeln!(
+            out,
+            "# netstat -s -p tcp (FreeBSD syncache, struct tcpstat names)"
+        )?;
+        for (k, x) in m {
+            writeln!(out, "{k:<32} {}", s(x))?;
         }
     }
     // One shard is the whole server: its figures are the ones above.

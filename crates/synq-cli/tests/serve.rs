@@ -606,6 +606,48 @@ time.sleep(60)\n";
 }
 
 #[test]
+fn freebsd_model_over_tun_answers_every_syn_and_resets_beyond_the_limit() {
+    const TEST: &str = "freebsd_model_over_tun_answers_every_syn_and_resets_beyond_the_limit";
+    if let Some(why) = real::unsupported(&["python3"]) {
+        real::skip(TEST, &why);
+        return;
+    }
+    // listen(0): FreeBSD's listen queue takes floor(3*0/2)+1 = 1 completed connection.
+    let server = Server::start("fbsd", 80, 0, &["--app", "hold", "--model", "freebsd"]);
+    let clients = "import socket, time\n\
+socks = [socket.socket() for _ in range(3)]\n\
+for s in socks:\n    s.setblocking(False)\n    s.connect_ex(('10.71.0.2', 80))\n\
+time.sleep(60)\n";
+    let _clients = KillOnDrop(
+        server
+            .ns
+            .command("python3")
+            .args(["-c", clients])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    let v = stat_until(&server, Duration::from_secs(15), |v| {
+        v["freebsd_counters"]["tcps_listendrop"].as_u64() == Some(2)
+    });
+    // Every SYN answered; the first completed connection queued, the other two reset at
+    // their final ACK (rst_on_sock_fail=1).
+    assert_eq!(v["freebsd_counters"]["tcps_listendrop"], 2, "{v}");
+    assert_eq!(v["freebsd_counters"]["tcps_sc_added"], 3, "{v}");
+    assert_eq!(v["listeners"][0]["recv_q"], 1, "{v}");
+    assert_eq!(v["counters"]["TcpOutRsts"], 2, "{v}");
+    let o = synq(&["stat", "--control", server.control.to_str().unwrap()]);
+    assert!(o.status.success(), "synq stat: {}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("# netstat -s -p tcp"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["tcps_listendrop", "2"]),
+        "{out}"
+    );
+}
+
+#[test]
 fn threads_2_spread_connections_over_two_shards() {
     const TEST: &str = "threads_2_spread_connections_over_two_shards";
     if let Some(why) = real::unsupported(&["curl"]) {

@@ -21,7 +21,7 @@ macro_rules! counters {
         }
         /// Adds every counter of another stack (shards of one host, see [`crate::Shards`]):
         /// the sum is what one stack doing all their work would have counted.
-        impl core::ops::AddAssign<&Counters> for Counters {
+        impl core::ops::AddAssign<&$ty> for $ty {
             fn add_assign(&mut self, other: &Self) {
                 $(self.$field = self.$field.wrapping_add(other.$field);)*
             }

@@ -464,6 +464,32 @@ mod tests {
     }
 
     #[test]
+    fn a_freebsd_cookie_from_one_shard_validates_on_another() {
+        // FreeBSD's cookie key and bucket hash derive from the shared seed too: with
+        // syncookies_only every shard checks any shard's cookies. (A bucket overflow, and
+        // so a pause, stays the business of the shard it happened on.)
+        let mut config = Config::default();
+        config.set("synq.listen_model", "freebsd").unwrap();
+        config.set("net.inet.tcp.syncookies_only", "1").unwrap();
+        let mut shards = two(&config);
+        let local = SocketAddr::new(SERVER, 80);
+        let l = shards.listen(Instant::ZERO, local, 16).unwrap();
+        let mut c = client();
+        let now = Instant::from_secs(5);
+        c.connect(now, local).unwrap();
+        let [syn] = drain(&mut c, now).try_into().unwrap();
+        shards.handle_packet_on(now, 0, &syn);
+        let [synack] = drain(&mut shards, now).try_into().unwrap();
+        c.handle_packet(now, &synack);
+        let [ack] = drain(&mut c, now).try_into().unwrap();
+        shards.handle_packet_on(now, 1, &ack);
+        let bsd = shards.shard(1).unwrap().freebsd_counters();
+        assert_eq!(bsd.sc_recvcookie, 1);
+        assert_eq!(shards.accept(now, &l).unwrap().0, 1);
+        assert!(drain(&mut shards, now).is_empty(), "no RST");
+    }
+
+    #[test]
     fn isns_and_timestamps_agree_across_shards() {
         let mut shards = Shards::new(&Config::default(), SEED, NonZeroUsize::new(3).unwrap());
         shards.add_address(SERVER);

@@ -160,6 +160,23 @@ impl Stack {
         self.config.model = model;
     }
 
+    /// When listener `l` last sent a SYN cookie (Linux's `tcp_synq_overflow` stamp): it
+    /// checks ACKs as cookies only within two minutes of it.
+    pub fn cookie_stamp(&self, l: ListenerHandle) -> Option<Instant> {
+        self.listen.get(l.0).and_then(|l| l.last_overflow)
+    }
+
+    /// Take a sibling listener's stamp when it is newer: Linux keeps one stamp per
+    /// SO_REUSEPORT group (`reuse->synq_overflow_ts`), so a cookie one socket sent
+    /// validates on any socket of the group.
+    pub fn share_cookie_stamp(&mut self, l: ListenerHandle, stamp: Instant) {
+        if let Some(l) = self.listen.get_mut(l.0) {
+            if l.last_overflow.is_none_or(|t| t < stamp) {
+                l.last_overflow = Some(stamp);
+            }
+        }
+    }
+
     /// The FreeBSD model's syncache counters, under their `netstat -s` (`struct tcpstat`)
     /// names. The other models leave them at zero.
     pub fn freebsd_counters(&self) -> &crate::counters::FreeBsdCounters {
