@@ -482,8 +482,9 @@ fn bytes_per<T>(n: usize, make: impl FnOnce(usize) -> T) -> f64 {
     let kept = make(n);
     let s = region.change();
     drop(kept);
-    let live =
-        s.bytes_allocated as i128 - s.bytes_deallocated as i128 + s.bytes_reallocated as i128;
+    // stats_alloc already adds a realloc's growth to `bytes_allocated` (and a shrink to
+    // `bytes_deallocated`); `bytes_reallocated` repeats it and is not added again.
+    let live = s.bytes_allocated as i128 - s.bytes_deallocated as i128;
     live as f64 / n as f64
 }
 

@@ -1,4 +1,7 @@
 //! A generational slab: handles stay small and a stale handle is detected, never aliased.
+//! Slots live in fixed-size chunks, so the slab grows by a chunk at a time instead of
+//! doubling: a connection costs its own size, not up to twice it (a `Vec` that just
+//! doubled holds half its capacity empty).
 
 /// Index plus generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,20 +19,59 @@ enum Slot<T> {
 /// Slots reused through a free list; a bumped generation invalidates old keys.
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
-    slots: Vec<Slot<T>>,
+    /// Chunks of `1 << shift` slots, each allocated at that capacity once; only the last
+    /// is partly filled.
+    chunks: Vec<Vec<Slot<T>>>,
+    /// Slots ever pushed (the next fresh index).
+    pushed: usize,
     free_head: u32,
     len: usize,
 }
 
 const NONE: u32 = u32::MAX;
+/// Bytes a chunk aims at: big enough that the chunk list stays short, small enough that
+/// the last, partly filled chunk wastes little.
+const CHUNK_BYTES: usize = 32 * 1024;
 
 impl<T> Slab<T> {
+    /// Slots per chunk, as a shift: a power of two, so finding a slot is a shift and a
+    /// mask (a constant per type: every packet looks up a few slots).
+    const SHIFT: u32 = {
+        let per = CHUNK_BYTES
+            / if size_of::<Slot<T>>() == 0 {
+                1
+            } else {
+                size_of::<Slot<T>>()
+            };
+        if per == 0 {
+            0
+        } else {
+            per.ilog2()
+        }
+    };
+    const MASK: usize = (1 << Self::SHIFT) - 1;
+
     pub(crate) fn new() -> Self {
         Self {
-            slots: Vec::new(),
+            chunks: Vec::new(),
+            pushed: 0,
             free_head: NONE,
             len: 0,
         }
+    }
+
+    #[inline]
+    fn slot(&self, index: u32) -> Option<&Slot<T>> {
+        let i = index as usize;
+        self.chunks.get(i >> Self::SHIFT)?.get(i & Self::MASK)
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<T>> {
+        let i = index as usize;
+        self.chunks
+            .get_mut(i >> Self::SHIFT)?
+            .get_mut(i & Self::MASK)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -40,7 +82,9 @@ impl<T> Slab<T> {
         self.len += 1;
         if self.free_head != NONE {
             let index = self.free_head;
-            let slot = &mut self.slots[index as usize];
+            let slot = self
+                .slot_mut(index)
+                .expect("the free list points into the slab");
             let (generation, next) = match *slot {
                 Slot::Free {
                     generation,
@@ -48,15 +92,21 @@ impl<T> Slab<T> {
                 } => (generation, next_free),
                 Slot::Full { .. } => unreachable!("free list points at a full slot"),
             };
-            self.free_head = next;
             *slot = Slot::Full { generation, value };
+            self.free_head = next;
             Key { index, generation }
         } else {
-            let index = u32::try_from(self.slots.len()).expect("slab index overflow");
-            self.slots.push(Slot::Full {
-                generation: 0,
-                value,
-            });
+            let index = u32::try_from(self.pushed).expect("slab index overflow");
+            if self.pushed >> Self::SHIFT == self.chunks.len() {
+                self.chunks.push(Vec::with_capacity(1 << Self::SHIFT));
+            }
+            self.pushed += 1;
+            if let Some(chunk) = self.chunks.last_mut() {
+                chunk.push(Slot::Full {
+                    generation: 0,
+                    value,
+                });
+            }
             Key {
                 index,
                 generation: 0,
@@ -65,7 +115,7 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn get(&self, key: Key) -> Option<&T> {
-        match self.slots.get(key.index as usize)? {
+        match self.slot(key.index)? {
             Slot::Full { generation, value } if *generation == key.generation => Some(value),
             _ => None,
         }
@@ -76,21 +126,22 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
-        match self.slots.get_mut(key.index as usize)? {
+        match self.slot_mut(key.index)? {
             Slot::Full { generation, value } if *generation == key.generation => Some(value),
             _ => None,
         }
     }
 
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
-        let slot = self.slots.get_mut(key.index as usize)?;
+        let free_head = self.free_head;
+        let slot = self.slot_mut(key.index)?;
         match slot {
             Slot::Full { generation, .. } if *generation == key.generation => {}
             _ => return None,
         }
         let next = Slot::Free {
             generation: key.generation.wrapping_add(1),
-            next_free: self.free_head,
+            next_free: free_head,
         };
         let old = core::mem::replace(slot, next);
         self.free_head = key.index;
@@ -102,16 +153,20 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
-            Slot::Full { generation, value } => Some((
-                Key {
-                    index: i as u32,
-                    generation: *generation,
-                },
-                value,
-            )),
-            Slot::Free { .. } => None,
-        })
+        self.chunks
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Full { generation, value } => Some((
+                    Key {
+                        index: i as u32,
+                        generation: *generation,
+                    },
+                    value,
+                )),
+                Slot::Free { .. } => None,
+            })
     }
 }
 
@@ -135,5 +190,27 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s.remove(a), None);
         assert_eq!(s.iter().count(), 2);
+    }
+
+    #[test]
+    fn chunks_fill_one_at_a_time() {
+        // Big values: a chunk holds a few; keys stay valid across chunks.
+        let mut s: Slab<[u8; 4000]> = Slab::new();
+        let per = 1usize << Slab::<[u8; 4000]>::SHIFT;
+        assert!(per >= 1 && per * 4000 <= 2 * CHUNK_BYTES);
+        let keys: Vec<Key> = (0..3 * per + 1)
+            .map(|i| s.insert([i as u8; 4000]))
+            .collect();
+        assert_eq!(s.chunks.len(), 4);
+        assert!(s.chunks.iter().all(|c| c.capacity() == per));
+        for (i, &k) in keys.iter().enumerate() {
+            assert_eq!(s.get(k).map(|v| v[0]), Some(i as u8));
+        }
+        assert_eq!(s.remove(keys[per]).map(|v| v[0]), Some(per as u8));
+        let again = s.insert([7; 4000]);
+        assert_eq!(again.index, keys[per].index);
+        assert_eq!(s.chunks.len(), 4, "a freed slot is reused first");
+        let order: Vec<u32> = s.iter().map(|(k, _)| k.index).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]) && order.len() == 3 * per + 1);
     }
 }

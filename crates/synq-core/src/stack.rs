@@ -1,6 +1,7 @@
 //! The stack: demultiplexing, listeners, timers, transmit scheduling and the socket API.
 
 mod audit;
+mod index;
 mod passive;
 
 pub use crate::listener::SynRecvInfo;
@@ -11,7 +12,7 @@ use crate::conn::{emit, ev, rst_reply, ConnInfo, Connection, Ctx, Disposition, S
 use crate::cookie::CookieKeys;
 use crate::counters::{Counters, FreeBsdCounters};
 use crate::error::{AcceptError, CloseError, ConnectError, ListenError, RecvError, SendError};
-use crate::hash::{FourTuple, HashMap, Secret, Secrets, SeededState};
+use crate::hash::{FourTuple, Secret, Secrets, SeededState};
 use crate::listener::ListenTable;
 use crate::slab::{Key, Slab};
 use crate::Instant;
@@ -97,7 +98,7 @@ pub struct Stack {
     bsd_counters: FreeBsdCounters,
     addrs: Vec<IpAddr>,
     conns: Slab<Slot>,
-    by_tuple: HashMap<FourTuple, Key>,
+    by_tuple: index::ConnIndex,
     /// Listeners, half-open requests, cookie keys and peer metrics.
     listen: ListenTable,
     /// Connection timers (request timers live in the request table).
@@ -152,7 +153,7 @@ impl Stack {
             bsd_counters: FreeBsdCounters::default(),
             addrs: Vec::new(),
             conns: Slab::new(),
-            by_tuple: HashMap::with_hasher(hash),
+            by_tuple: index::ConnIndex::new(hash),
             listen: ListenTable::new(hash, cookie_keys, syncache_key),
             timers: BTreeSet::new(),
             control: VecDeque::new(),
@@ -244,7 +245,7 @@ impl Stack {
             remote: SocketAddr::new(ip.dst, seg.src_port),
         };
         let mut reopened = false;
-        if let Some(&key) = self.by_tuple.get(&tuple) {
+        if let Some(key) = self.by_tuple.get(&self.conns, &tuple) {
             let (conns, mut ctx) = self.ctx(now);
             let Some(slot) = conns.get_mut(key) else {
                 return;
@@ -446,7 +447,7 @@ impl Stack {
         };
         if slot.hashed && slot.conn.state == State::Closed {
             slot.hashed = false;
-            self.by_tuple.remove(&slot.conn.tuple);
+            self.by_tuple.remove(&slot.conn.tuple, key);
         }
         if slot.conn.events != 0 && !slot.in_events && !slot.unaccepted && !slot.conn.orphan {
             slot.in_events = true;
@@ -485,7 +486,7 @@ impl Stack {
                 self.timers.remove(&(t, key));
             }
             if slot.hashed {
-                self.by_tuple.remove(&slot.conn.tuple);
+                self.by_tuple.remove(&slot.conn.tuple, key);
             }
             if slot.conn.orphan {
                 self.orphans = self.orphans.saturating_sub(1);
@@ -652,7 +653,8 @@ impl Stack {
         if let Some(key) = self.listen.relisten(local, backlog) {
             return Ok(ListenerHandle(key));
         }
-        if self.listen.clashes(local) || self.by_tuple.keys().any(|t| t.local == local) {
+        let bound = |(_, s): (Key, &Slot)| s.hashed && s.conn.tuple.local == local;
+        if self.listen.clashes(local) || self.conns.iter().any(bound) {
             return Err(ListenError::AddrInUse);
         }
         Ok(ListenerHandle(self.listen.open(now, local, backlog)))
@@ -732,7 +734,7 @@ impl Stack {
             let port = lo + ((start + i) % span) as u16;
             let local = SocketAddr::new(local_ip, port);
             let tuple = FourTuple { local, remote };
-            if !self.by_tuple.contains_key(&tuple)
+            if self.by_tuple.get(&self.conns, &tuple).is_none()
                 && self.listen.find_request(&self.addrs, &tuple).is_none()
                 && self.listen.find(local).is_none()
             {
@@ -756,7 +758,7 @@ impl Stack {
             return Err(ConnectError::InvalidInput);
         }
         let tuple = FourTuple { local, remote };
-        if self.by_tuple.contains_key(&tuple)
+        if self.by_tuple.get(&self.conns, &tuple).is_some()
             || self.listen.find_request(&self.addrs, &tuple).is_some()
         {
             return Err(ConnectError::AddrInUse);
@@ -789,7 +791,7 @@ impl Stack {
             in_tw: false,
             metrics_saved: false,
         });
-        self.by_tuple.insert(tuple, key);
+        self.by_tuple.insert(&self.conns, key);
         self.counters.active_opens += 1;
         self.touch(now, key);
         Ok(ConnHandle(key))

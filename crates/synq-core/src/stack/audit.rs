@@ -64,7 +64,7 @@ impl Stack {
             if slot.unaccepted && !queued.contains_key(&key) {
                 return Err(format!("{key:?} unaccepted but in no accept queue"));
             }
-            if slot.hashed != (self.by_tuple.get(&slot.conn.tuple) == Some(&key)) {
+            if slot.hashed != (self.by_tuple.get(&self.conns, &slot.conn.tuple) == Some(key)) {
                 return Err(format!(
                     "{key:?}: hashed flag disagrees with the 4-tuple map"
                 ));

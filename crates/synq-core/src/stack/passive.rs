@@ -58,7 +58,7 @@ impl Stack {
             in_tw: false,
             metrics_saved: false,
         });
-        self.by_tuple.insert(c.tuple, key);
+        self.by_tuple.insert(&self.conns, key);
         self.counters.passive_opens += 1;
         if let Some(seg) = seg {
             let (conns, mut ctx) = self.ctx(now);
