@@ -547,6 +547,26 @@ fn pcap_holds_the_handshake() {
     );
 }
 
+/// `n` non-blocking connects to port 80 from the server's namespace, held open for at most
+/// 60 s (killed when the returned guard drops).
+fn held_connects(server: &Server, n: usize) -> KillOnDrop {
+    let clients = format!(
+        "import socket, time\n\
+socks = [socket.socket() for _ in range({n})]\n\
+for s in socks:\n    s.setblocking(False)\n    s.connect_ex(('10.71.0.2', 80))\n\
+time.sleep(60)\n"
+    );
+    KillOnDrop(
+        server
+            .ns
+            .command("python3")
+            .args(["-c", &clients])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("python3"),
+    )
+}
+
 #[test]
 fn stat_shows_the_full_accept_queue() {
     if let Some(why) = real::unsupported(&["python3"]) {
@@ -554,21 +574,7 @@ fn stat_shows_the_full_accept_queue() {
         return;
     }
     let server = Server::start("hold", 80, 2, &["--app", "hold", "--model", "linux"]);
-    // Five non-blocking connects, held open for at most 60 s (killed when the test ends).
-    let clients = "import socket, time\n\
-socks = [socket.socket() for _ in range(5)]\n\
-for s in socks:\n    s.setblocking(False)\n    s.connect_ex(('10.71.0.2', 80))\n\
-print('connecting', flush=True)\n\
-time.sleep(60)\n";
-    let _clients = KillOnDrop(
-        server
-            .ns
-            .command("python3")
-            .args(["-c", clients])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("python3"),
-    );
+    let _clients = held_connects(&server, 5);
     let v = stat_until(&server, Duration::from_secs(15), |v| {
         v["listeners"][0]["recv_q"] == 3
             && v["counters"]["TcpExtListenOverflows"].as_u64() > Some(0)
@@ -614,19 +620,7 @@ fn freebsd_model_over_tun_answers_every_syn_and_resets_beyond_the_limit() {
     }
     // listen(0): FreeBSD's listen queue takes floor(3*0/2)+1 = 1 completed connection.
     let server = Server::start("fbsd", 80, 0, &["--app", "hold", "--model", "freebsd"]);
-    let clients = "import socket, time\n\
-socks = [socket.socket() for _ in range(3)]\n\
-for s in socks:\n    s.setblocking(False)\n    s.connect_ex(('10.71.0.2', 80))\n\
-time.sleep(60)\n";
-    let _clients = KillOnDrop(
-        server
-            .ns
-            .command("python3")
-            .args(["-c", clients])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("python3"),
-    );
+    let _clients = held_connects(&server, 3);
     let v = stat_until(&server, Duration::from_secs(15), |v| {
         v["freebsd_counters"]["tcps_listendrop"].as_u64() == Some(2)
     });
