@@ -22,6 +22,29 @@ pub(crate) fn json(v: &serde_json::Value) -> Result {
     print(|w| writeln!(w, "{v}"))
 }
 
+/// Counters as one JSON object, name to value, in the order given.
+pub(crate) fn counters_json<'a>(c: impl IntoIterator<Item = (&'a str, u64)>) -> serde_json::Value {
+    c.into_iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect::<serde_json::Map<String, serde_json::Value>>()
+        .into()
+}
+
+/// A `#title` line, then `name value` for each non-zero counter, as nstat prints them.
+pub(crate) fn nonzero_counters<'a>(
+    w: &mut dyn Write,
+    title: &str,
+    c: impl IntoIterator<Item = (&'a str, u64)>,
+) -> io::Result<()> {
+    writeln!(w, "#{title}")?;
+    for (k, v) in c {
+        if v != 0 {
+            writeln!(w, "{k:<32} {v}")?;
+        }
+    }
+    Ok(())
+}
+
 /// `synq: warning: MSG` on stderr.
 pub(crate) fn warn(msg: &str) {
     stderr(&format!("synq: warning: {msg}\n"));

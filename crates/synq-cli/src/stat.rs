@@ -2,7 +2,7 @@
 //! `nstat` show a kernel's.
 
 use crate::error::{Error, Result};
-use crate::output;
+use crate::output::{self, counters_json};
 use clap::Args;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -93,12 +93,6 @@ pub(crate) fn snapshot(stacks: &[Stack]) -> Value {
 fn listener_json(l: &ListenerInfo) -> Value {
     json!({"local": l.local.to_string(), "recv_q": l.recv_q,
            "send_q": l.send_q, "syn_recv": l.syn_recv})
-}
-
-fn counters_json<'a>(c: impl Iterator<Item = (&'a str, u64)>) -> Value {
-    c.map(|(k, v)| (k.to_string(), v.into()))
-        .collect::<serde_json::Map<String, Value>>()
-        .into()
 }
 
 /// The driver figures of `ds` added up.

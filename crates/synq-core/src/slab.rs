@@ -22,8 +22,6 @@ pub(crate) struct Slab<T> {
     /// Chunks of `1 << shift` slots, each allocated at that capacity once; only the last
     /// is partly filled.
     chunks: Vec<Vec<Slot<T>>>,
-    /// Slots ever pushed (the next fresh index).
-    pushed: usize,
     free_head: u32,
     len: usize,
 }
@@ -54,7 +52,6 @@ impl<T> Slab<T> {
     pub(crate) fn new() -> Self {
         Self {
             chunks: Vec::new(),
-            pushed: 0,
             free_head: NONE,
             len: 0,
         }
@@ -96,17 +93,23 @@ impl<T> Slab<T> {
             self.free_head = next;
             Key { index, generation }
         } else {
-            let index = u32::try_from(self.pushed).expect("slab index overflow");
-            if self.pushed >> Self::SHIFT == self.chunks.len() {
+            if self
+                .chunks
+                .last()
+                .is_none_or(|c| c.len() == 1 << Self::SHIFT)
+            {
                 self.chunks.push(Vec::with_capacity(1 << Self::SHIFT));
             }
-            self.pushed += 1;
-            if let Some(chunk) = self.chunks.last_mut() {
-                chunk.push(Slot::Full {
-                    generation: 0,
-                    value,
-                });
-            }
+            let full = (self.chunks.len() - 1) << Self::SHIFT;
+            let chunk = self
+                .chunks
+                .last_mut()
+                .expect("a chunk with room was just ensured");
+            let index = u32::try_from(full + chunk.len()).expect("slab index overflow");
+            chunk.push(Slot::Full {
+                generation: 0,
+                value,
+            });
             Key {
                 index,
                 generation: 0,

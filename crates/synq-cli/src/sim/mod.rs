@@ -10,6 +10,7 @@ pub(crate) mod synflood;
 pub(crate) mod transfer;
 
 use crate::error::{Error, Result};
+use crate::output::{counters_json, nonzero_counters};
 use crate::sysctl::{config, StackArgs};
 use clap::Args;
 use std::fmt::Display;
@@ -110,11 +111,7 @@ fn backlog_params(a: &BacklogArgs) -> Result<BacklogParams> {
 fn print_backlog(scenario: &str, a: &BacklogArgs, model: Model, r: &BacklogReport) -> Result {
     let overflow = scenario == "overflow";
     if a.json {
-        let counters: serde_json::Map<String, serde_json::Value> = r
-            .counters
-            .iter()
-            .map(|&(k, v)| (k.to_string(), v.into()))
-            .collect();
+        let counters = counters_json(r.counters.iter().copied());
         let mut v = serde_json::json!({
             "scenario": scenario,
             "model": model.name(),
@@ -127,12 +124,7 @@ fn print_backlog(scenario: &str, a: &BacklogArgs, model: Model, r: &BacklogRepor
             v["clients"] = serde_json::json!(r.clients);
         }
         if model.family() == synq_core::Family::FreeBsd {
-            let bsd: serde_json::Map<String, serde_json::Value> = r
-                .freebsd_counters
-                .iter()
-                .map(|&(k, v)| (k.to_string(), v.into()))
-                .collect();
-            v["freebsd_counters"] = bsd.into();
+            v["freebsd_counters"] = counters_json(r.freebsd_counters.iter().copied());
         }
         if a.ss {
             v["sockets"] = serde_json::json!(r.sockets);
@@ -188,22 +180,11 @@ fn render_backlog(
         )?;
     }
     writeln!(w, "SYN-ACKs sent: {}", r.synacks_sent)?;
-    writeln!(w, "#kernel-style counters (nstat -az, non-zero)")?;
-    for &(k, v) in &r.counters {
-        if v != 0 {
-            writeln!(w, "{k:<32} {v}")?;
-        }
-    }
+    let title = "kernel-style counters (nstat -az, non-zero)";
+    nonzero_counters(w, title, r.counters.iter().copied())?;
     if model.family() == synq_core::Family::FreeBsd {
-        writeln!(
-            w,
-            "#FreeBSD syncache counters (netstat -s -p tcp, struct tcpstat names)"
-        )?;
-        for &(k, v) in &r.freebsd_counters {
-            if v != 0 {
-                writeln!(w, "{k:<32} {v}")?;
-            }
-        }
+        let title = "FreeBSD syncache counters (netstat -s -p tcp, struct tcpstat names)";
+        nonzero_counters(w, title, r.freebsd_counters.iter().copied())?;
     }
     Ok(())
 }

@@ -157,11 +157,6 @@ fn render(
     for (k, v) in rows {
         writeln!(w, "  {k:<20} {v}")?;
     }
-    writeln!(w, "#sender counters (nstat -az, non-zero)")?;
-    for (k, v) in &r.sender_counters {
-        if *v != 0 {
-            writeln!(w, "{k:<32} {v}")?;
-        }
-    }
-    Ok(())
+    let counters = r.sender_counters.iter().map(|(&k, &v)| (k, v));
+    output::nonzero_counters(w, "sender counters (nstat -az, non-zero)", counters)
 }

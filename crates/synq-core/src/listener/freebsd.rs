@@ -76,6 +76,9 @@ pub(crate) struct Syncache {
     /// Cookies only until then (`pause_until`, `paused`).
     pause_until: Option<Instant>,
     backoff: u8,
+    /// FreeBSD's two secrets, odd and even (`secret.key[2]`): each the one of the latest
+    /// epoch of its parity, derived from `key` when that epoch first needs it.
+    secrets: [(u64, Secret); 2],
 }
 
 impl Syncache {
@@ -85,6 +88,7 @@ impl Syncache {
             buckets: Vec::new(),
             pause_until: None,
             backoff: 0,
+            secrets: [(u64::MAX, key); 2],
         }
     }
 
@@ -117,13 +121,18 @@ impl Syncache {
         self.pause_until = Some(cx.now + PAUSE.saturating_mul(1u64 << self.backoff));
     }
 
-    fn secret(&self, epoch: u64) -> Secret {
-        self.key.derive(epoch)
+    /// The secret of `epoch` (reseeded every 15 s, as `syncookie_reseed` does).
+    fn secret(&mut self, epoch: u64) -> Secret {
+        let slot = &mut self.secrets[(epoch & 1) as usize];
+        if slot.0 != epoch {
+            *slot = (epoch, self.key.derive(epoch));
+        }
+        slot.1
     }
 
     /// `syncookie_mac`: SipHash-2-4 over the 4-tuple, the peer's ISN, the flag byte and
     /// the bucket, its two halves folded to 32 bits.
-    fn mac(&self, epoch: u64, tuple: &FourTuple, irs: u32, flags: u8, bucket: usize) -> u32 {
+    fn mac(&mut self, epoch: u64, tuple: &FourTuple, irs: u32, flags: u8, bucket: usize) -> u32 {
         let word = u32::from(flags) | (bucket as u32) << 8;
         let h = self.secret(epoch).hash_tuple2(tuple, irs, word);
         (h as u32) ^ (h >> 32) as u32
@@ -131,7 +140,7 @@ impl Syncache {
 
     /// `syncookie_generate`: 24 MAC bits, then the flag byte (wscale index, MSS index,
     /// SACK, odd/even secret) XOR the MAC's top byte.
-    fn cookie(&self, now: Instant, tuple: &FourTuple, irs: u32, opts: CookieOpts) -> u32 {
+    fn cookie(&mut self, now: Instant, tuple: &FourTuple, irs: u32, opts: CookieOpts) -> u32 {
         let epoch = epoch(now);
         let mss_idx = MSS_TAB.iter().rposition(|&m| m <= opts.mss).unwrap_or(0) as u8;
         let ws_idx = opts.wscale.map_or(0, |w| {
@@ -143,7 +152,7 @@ impl Syncache {
     }
 
     /// `syncookie_lookup`: the options a valid cookie carries, or `None`.
-    fn check(&self, now: Instant, tuple: &FourTuple, seq: u32, ack: u32) -> Option<CookieOpts> {
+    fn check(&mut self, now: Instant, tuple: &FourTuple, seq: u32, ack: u32) -> Option<CookieOpts> {
         let (iss, irs) = (ack.wrapping_sub(1), seq.wrapping_sub(1));
         let flags = (iss as u8) ^ (iss >> 24) as u8;
         // The secret of this parity in force now: made this epoch or the one before.
@@ -534,12 +543,7 @@ pub(super) fn on_timer(
         return Passive::Drop;
     }
     cx.bsd.sc_retransmitted += 1;
-    cx.counters.syn_retrans += 1;
-    cx.counters.retrans_segs += 1;
-    if let Some(r) = t.requests.get_mut(id) {
-        r.set_resent();
-    }
-    let out = t.request_synack(cx, id);
+    let out = t.resend_synack(cx, id);
     t.requests.bump_timeout(id);
     t.requests
         .rearm(id, cx.now, request_rto(n.saturating_add(1)));
@@ -565,7 +569,7 @@ mod tests {
 
     #[test]
     fn cookie_round_trip_and_lifetime() {
-        let s = cache();
+        let mut s = cache();
         let opts = CookieOpts {
             mss: 1450,
             wscale: Some(7),
@@ -574,7 +578,7 @@ mod tests {
         let t0 = Instant::from_secs(100);
         let irs = 0x1234_5678;
         let iss = s.cookie(t0, &tuple(), irs, opts);
-        let got = |secs| s.check(Instant::from_secs(secs), &tuple(), irs + 1, iss + 1);
+        let mut got = |secs| s.check(Instant::from_secs(secs), &tuple(), irs + 1, iss + 1);
         // Rounded down to the tables: 1440 and 7.
         let want = Some(CookieOpts {
             mss: 1440,
@@ -585,6 +589,8 @@ mod tests {
         assert_eq!(got(100), want);
         assert_eq!(got(119), want);
         assert_eq!(got(120), None);
+        // Back in the epoch it was made (a secret derived anew gives the same answer).
+        assert_eq!(got(100), want);
         // Any change of tuple, ISN or cookie bits fails.
         assert_eq!(s.check(t0, &tuple(), irs + 2, iss + 1), None);
         assert_eq!(s.check(t0, &tuple(), irs + 1, iss + 2), None);
@@ -593,7 +599,7 @@ mod tests {
 
     #[test]
     fn cookie_tables() {
-        let s = cache();
+        let mut s = cache();
         let t0 = Instant::from_secs(1);
         for (mss, wscale, want_mss, want_ws) in [
             (0, None, 216, None),

@@ -267,10 +267,7 @@ impl ListenTable {
             .listeners
             .get(s.listener)
             .map_or((0, 0), |l| (l.user_mss, l.rcvbuf));
-        let mss = match user_mss {
-            0 => conn::mss_for(&s.tuple, c),
-            user => conn::mss_for(&s.tuple, c).min(user),
-        };
+        let mss = adv_mss_for(c, &s.tuple, user_mss);
         let (space, scale) = rcv_space(c, rcvbuf);
         let window = match c.model.family() {
             Family::FreeBsd => freebsd::synack_window(c, rcvbuf),
@@ -545,11 +542,7 @@ impl ListenTable {
 
     /// The MSS a listener's SYN-ACK advertises: the route's, clamped by TCP_MAXSEG.
     pub(super) fn adv_mss(&self, c: &Config, lkey: Key, tuple: &FourTuple) -> u16 {
-        let route = conn::mss_for(tuple, c);
-        match self.listeners.get(lkey).map_or(0, |l| l.user_mss) {
-            0 => route,
-            user => route.min(user),
-        }
+        adv_mss_for(c, tuple, self.listeners.get(lkey).map_or(0, |l| l.user_mss))
     }
 
     /// The peer's MSS as a request keeps it: clamped by TCP_MAXSEG (Linux `mss_clamp`); a
@@ -581,6 +574,15 @@ impl ListenTable {
                 retransmits: r.num_timeout(),
             }
         })
+    }
+}
+
+/// The MSS a SYN-ACK advertises: the route's, clamped by the listener's TCP_MAXSEG (0:
+/// not set).
+fn adv_mss_for(c: &Config, tuple: &FourTuple, user_mss: u16) -> u16 {
+    match user_mss {
+        0 => conn::mss_for(tuple, c),
+        user => conn::mss_for(tuple, c).min(user),
     }
 }
 
