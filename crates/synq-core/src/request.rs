@@ -1,7 +1,8 @@
-//! Half-open requests (Linux `request_sock`), kept small: a 60-byte record in a table of
+//! Half-open requests (Linux `request_sock`), kept small: a 48-byte record in a table of
 //! fixed-size chunks (no doubling slack), found by 4-tuple through a hash index of 4-byte
-//! slot numbers, its timer a 16-byte entry in a FIFO per retransmission interval. A request
-//! holds what answering the final ACK needs and nothing more.
+//! slot numbers, its timer an 8-byte entry in a chunked FIFO per retransmission interval.
+//! An IPv4 peer's address lives in the record; an IPv6 peer's 16 bytes in a side table.
+//! A request holds what answering the final ACK needs and nothing more.
 
 use crate::hash::{FourTuple, SeededState};
 use crate::slab::Key;
@@ -18,12 +19,17 @@ const TS: u8 = 4;
 const V6: u8 = 8;
 const RESENT: u8 = 16;
 const LIVE: u8 = 32;
+/// A timer entry for this request is pending.
+const ARMED: u8 = 64;
+/// Flips on every arm; the entry carries it too, so an entry left behind by a re-arm at
+/// the same microsecond and interval is told from the new one.
+const PARITY: u8 = 128;
 
-/// A half-open connection. Addresses are stored compactly: the peer's as 16 bytes (IPv4
-/// mapped), ours as an index into the stack's address list.
+/// A stored half-open request. Addresses are compact: the peer's as its IPv4 address or the
+/// index of its IPv6 address in the side table, ours as an index into the stack's list.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Request {
-    remote_ip: [u8; 16],
+pub(crate) struct Rec {
+    remote: u32,
     pub(crate) listener: Key,
     pub(crate) iss: SeqNumber,
     pub(crate) irs: SeqNumber,
@@ -33,8 +39,8 @@ pub(crate) struct Request {
     last_oow: u32,
     /// First SYN-ACK, in µs (wrapping): the RTT sample and the request's age.
     sent: u32,
-    /// Bumped on every re-arm, so stale timer entries are recognised.
-    timer_id: u32,
+    /// The armed timer's deadline, in µs (wrapping); matched against timer entries.
+    deadline: u32,
     remote_port: u16,
     local_port: u16,
     peer_mss: u16,
@@ -44,6 +50,20 @@ pub(crate) struct Request {
     /// the table so the young count follows.
     num_timeout: u8,
     flags: u8,
+}
+
+/// A request as the table hands it out: the record with the peer's address resolved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Request {
+    rec: Rec,
+    remote_ip: IpAddr,
+}
+
+impl core::ops::Deref for Request {
+    type Target = Rec;
+    fn deref(&self) -> &Rec {
+        &self.rec
+    }
 }
 
 /// What a new request is made from.
@@ -72,24 +92,12 @@ impl Request {
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         FourTuple {
             local: SocketAddr::new(local, self.local_port),
-            remote: SocketAddr::new(self.remote_ip(), self.remote_port),
+            remote: SocketAddr::new(self.remote_ip, self.remote_port),
         }
     }
-    fn remote_ip(&self) -> IpAddr {
-        let v6 = Ipv6Addr::from(self.remote_ip);
-        if self.flags & V6 != 0 {
-            IpAddr::V6(v6)
-        } else {
-            IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED))
-        }
-    }
-    fn matches(&self, local_ip: u16, t: &FourTuple) -> bool {
-        self.local_ip == local_ip
-            && self.local_port == t.local.port()
-            && self.remote_port == t.remote.port()
-            && self.remote_ip == ip16(t.remote.ip())
-            && (self.flags & V6 != 0) == t.remote.is_ipv6()
-    }
+}
+
+impl Rec {
     /// SYN-ACK retransmissions by the timer.
     pub(crate) fn num_timeout(&self) -> u8 {
         self.num_timeout
@@ -140,16 +148,9 @@ impl Request {
     }
 }
 
-fn ip16(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
-        IpAddr::V6(v) => v.octets(),
-    }
-}
-
 /// An unused slot.
-const EMPTY: Request = Request {
-    remote_ip: [0; 16],
+const EMPTY: Rec = Rec {
+    remote: 0,
     listener: Key {
         index: 0,
         generation: 0,
@@ -159,7 +160,7 @@ const EMPTY: Request = Request {
     ts_recent: 0,
     last_oow: 0,
     sent: 0,
-    timer_id: 0,
+    deadline: 0,
     remote_port: 0,
     local_port: 0,
     peer_mss: 0,
@@ -169,44 +170,162 @@ const EMPTY: Request = Request {
     flags: 0,
 };
 
-/// Requests per chunk: the table grows a chunk at a time instead of doubling.
+impl Default for Rec {
+    fn default() -> Self {
+        EMPTY
+    }
+}
+
+/// Slots per chunk: the tables grow a chunk at a time instead of doubling.
 const CHUNK: usize = 1024;
 
-/// Request slots in fixed-size chunks, addressed by slot number.
-#[derive(Debug, Default)]
-struct Chunks {
-    chunks: Vec<Box<[Request]>>,
+/// Slots in fixed-size chunks, addressed by slot number.
+#[derive(Debug)]
+struct Chunks<T> {
+    chunks: Vec<Box<[T]>>,
     used: usize,
 }
 
-impl Chunks {
-    fn get(&self, i: u32) -> Option<&Request> {
-        let i = i as usize;
-        self.chunks.get(i / CHUNK).map(|c| &c[i % CHUNK])
-    }
-    fn get_mut(&mut self, i: u32) -> Option<&mut Request> {
-        let i = i as usize;
-        self.chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK])
-    }
-    fn push(&mut self, r: Request) -> u32 {
-        if self.used == self.chunks.len() * CHUNK {
-            self.chunks.push(vec![EMPTY; CHUNK].into_boxed_slice());
+impl<T> Default for Chunks<T> {
+    fn default() -> Self {
+        Self {
+            chunks: Vec::new(),
+            used: 0,
         }
-        let i = self.used;
-        self.used += 1;
-        self.chunks[i / CHUNK][i % CHUNK] = r;
-        i as u32
-    }
-    fn iter(&self) -> impl Iterator<Item = &Request> + '_ {
-        self.chunks.iter().flat_map(|c| c.iter()).take(self.used)
     }
 }
 
-/// Timer entries: (deadline, slot, timer id).
-type TimerEntry = (Instant, u32, u32);
+impl<T: Copy + Default> Chunks<T> {
+    fn get(&self, i: u32) -> Option<&T> {
+        let i = i as usize;
+        self.chunks.get(i / CHUNK).map(|c| &c[i % CHUNK])
+    }
+    fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        let i = i as usize;
+        self.chunks.get_mut(i / CHUNK).map(|c| &mut c[i % CHUNK])
+    }
+    fn push(&mut self, v: T) -> u32 {
+        if self.used == self.chunks.len() * CHUNK {
+            self.chunks
+                .push(vec![T::default(); CHUNK].into_boxed_slice());
+        }
+        let i = self.used;
+        self.used += 1;
+        self.chunks[i / CHUNK][i % CHUNK] = v;
+        i as u32
+    }
+    fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter()).take(self.used)
+    }
+    fn bytes(&self) -> usize {
+        self.chunks.len() * CHUNK * size_of::<T>() + self.chunks.capacity() * size_of::<Box<[T]>>()
+    }
+}
+
+/// Slots with reuse: freed slot numbers are handed out again before new ones.
+#[derive(Debug)]
+struct Store<T> {
+    slots: Chunks<T>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Store<T> {
+    fn default() -> Self {
+        Self {
+            slots: Chunks::default(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T: Copy + Default> Store<T> {
+    fn add(&mut self, v: T) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                if let Some(slot) = self.slots.get_mut(i) {
+                    *slot = v;
+                }
+                i
+            }
+            None => self.slots.push(v),
+        }
+    }
+    fn bytes(&self) -> usize {
+        self.slots.bytes() + self.free.capacity() * size_of::<u32>()
+    }
+}
+
+/// Timer entries per FIFO block.
+const BLOCK: usize = 512;
+
+/// A run of timer entries: (µs after `base`, slot number with the arm's parity in bit 31).
+#[derive(Debug)]
+struct Block {
+    base: Instant,
+    head: usize,
+    items: Vec<(u32, u32)>,
+}
+
+/// One interval's timer entries in deadline order, in blocks so the queue grows without
+/// doubling and an entry costs 8 bytes.
+#[derive(Debug, Default)]
+struct Fifo {
+    blocks: VecDeque<Block>,
+    /// An emptied block's storage, kept so a steady trickle does not allocate per entry.
+    spare: Vec<(u32, u32)>,
+}
+
+const PARITY_BIT: u32 = 1 << 31;
+
+impl Fifo {
+    fn push(&mut self, at: Instant, tag: u32) {
+        if let Some(b) = self.blocks.back_mut() {
+            let off = at.total_micros() - b.base.total_micros();
+            if b.items.len() < BLOCK && off <= u64::from(u32::MAX) {
+                b.items.push((off as u32, tag));
+                return;
+            }
+        }
+        let mut items = std::mem::take(&mut self.spare);
+        items.push((0, tag));
+        self.blocks.push_back(Block {
+            base: at,
+            head: 0,
+            items,
+        });
+    }
+    fn front(&self) -> Option<(Instant, u32)> {
+        let b = self.blocks.front()?;
+        let &(off, tag) = b.items.get(b.head)?;
+        Some((b.base + Duration::from_micros(u64::from(off)), tag))
+    }
+    fn pop_front(&mut self) {
+        let Some(b) = self.blocks.front_mut() else {
+            return;
+        };
+        b.head += 1;
+        if b.head >= b.items.len() {
+            if let Some(mut b) = self.blocks.pop_front() {
+                if b.items.capacity() > self.spare.capacity() {
+                    b.items.clear();
+                    self.spare = b.items;
+                }
+            }
+        }
+    }
+    fn bytes(&self) -> usize {
+        self.blocks.capacity() * size_of::<Block>()
+            + self
+                .blocks
+                .iter()
+                .map(|b| b.items.capacity() * 8)
+                .sum::<usize>()
+            + self.spare.capacity() * 8
+    }
+}
 
 /// Slot number of a request. Stale numbers are harmless: lookups check the tuple, timers
-/// check `timer_id`.
+/// check the deadline and parity.
 pub(crate) type ReqId = u32;
 
 /// One listener's share of the table (Linux `request_sock_queue` counts).
@@ -224,28 +343,37 @@ pub(crate) struct SynCounts {
 /// they cannot drift from the records.
 #[derive(Debug)]
 pub(crate) struct RequestTable {
-    slots: Chunks,
-    free: Vec<u32>,
+    recs: Store<Rec>,
+    /// IPv6 peers' addresses, by the index their record holds.
+    v6: Store<[u8; 16]>,
     index: HashTable<u32>,
     hasher: SeededState,
     /// One FIFO per re-arm interval: entries join at `now + interval` with `now` never
     /// decreasing, so each FIFO is in deadline order and its front is its earliest.
-    timers: BTreeMap<Duration, VecDeque<TimerEntry>>,
-    next_timer_id: u32,
+    timers: BTreeMap<Duration, Fifo>,
     len: usize,
     /// Per listener, indexed by its slab index, with the generation it belongs to.
     counts: Vec<(u32, SynCounts)>,
 }
 
+/// Whether a timer entry (deadline, tag) is the one its request is armed with.
+fn entry_live(recs: &Chunks<Rec>, at: Instant, tag: u32) -> bool {
+    recs.get(tag & !PARITY_BIT).is_some_and(|r| {
+        let parity = if r.flags & PARITY != 0 { PARITY_BIT } else { 0 };
+        r.flags & (LIVE | ARMED) == LIVE | ARMED
+            && r.deadline == micros32(at)
+            && tag & PARITY_BIT == parity
+    })
+}
+
 impl RequestTable {
     pub(crate) fn new(hasher: SeededState) -> Self {
         Self {
-            slots: Chunks::default(),
-            free: Vec::new(),
+            recs: Store::default(),
+            v6: Store::default(),
             index: HashTable::new(),
             hasher,
             timers: BTreeMap::new(),
-            next_timer_id: 0,
             len: 0,
             counts: Vec::new(),
         }
@@ -317,14 +445,27 @@ impl RequestTable {
         self.len
     }
 
-    fn hash(&self, local_ip: u16, t: &FourTuple) -> u64 {
-        req_hash(
-            &self.hasher,
-            local_ip,
-            t.local.port(),
-            t.remote.ip(),
-            t.remote.port(),
-        )
+    fn remote_of(&self, r: &Rec) -> IpAddr {
+        if r.flags & V6 != 0 {
+            IpAddr::V6(Ipv6Addr::from(
+                self.v6.slots.get(r.remote).copied().unwrap_or_default(),
+            ))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(r.remote))
+        }
+    }
+
+    fn matches(&self, r: &Rec, local_ip: u16, t: &FourTuple) -> bool {
+        if r.local_ip != local_ip
+            || r.local_port != t.local.port()
+            || r.remote_port != t.remote.port()
+        {
+            return false;
+        }
+        match t.remote.ip() {
+            IpAddr::V4(v) => r.flags & V6 == 0 && r.remote == u32::from(v),
+            IpAddr::V6(v) => r.flags & V6 != 0 && self.v6.slots.get(r.remote) == Some(&v.octets()),
+        }
     }
 
     pub(crate) fn find(&self, local_ip: u16, t: &FourTuple) -> Option<ReqId> {
@@ -332,20 +473,33 @@ impl RequestTable {
             // No keyed hash for an empty table (a cookies-only listener under a flood).
             return None;
         }
-        let slots = &self.slots;
+        let h = req_hash(
+            &self.hasher,
+            local_ip,
+            t.local.port(),
+            t.remote.ip(),
+            t.remote.port(),
+        );
         self.index
-            .find(self.hash(local_ip, t), |&i| {
-                slots.get(i).is_some_and(|r| r.matches(local_ip, t))
+            .find(h, |&i| {
+                self.recs
+                    .slots
+                    .get(i)
+                    .is_some_and(|r| r.flags & LIVE != 0 && self.matches(r, local_ip, t))
             })
             .copied()
     }
 
-    pub(crate) fn get(&self, id: ReqId) -> Option<&Request> {
-        self.slots.get(id).filter(|r| r.flags & LIVE != 0)
+    pub(crate) fn get(&self, id: ReqId) -> Option<Request> {
+        let rec = *self.recs.slots.get(id).filter(|r| r.flags & LIVE != 0)?;
+        Some(Request {
+            rec,
+            remote_ip: self.remote_of(&rec),
+        })
     }
 
-    pub(crate) fn get_mut(&mut self, id: ReqId) -> Option<&mut Request> {
-        self.slots.get_mut(id).filter(|r| r.flags & LIVE != 0)
+    pub(crate) fn get_mut(&mut self, id: ReqId) -> Option<&mut Rec> {
+        self.recs.slots.get_mut(id).filter(|r| r.flags & LIVE != 0)
     }
 
     /// Add a request whose first SYN-ACK goes out at `now`, its timer due `after` that.
@@ -360,15 +514,22 @@ impl RequestTable {
                 flags |= bit;
             }
         }
-        let req = Request {
-            remote_ip: ip16(n.tuple.remote.ip()),
+        if self.index.len() == self.index.capacity() {
+            self.grow_index();
+        }
+        let remote = match n.tuple.remote.ip() {
+            IpAddr::V4(v) => u32::from(v),
+            IpAddr::V6(v) => self.v6.add(v.octets()),
+        };
+        let id = self.recs.add(Rec {
+            remote,
             listener: n.listener,
             iss: n.iss,
             irs: n.irs,
             ts_recent: n.ts_recent.unwrap_or(0),
             last_oow: 0,
             sent: micros32(now),
-            timer_id: 0,
+            deadline: 0,
             remote_port: n.tuple.remote.port(),
             local_port: n.tuple.local.port(),
             peer_mss: n.peer_mss.unwrap_or(0),
@@ -376,28 +537,16 @@ impl RequestTable {
             peer_wscale: n.peer_wscale.unwrap_or(u8::MAX),
             num_timeout: 0,
             flags,
-        };
-        let id = match self.free.pop() {
-            Some(i) => {
-                if let Some(slot) = self.slots.get_mut(i) {
-                    *slot = req;
-                }
-                i
-            }
-            None => self.slots.push(req),
-        };
-        let h = self.hash(n.local_ip, &n.tuple);
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(h, id, |&i| {
-            let r = slots.get(i).unwrap_or(&EMPTY);
-            req_hash(
-                hasher,
-                r.local_ip,
-                r.local_port,
-                r.remote_ip(),
-                r.remote_port,
-            )
         });
+        let h = req_hash(
+            &self.hasher,
+            n.local_ip,
+            n.tuple.local.port(),
+            n.tuple.remote.ip(),
+            n.tuple.remote.port(),
+        );
+        // The index has room, so insert_unique never calls its rehash function.
+        self.index.insert_unique(h, id, |_| 0);
         self.len += 1;
         if let Some(c) = self.counts_mut(n.listener) {
             c.len += 1;
@@ -408,60 +557,84 @@ impl RequestTable {
         id
     }
 
+    fn rec_hash(&self, r: &Rec) -> u64 {
+        req_hash(
+            &self.hasher,
+            r.local_ip,
+            r.local_port,
+            self.remote_of(r),
+            r.remote_port,
+        )
+    }
+
+    /// Double the index by walking the records in slot order: hashbrown's own growth visits
+    /// them in hash order, a cache miss per request for a large table.
+    fn grow_index(&mut self) {
+        let mut index = HashTable::with_capacity((self.index.capacity() * 2).max(16));
+        for (i, r) in self.live_ids() {
+            index.insert_unique(self.rec_hash(r), i, |_| 0);
+        }
+        self.index = index;
+    }
+
     pub(crate) fn remove(&mut self, id: ReqId, local_tuple: &FourTuple) -> Option<Request> {
-        let r = *self.get(id)?;
-        let h = self.hash(r.local_ip, local_tuple);
+        let req = self.get(id)?;
+        let h = req_hash(
+            &self.hasher,
+            req.local_ip,
+            local_tuple.local.port(),
+            local_tuple.remote.ip(),
+            local_tuple.remote.port(),
+        );
         if let Ok(e) = self.index.find_entry(h, |&i| i == id) {
             e.remove();
         }
-        if let Some(slot) = self.slots.get_mut(id) {
+        if let Some(slot) = self.recs.slots.get_mut(id) {
             slot.flags = 0;
         }
-        self.free.push(id);
+        self.recs.free.push(id);
+        if req.flags & V6 != 0 {
+            self.v6.free.push(req.remote);
+        }
         self.len -= 1;
-        if let Some(c) = self.counts_mut(r.listener) {
+        if let Some(c) = self.counts_mut(req.listener) {
             c.len -= 1;
-            if r.num_timeout == 0 {
+            if req.num_timeout == 0 {
                 c.young -= 1;
             }
         }
-        Some(r)
+        Some(req)
     }
 
     /// (Re)arm a request's timer to fire `after` from `now`; any earlier entry goes stale.
     /// `now` must not decrease from call to call (the stack's clock contract).
     pub(crate) fn rearm(&mut self, id: ReqId, now: Instant, after: Duration) {
-        self.next_timer_id = self.next_timer_id.wrapping_add(1);
-        let tid = self.next_timer_id;
-        if let Some(r) = self.get_mut(id) {
-            r.timer_id = tid;
-            self.timers
-                .entry(after)
-                .or_default()
-                .push_back((now + after, id, tid));
-        }
-    }
-
-    fn live(&self, &(_, id, tid): &TimerEntry) -> bool {
-        self.get(id).is_some_and(|r| r.timer_id == tid)
+        let at = now + after;
+        let Some(r) = self.get_mut(id) else {
+            return;
+        };
+        r.flags = (r.flags ^ PARITY) | ARMED;
+        r.deadline = micros32(at);
+        let tag = id | if r.flags & PARITY != 0 { PARITY_BIT } else { 0 };
+        self.timers.entry(after).or_default().push(at, tag);
     }
 
     /// The FIFO whose front is due first (ties: the shorter interval).
-    fn earliest(&self) -> Option<(Duration, TimerEntry)> {
+    fn earliest(&self) -> Option<(Duration, Instant, u32)> {
         // Every poll_timeout asks, and most stacks hold no request at all.
         if self.timers.is_empty() {
             return None;
         }
         self.timers
             .iter()
-            .filter_map(|(&k, q)| q.front().map(|&e| (k, e)))
-            .min_by_key(|&(k, e)| (e.0, k))
+            .filter_map(|(&k, q)| q.front().map(|(at, tag)| (k, at, tag)))
+            .min_by_key(|&(k, at, _)| (at, k))
     }
 
     fn pop_front_of(&mut self, k: Duration) {
         if let Some(q) = self.timers.get_mut(&k) {
             q.pop_front();
-            if q.is_empty() {
+            if q.blocks.is_empty() {
                 self.timers.remove(&k);
             }
         }
@@ -469,15 +642,16 @@ impl RequestTable {
 
     /// Drop stale entries from the fronts so `first_entry` is a live deadline; returns it.
     pub(crate) fn purge_front(&mut self) -> Option<Instant> {
-        let keys: Vec<Duration> = self.timers.keys().copied().collect();
-        for k in keys {
-            while let Some(&e) = self.timers.get(&k).and_then(VecDeque::front) {
-                if self.live(&e) {
+        let recs = &self.recs.slots;
+        self.timers.retain(|_, q| {
+            while let Some((at, tag)) = q.front() {
+                if entry_live(recs, at, tag) {
                     break;
                 }
-                self.pop_front_of(k);
+                q.pop_front();
             }
-        }
+            !q.blocks.is_empty()
+        });
         self.first_entry()
     }
 
@@ -487,56 +661,62 @@ impl RequestTable {
         if self.len == 0 {
             return None;
         }
-        self.earliest().map(|(_, e)| e.0)
+        self.earliest().map(|(_, at, _)| at)
     }
 
     /// Pop a live timer due at `now`, earliest first.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<ReqId> {
-        while let Some((k, e)) = self.earliest() {
-            if e.0 > now {
+        while let Some((k, at, tag)) = self.earliest() {
+            if at > now {
                 return None;
             }
             self.pop_front_of(k);
-            if self.live(&e) {
-                return Some(e.1);
+            if entry_live(&self.recs.slots, at, tag) {
+                let id = tag & !PARITY_BIT;
+                if let Some(r) = self.get_mut(id) {
+                    r.flags &= !ARMED;
+                }
+                return Some(id);
             }
         }
         None
     }
 
-    /// Live requests of one listener, in slot order.
-    pub(crate) fn of_listener(&self, l: Key) -> impl Iterator<Item = ReqId> + '_ {
-        self.slots
+    fn live_ids(&self) -> impl Iterator<Item = (ReqId, &Rec)> + '_ {
+        self.recs
+            .slots
             .iter()
             .enumerate()
-            .filter(move |(_, r)| r.flags & LIVE != 0 && r.listener == l)
-            .map(|(i, _)| i as u32)
+            .filter(|(_, r)| r.flags & LIVE != 0)
+            .map(|(i, r)| (i as u32, r))
+    }
+
+    /// Live requests of one listener, in slot order.
+    pub(crate) fn of_listener(&self, l: Key) -> impl Iterator<Item = ReqId> + '_ {
+        self.live_ids()
+            .filter(move |(_, r)| r.listener == l)
+            .map(|(i, _)| i)
     }
 
     /// Every live request's id, in slot order.
     pub(crate) fn ids(&self) -> impl Iterator<Item = ReqId> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.flags & LIVE != 0)
-            .map(|(i, _)| i as u32)
+        self.live_ids().map(|(i, _)| i)
     }
 
     /// Every live request.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Request> + '_ {
-        self.slots.iter().filter(|r| r.flags & LIVE != 0)
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Request> + '_ {
+        self.live_ids().map(|(_, &rec)| Request {
+            rec,
+            remote_ip: self.remote_of(&rec),
+        })
     }
 
     /// Heap bytes held, for the per-entry cost report.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.chunks.len() * CHUNK * size_of::<Request>()
-            + self.free.capacity() * 4
+        self.recs.bytes()
+            + self.v6.bytes()
             + self.index.capacity() * (size_of::<u32>() + 1)
-            + self
-                .timers
-                .values()
-                .map(|q| q.capacity() * size_of::<TimerEntry>())
-                .sum::<usize>()
+            + self.timers.values().map(Fifo::bytes).sum::<usize>()
     }
 }
 
@@ -565,7 +745,7 @@ mod tests {
 
     #[test]
     fn request_record_is_small() {
-        assert!(size_of::<Request>() <= 64, "{}", size_of::<Request>());
+        assert_eq!(size_of::<Rec>(), 48);
     }
 
     fn new(port: u16) -> NewRequest {
@@ -618,5 +798,72 @@ mod tests {
         let n = t.insert(new(4242), now, Duration::ZERO);
         assert_eq!(n, id);
         assert_eq!(t.find(0, &new(4242).tuple), Some(id));
+    }
+
+    #[test]
+    fn a_rearm_at_the_same_instant_fires_in_its_new_place() {
+        let mut t = RequestTable::new(SeededState::new(1, 2));
+        let now = Instant::from_secs(1);
+        let a = t.insert(new(1), now, Duration::from_secs(1));
+        let b = t.insert(new(2), now, Duration::from_secs(1));
+        // Same microsecond, same interval: the entry behind b is the live one.
+        t.rearm(a, now, Duration::from_secs(1));
+        let due = now + Duration::from_secs(1);
+        assert_eq!(t.pop_due(due), Some(b));
+        assert_eq!(t.pop_due(due), Some(a));
+        assert_eq!(t.pop_due(due + Duration::from_secs(100)), None);
+    }
+
+    #[test]
+    fn timer_blocks_span_many_entries_and_long_gaps() {
+        let mut t = RequestTable::new(SeededState::new(1, 2));
+        let step = Duration::from_millis(1);
+        let mut now = Instant::from_secs(1);
+        let after = Duration::from_secs(3);
+        let mut ids = Vec::new();
+        for p in 1..=1500u16 {
+            ids.push(t.insert(new(p), now, after));
+            now += step;
+        }
+        // Two hours on (beyond a block's 32-bit microsecond offsets), one more.
+        let late = now + Duration::from_secs(7200);
+        let last = t.insert(new(2000), late, after);
+        let mut fired = Vec::new();
+        while let Some(id) = t.pop_due(now + after) {
+            fired.push(id);
+        }
+        assert_eq!(fired, ids, "in deadline order across blocks");
+        assert_eq!(t.first_entry(), Some(late + after));
+        assert_eq!(t.pop_due(late + after - step), None);
+        assert_eq!(t.pop_due(late + after), Some(last));
+    }
+
+    #[test]
+    fn ipv6_peers_keep_their_address_in_the_side_table() {
+        let addrs: [IpAddr; 1] = ["fd00::1".parse().unwrap()];
+        let mut t = RequestTable::new(SeededState::new(1, 2));
+        let now = Instant::from_secs(1);
+        let v6 = |port: u16, host: &str| {
+            let mut n = new(port);
+            n.tuple = FourTuple {
+                local: "[fd00::1]:80".parse().unwrap(),
+                remote: SocketAddr::new(host.parse().unwrap(), port),
+            };
+            n
+        };
+        let a = t.insert(v6(1, "fd00::2"), now, Duration::from_secs(1));
+        let b = t.insert(v6(1, "fd00::3"), now, Duration::from_secs(1));
+        let v4 = t.insert(new(1), now, Duration::from_secs(1));
+        assert_eq!(t.find(0, &v6(1, "fd00::2").tuple), Some(a));
+        assert_eq!(t.find(0, &v6(1, "fd00::3").tuple), Some(b));
+        assert_eq!(t.find(0, &new(1).tuple), Some(v4));
+        assert_eq!(t.get(b).unwrap().tuple(&addrs), v6(1, "fd00::3").tuple);
+        let gone = t.remove(a, &v6(1, "fd00::2").tuple).unwrap();
+        assert_eq!(gone.tuple(&addrs), v6(1, "fd00::2").tuple);
+        assert_eq!(t.find(0, &v6(1, "fd00::2").tuple), None);
+        // The freed address slot is reused by the next IPv6 peer.
+        let c = t.insert(v6(9, "fd00::9"), now, Duration::from_secs(1));
+        assert_eq!(t.get(c).unwrap().tuple(&addrs), v6(9, "fd00::9").tuple);
+        assert_eq!(t.get(b).unwrap().tuple(&addrs), v6(1, "fd00::3").tuple);
     }
 }

@@ -321,7 +321,7 @@ pub(super) fn on_request_segment(
     ip: IpRepr,
     seg: &TcpRepr<'_>,
 ) -> Passive {
-    let Some(&req) = t.requests.get(id) else {
+    let Some(req) = t.requests.get(id) else {
         return Passive::Drop;
     };
     let f = seg.flags;

@@ -307,7 +307,7 @@ impl ListenTable {
 
     /// Every removal comes here, so the syncache's buckets follow the table.
     pub(super) fn remove_request(&mut self, addrs: &[IpAddr], id: ReqId) -> Option<Request> {
-        let r = *self.requests.get(id)?;
+        let r = self.requests.get(id)?;
         let tuple = r.tuple(addrs);
         self.syncache_forget(id, &tuple);
         self.requests.remove(id, &tuple)
@@ -334,7 +334,7 @@ impl ListenTable {
         ip: IpRepr,
         seg: &TcpRepr<'_>,
     ) -> Passive {
-        let Some(&req) = self.requests.get(id) else {
+        let Some(req) = self.requests.get(id) else {
             return Passive::Drop;
         };
         let family = cx.config.model.family();
@@ -496,7 +496,7 @@ impl ListenTable {
 
     /// A request's timer fired.
     pub(crate) fn on_request_timer(&mut self, cx: &mut PassiveCtx<'_>, id: ReqId) -> Passive {
-        let Some(&req) = self.requests.get(id) else {
+        let Some(req) = self.requests.get(id) else {
             return Passive::Drop;
         };
         let family = cx.config.model.family();

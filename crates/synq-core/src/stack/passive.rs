@@ -7,7 +7,6 @@ use crate::conn::Connection;
 use crate::listener::{
     defer_retrans_to_secs, defer_secs_to_retrans, Child, ListenTable, Model, Passive, PassiveCtx,
 };
-use crate::request::Request;
 use crate::{Instant, SynRecvInfo};
 use synq_wire::TcpRepr;
 
@@ -149,10 +148,16 @@ impl Stack {
         self.listen.requests.heap_bytes()
     }
 
-    /// Bytes one half-open request costs: its record, its hash-index slot (4 bytes plus a
-    /// control byte) and its timer-FIFO entry, before container slack.
+    /// Bytes one half-open request from an IPv4 peer costs: its record, its hash-index slot
+    /// (4 bytes plus a control byte) and its 8-byte timer-FIFO entry, before container
+    /// slack. An IPv6 peer adds its 16-byte address.
     pub const fn request_entry_bytes() -> usize {
-        size_of::<Request>() + 5 + size_of::<(Instant, u32, u32)>()
+        Self::request_record_bytes() + 5 + 8
+    }
+
+    /// Bytes of one stored request record.
+    pub const fn request_record_bytes() -> usize {
+        size_of::<crate::request::Rec>()
     }
 
     /// Change the backlog model (takes effect for later SYNs, as a sysctl write does).
