@@ -25,7 +25,16 @@ impl BuildHasher for SeededState {
     }
 }
 
-pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, SeededState>;
+/// A map whose keys only this stack inserts (listening addresses): a packet can look one
+/// up but cannot add one, so no flooding to resist, and a fast seeded hash will do.
+pub(crate) type LocalMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
+impl SeededState {
+    /// A fast hasher's state from the same key, for a [`LocalMap`].
+    pub(crate) fn local(&self) -> foldhash::fast::FixedState {
+        foldhash::fast::FixedState::with_seed(self.k0 ^ self.k1.rotate_left(32))
+    }
+}
 
 /// A connection's identity, from this stack's side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,36 +63,27 @@ impl core::hash::Hash for FourTuple {
 /// bytes, anything else 36.
 #[inline(always)]
 pub(crate) fn write_key<H: core::hash::Hasher>(h: &mut H, a: IpAddr, pa: u16, b: IpAddr, pb: u16) {
-    let ports = [pa.to_be_bytes(), pb.to_be_bytes()];
+    // Whole words, not a byte slice: on a fresh hasher the block logic folds away. The byte
+    // stream is the same as one write of the packed key, so every hash value is unchanged.
+    let ports = u32::from_le_bytes([(pa >> 8) as u8, pa as u8, (pb >> 8) as u8, pb as u8]);
     if let (IpAddr::V4(x), IpAddr::V4(y)) = (a, b) {
         let (x, y) = (x.octets(), y.octets());
-        let k = [
-            x[0],
-            x[1],
-            x[2],
-            x[3],
-            y[0],
-            y[1],
-            y[2],
-            y[3],
-            ports[0][0],
-            ports[0][1],
-            ports[1][0],
-            ports[1][1],
-        ];
-        h.write(&k);
+        h.write_u64(u64::from_le_bytes([
+            x[0], x[1], x[2], x[3], y[0], y[1], y[2], y[3],
+        ]));
+        h.write_u32(ports);
         return;
     }
     let v6 = |a: IpAddr| match a {
         IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
         IpAddr::V6(v) => v.octets(),
     };
-    let mut k = [0u8; 36];
-    k[..16].copy_from_slice(&v6(a));
-    k[16..32].copy_from_slice(&v6(b));
-    k[32..34].copy_from_slice(&ports[0]);
-    k[34..].copy_from_slice(&ports[1]);
-    h.write(&k);
+    for addr in [v6(a), v6(b)] {
+        let (hi, lo) = addr.split_at(8);
+        h.write_u64(u64::from_le_bytes(hi.try_into().unwrap_or_default()));
+        h.write_u64(u64::from_le_bytes(lo.try_into().unwrap_or_default()));
+    }
+    h.write_u32(ports);
 }
 
 /// Keyed 128-bit SipHash-2-4 secret, used for ISNs and timestamp offsets.

@@ -21,7 +21,7 @@ pub use handshake::SynRecvInfo;
 
 use crate::conn::Negotiated;
 use crate::cookie::CookieKeys;
-use crate::hash::{FourTuple, HashMap, Secret, SeededState};
+use crate::hash::{FourTuple, LocalMap, Secret, SeededState};
 use crate::request::RequestTable;
 use crate::slab::{Key, Slab};
 use crate::{Duration, Instant};
@@ -293,7 +293,7 @@ pub(crate) struct Child {
 #[derive(Debug)]
 pub(crate) struct ListenTable {
     pub(crate) listeners: Slab<Listener>,
-    pub(crate) by_addr: HashMap<SocketAddr, Key>,
+    pub(crate) by_addr: LocalMap<SocketAddr, Key>,
     pub(crate) requests: RequestTable,
     cookie_keys: CookieKeys,
     /// Peers with an RTT on record (Linux tcp_metrics, for `tcp_peer_is_proven`).
@@ -306,7 +306,7 @@ impl ListenTable {
     pub(crate) fn new(hash: SeededState, cookie_keys: CookieKeys, syncache_key: Secret) -> Self {
         Self {
             listeners: Slab::new(),
-            by_addr: HashMap::with_hasher(hash),
+            by_addr: LocalMap::with_hasher(hash.local()),
             requests: RequestTable::new(hash),
             cookie_keys,
             metrics: HashSet::with_hasher(hash),
