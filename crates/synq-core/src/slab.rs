@@ -155,6 +155,25 @@ impl<T> Slab<T> {
         }
     }
 
+    /// As `remove`, dropping the value where it lies (a large value is not copied out).
+    pub(crate) fn discard(&mut self, key: Key) -> bool {
+        let free_head = self.free_head;
+        let Some(slot) = self.slot_mut(key.index) else {
+            return false;
+        };
+        match slot {
+            Slot::Full { generation, .. } if *generation == key.generation => {}
+            _ => return false,
+        }
+        *slot = Slot::Free {
+            generation: key.generation.wrapping_add(1),
+            next_free: free_head,
+        };
+        self.free_head = key.index;
+        self.len -= 1;
+        true
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
         self.chunks
             .iter()

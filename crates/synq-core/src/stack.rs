@@ -481,20 +481,24 @@ impl Stack {
     }
 
     fn free(&mut self, key: Key) {
-        if let Some(slot) = self.conns.remove(key) {
-            if let Some(t) = slot.armed {
-                self.timers.remove(&(t, key));
-            }
-            if slot.hashed {
-                self.by_tuple.remove(&slot.conn.tuple, key);
-            }
-            if slot.conn.orphan {
-                self.orphans = self.orphans.saturating_sub(1);
-            }
-            if slot.in_tw {
-                self.time_wait -= 1;
-            }
+        let Some(slot) = self.conns.get(key) else {
+            return;
+        };
+        let (armed, hashed, tuple) = (slot.armed, slot.hashed, slot.conn.tuple);
+        let (orphan, in_tw) = (slot.conn.orphan, slot.in_tw);
+        if let Some(t) = armed {
+            self.timers.remove(&(t, key));
         }
+        if hashed {
+            self.by_tuple.remove(&tuple, key);
+        }
+        if orphan {
+            self.orphans = self.orphans.saturating_sub(1);
+        }
+        if in_tw {
+            self.time_wait -= 1;
+        }
+        self.conns.discard(key);
     }
 
     // ---------------------------------------------------------------- output

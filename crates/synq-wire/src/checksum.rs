@@ -8,20 +8,33 @@ use core::net::IpAddr;
 /// The result is unfolded; chain calls and finish with [`fold`].
 #[must_use]
 pub fn sum(data: &[u8], initial: u32) -> u32 {
-    // u64 accumulator: no carry is lost however long the data is.
-    let mut acc = u64::from(initial);
-    let mut words = data.chunks_exact(2);
+    // RFC 1071 §2(B): the sum does not depend on byte order, so add native-order words
+    // eight bytes at a time (each half into a u64: no carry is lost for any length) and
+    // swap once at the end. Four times fewer additions than word by word.
+    let mut acc = 0u64;
+    let mut blocks = data.chunks_exact(8);
+    for b in &mut blocks {
+        let v = u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        acc += (v & 0xffff_ffff) + (v >> 32);
+    }
+    let mut words = blocks.remainder().chunks_exact(2);
     for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        acc += u64::from(u16::from_ne_bytes([w[0], w[1]]));
     }
     if let [last] = words.remainder() {
-        acc += u64::from(*last) << 8;
+        // Padded with a zero byte after it, as a big-endian word.
+        acc += u64::from(u16::from_ne_bytes([*last, 0]));
     }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    let folded = u16::from_be(acc as u16);
+    let mut total = u64::from(initial) + u64::from(folded);
     // 2^32 == 1 (mod 0xffff), so folding the high half keeps the sum.
-    while acc > u64::from(u32::MAX) {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    while total > u64::from(u32::MAX) {
+        total = (total & 0xffff_ffff) + (total >> 32);
     }
-    acc as u32
+    total as u32
 }
 
 /// Folds the carries of an accumulated sum and complements it, giving the
@@ -83,6 +96,32 @@ mod tests {
         with[10] = 0xb8;
         with[11] = 0x61;
         assert_eq!(fold(sum(&with, 0)), 0);
+    }
+
+    /// The RFC 1071 sum as written: big-endian words one at a time.
+    fn word_by_word(data: &[u8], initial: u32) -> u16 {
+        let mut acc = u64::from(initial);
+        let mut words = data.chunks_exact(2);
+        for w in &mut words {
+            acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        if let [last] = words.remainder() {
+            acc += u64::from(*last) << 8;
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !(acc as u16)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn wide_sum_matches_word_by_word(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
+            initial in proptest::num::u32::ANY,
+        ) {
+            proptest::prop_assert_eq!(fold(sum(&data, initial)), word_by_word(&data, initial));
+        }
     }
 
     #[test]
