@@ -490,17 +490,56 @@ fn bytes_per<T>(n: usize, make: impl FnOnce(usize) -> T) -> f64 {
 
 /// A listener stack without cookies and without limits that matter here.
 fn big_listener() -> Stack {
+    big_listener_on(B)
+}
+
+/// As [`big_listener`], listening on `addr` (an IPv6 one for the IPv6 figure).
+fn big_listener_on(addr: IpAddr) -> Stack {
     let mut c = Config::default();
     c.set("net.ipv4.tcp_syncookies", "0").expect("valid");
     c.set("net.core.somaxconn", "2147483647").expect("valid");
     c.set("net.ipv4.tcp_max_syn_backlog", "2147483647")
         .expect("valid");
     let mut server = Stack::new(c, 2);
-    server.add_address(B);
+    server.add_address(addr);
     server
-        .listen(Instant::ZERO, SocketAddr::new(B, PORT), i32::MAX)
+        .listen(Instant::ZERO, SocketAddr::new(addr, PORT), i32::MAX)
         .expect("listen");
     server
+}
+
+/// A SYN from IPv6 source number `i` to `dst` (the options of an ordinary client).
+fn syn_v6(i: u32, dst: SocketAddr, buf: &mut Vec<u8>) {
+    use synq_core::wire::{
+        emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps,
+    };
+    let src =
+        core::net::Ipv6Addr::from(0xfd00_0000_0000_0000_0000_0001_0000_0000u128 + u128::from(i));
+    let tcp = TcpRepr {
+        src_port: 1024 + (i % 60_000) as u16,
+        dst_port: dst.port(),
+        seq: SeqNumber(i.wrapping_mul(2_654_435_761)),
+        ack: SeqNumber(0),
+        flags: TcpFlags::SYN,
+        window: 64_800,
+        urgent: 0,
+        options: TcpOptions {
+            mss: Some(1440),
+            sack_permitted: true,
+            timestamps: Some(Timestamps { tsval: i, tsecr: 0 }),
+            window_scale: Some(7),
+            ..TcpOptions::default()
+        },
+        payload: &[],
+    };
+    let ip = IpRepr {
+        src: IpAddr::V6(src),
+        dst: dst.ip(),
+        hop_limit: 64,
+    };
+    buf.clear();
+    buf.resize(packet_len(&ip, &tcp), 0);
+    emit_packet(&ip, &tcp, buf).expect("a SYN fits");
 }
 
 /// The final ACK for spoofed SYN `syn` that `server` answered with `synack`.
@@ -635,6 +674,18 @@ fn main() {
     });
     assert_eq!(server.listeners().map(|l| l.syn_recv).sum::<u32>(), n);
     drop(server);
+    // The same from IPv6 peers: their 16-byte addresses sit beside the records.
+    let b6: IpAddr = "fd00::2".parse().expect("an address");
+    let mut server = big_listener_on(b6);
+    let half_open_v6 = bytes_per(n as usize, |n| {
+        for i in 0..n as u32 {
+            syn_v6(i, SocketAddr::new(b6, PORT), &mut p);
+            server.handle_packet(t, &p);
+            while server.poll_transmit(t, &mut buf).is_some() {}
+        }
+    });
+    assert_eq!(server.listeners().map(|l| l.syn_recv).sum::<u32>(), n);
+    drop(server);
     // Idle established connections, accepted: SYN, SYN-ACK, final ACK, accept.
     let mut server = big_listener();
     let l = server
@@ -674,6 +725,7 @@ fn main() {
         "syn_per_sec_cookies2": syn2.round(),
         "syn_per_sec_accept_queue_full": syn_full.round(),
         "half_open_bytes": (half_open * 10.0).round() / 10.0,
+        "half_open_bytes_ipv6": (half_open_v6 * 10.0).round() / 10.0,
         "established_idle_bytes": established.round(),
         "cookie_check_ns": (cookie_ns * 10.0).round() / 10.0,
         "bulk_bytes_per_sec": bulk.round(),
@@ -695,7 +747,7 @@ fn main() {
         ))
     );
     say!("SYNs/s: cookies 0 {syn0:.0}, cookies 2 {syn2:.0}, accept queue full {syn_full:.0}");
-    say!("half-open request: {half_open:.1} bytes all-in; idle established connection: {established:.0} bytes all-in");
+    say!("half-open request: {half_open:.1} bytes all-in ({half_open_v6:.1} from IPv6 peers); idle established connection: {established:.0} bytes all-in");
     say!("cookie check (a forged ACK handled, parse included): {cookie_ns:.1} ns");
     say!(
         "bulk in memory: synq {:.0} MB/s, smoltcp {:.0} MB/s ({:.2}x)",

@@ -28,6 +28,7 @@ fn every_key_is_measured() {
         "syn_per_sec_accept_queue_full",
         "cookie_check_ns",
         "half_open_bytes",
+        "half_open_bytes_ipv6",
         "established_idle_bytes",
         "bulk_bytes_per_sec",
         "smoltcp_bulk_bytes_per_sec",
