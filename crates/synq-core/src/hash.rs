@@ -110,6 +110,28 @@ impl Secret {
         self.sip_tuple(t, |h| h.write_u64(u64::from(extra) | u64::from(more) << 32))
     }
 
+    /// SipHash-2-4 of two addresses alone (Linux's `siphash_2u32(saddr, daddr)` for IPv4).
+    pub(crate) fn hash_addrs(&self, a: IpAddr, b: IpAddr) -> u64 {
+        use core::hash::Hasher;
+        let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
+        match (a, b) {
+            (IpAddr::V4(x), IpAddr::V4(y)) => {
+                h.write_u64(u64::from(u32::from(x)) << 32 | u64::from(u32::from(y)));
+            }
+            _ => {
+                let v6 = |a: IpAddr| match a {
+                    IpAddr::V4(v) => v.to_ipv6_mapped().to_bits(),
+                    IpAddr::V6(v) => v.to_bits(),
+                };
+                for w in [v6(a), v6(b)] {
+                    h.write_u64((w >> 64) as u64);
+                    h.write_u64(w as u64);
+                }
+            }
+        }
+        h.finish()
+    }
+
     /// The 4-tuple, then whatever `tail` writes (inlined per caller: a hot path per SYN).
     #[inline(always)]
     fn sip_tuple(&self, t: &FourTuple, tail: impl FnOnce(&mut SipHasher24)) -> u64 {
@@ -154,10 +176,14 @@ impl Secrets {
         synq_wire::SeqNumber(f.wrapping_add((now.total_micros() / 4) as u32))
     }
 
-    /// The per-peer timestamp offset (`tcp_timestamps` = 1 only).
+    /// The per-peer timestamp offset (`tcp_timestamps` = 1 only): keyed by the two addresses
+    /// alone, as Linux's `secure_tcp_ts_off`, so every connection between two hosts counts
+    /// from the same offset (what PAWS across connections and `tcp_tw_reuse` rely on).
     pub(crate) fn ts_offset(&self, tuple: &FourTuple, mode: crate::config::TsMode) -> u32 {
         match mode {
-            crate::config::TsMode::On => self.ts.hash_tuple(tuple, 0) as u32,
+            crate::config::TsMode::On => {
+                self.ts.hash_addrs(tuple.local.ip(), tuple.remote.ip()) as u32
+            }
             _ => 0,
         }
     }
