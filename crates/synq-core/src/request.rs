@@ -287,6 +287,10 @@ impl Fifo {
             }
         }
         let mut items = std::mem::take(&mut self.spare);
+        if items.capacity() == 0 && !self.blocks.is_empty() {
+            // A busy FIFO: a whole block at once (a lone first block grows from small).
+            items.reserve_exact(BLOCK);
+        }
         items.push((0, tag));
         self.blocks.push_back(Block {
             base: at,

@@ -51,6 +51,7 @@ fn half_open_memory() {
     let _profiler = dhat::Profiler::builder().testing().build();
     bytes_per_half_open_request();
     cookie_mode_2_flood_allocates_nothing();
+    synack_retransmissions_do_not_allocate_per_request();
 }
 
 fn bytes_per_half_open_request() {
@@ -96,4 +97,32 @@ fn cookie_mode_2_flood_allocates_nothing() {
     println!("cookie mode 2: 50000 SYNs, {grown} bytes kept, {n_allocs} allocations");
     assert_eq!(s.counters().syncookies_sent, 51_000);
     assert_eq!((grown, n_allocs), (0, 0));
+}
+
+/// A request's timer entry goes into a FIFO block of 512 entries: re-arming 20 000 requests
+/// for their SYN-ACK retransmissions takes a block allocation per 512, not one per request
+/// (the rest: the due list and the transmit queue growing to hold a burst of 20 000).
+fn synack_retransmissions_do_not_allocate_per_request() {
+    const N: u32 = 20_000;
+    let mut s = server("0");
+    let mut out = Vec::with_capacity(2048);
+    feed(&mut s, 0, N, &mut out);
+    let mut synacks = 0u64;
+    let (live0, allocs0) = live();
+    // First retransmission due at 1 s, the second 2 s later.
+    for secs in [1, 3] {
+        let t = Instant::from_secs(secs);
+        s.handle_timeout(t);
+        while s.poll_transmit(t, &mut out).is_some() {
+            synacks += 1;
+        }
+    }
+    let (live1, allocs1) = live();
+    let n_allocs = allocs1 - allocs0;
+    println!(
+        "{synacks} SYN-ACK retransmissions of {N} requests: {n_allocs} allocations, {} bytes kept",
+        live1 as i64 - live0 as i64
+    );
+    assert_eq!(synacks, 2 * u64::from(N));
+    assert!(n_allocs * 100 <= synacks, "{n_allocs} allocations");
 }
