@@ -472,18 +472,20 @@ impl RequestTable {
         }
     }
 
-    pub(crate) fn find(&self, local_ip: u16, t: &FourTuple) -> Option<ReqId> {
+    /// The keyed hash of a 4-tuple: the connection index's, so a packet hashes once.
+    pub(crate) fn hash(&self, t: &FourTuple) -> u64 {
+        use core::hash::BuildHasher;
+        self.hasher.hash_one(t)
+    }
+
+    /// The request for `t` (arriving on our address number `local_ip`), `h` its hash if
+    /// known.
+    pub(crate) fn find(&self, local_ip: u16, t: &FourTuple, h: Option<u64>) -> Option<ReqId> {
         if self.len == 0 {
             // No keyed hash for an empty table (a cookies-only listener under a flood).
             return None;
         }
-        let h = req_hash(
-            &self.hasher,
-            local_ip,
-            t.local.port(),
-            t.remote.ip(),
-            t.remote.port(),
-        );
+        let h = h.unwrap_or_else(|| self.hash(t));
         self.index
             .find(h, |&i| {
                 self.recs
@@ -506,8 +508,17 @@ impl RequestTable {
         self.recs.slots.get_mut(id).filter(|r| r.flags & LIVE != 0)
     }
 
-    /// Add a request whose first SYN-ACK goes out at `now`, its timer due `after` that.
-    pub(crate) fn insert(&mut self, n: NewRequest, now: Instant, after: Duration) -> ReqId {
+    /// Add a request whose first SYN-ACK goes out at `now`, its timer due `after` that;
+    /// `addrs` are the stack's addresses (`local_ip` indexes them), `h` the tuple's hash if
+    /// known.
+    pub(crate) fn insert(
+        &mut self,
+        n: NewRequest,
+        now: Instant,
+        after: Duration,
+        addrs: &[IpAddr],
+        h: Option<u64>,
+    ) -> ReqId {
         let mut flags = LIVE;
         for (on, bit) in [
             (n.sack, SACK),
@@ -519,7 +530,7 @@ impl RequestTable {
             }
         }
         if self.index.len() == self.index.capacity() {
-            self.grow_index();
+            self.grow_index(addrs);
         }
         let remote = match n.tuple.remote.ip() {
             IpAddr::V4(v) => u32::from(v),
@@ -542,13 +553,7 @@ impl RequestTable {
             num_timeout: 0,
             flags,
         });
-        let h = req_hash(
-            &self.hasher,
-            n.local_ip,
-            n.tuple.local.port(),
-            n.tuple.remote.ip(),
-            n.tuple.remote.port(),
-        );
+        let h = h.unwrap_or_else(|| self.hash(&n.tuple));
         // The index has room, so insert_unique never calls its rehash function.
         self.index.insert_unique(h, id, |_| 0);
         self.len += 1;
@@ -561,35 +566,33 @@ impl RequestTable {
         id
     }
 
-    fn rec_hash(&self, r: &Rec) -> u64 {
-        req_hash(
-            &self.hasher,
-            r.local_ip,
-            r.local_port,
-            self.remote_of(r),
-            r.remote_port,
-        )
-    }
-
     /// Double the index by walking the records in slot order: hashbrown's own growth visits
     /// them in hash order, a cache miss per request for a large table.
-    fn grow_index(&mut self) {
+    fn grow_index(&mut self, addrs: &[IpAddr]) {
         let mut index = HashTable::with_capacity((self.index.capacity() * 2).max(16));
         for (i, r) in self.live_ids() {
-            index.insert_unique(self.rec_hash(r), i, |_| 0);
+            let local = addrs
+                .get(usize::from(r.local_ip))
+                .copied()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let t = FourTuple {
+                local: SocketAddr::new(local, r.local_port),
+                remote: SocketAddr::new(self.remote_of(r), r.remote_port),
+            };
+            index.insert_unique(self.hash(&t), i, |_| 0);
         }
         self.index = index;
     }
 
-    pub(crate) fn remove(&mut self, id: ReqId, local_tuple: &FourTuple) -> Option<Request> {
+    /// Remove request `id`, filed under `tuple` (`h` its hash if known).
+    pub(crate) fn remove(
+        &mut self,
+        id: ReqId,
+        tuple: &FourTuple,
+        h: Option<u64>,
+    ) -> Option<Request> {
         let req = self.get(id)?;
-        let h = req_hash(
-            &self.hasher,
-            req.local_ip,
-            local_tuple.local.port(),
-            local_tuple.remote.ip(),
-            local_tuple.remote.port(),
-        );
+        let h = h.unwrap_or_else(|| self.hash(tuple));
         if let Ok(e) = self.index.find_entry(h, |&i| i == id) {
             e.remove();
         }
@@ -724,28 +727,11 @@ impl RequestTable {
     }
 }
 
-/// A request's key, hashed in one write (see `hash::write_key`): the local address is an
-/// index, so it travels as a tag in place of an address.
-fn req_hash(
-    hasher: &SeededState,
-    local_ip: u16,
-    local_port: u16,
-    remote: IpAddr,
-    remote_port: u16,
-) -> u64 {
-    use core::hash::{BuildHasher, Hasher};
-    let mut h = hasher.build_hasher();
-    let local = match remote {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(u32::from(local_ip))),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(u128::from(local_ip))),
-    };
-    crate::hash::write_key(&mut h, local, local_port, remote, remote_port);
-    h.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const V4: [IpAddr; 1] = [IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))];
 
     #[test]
     fn request_record_is_small() {
@@ -778,15 +764,15 @@ mod tests {
         let mut t = RequestTable::new(SeededState::new(1, 2));
         let now = Instant::from_secs(1);
         let ids: Vec<_> = (1..=100)
-            .map(|p| t.insert(new(p), now, Duration::from_secs(u64::from(p))))
+            .map(|p| t.insert(new(p), now, Duration::from_secs(u64::from(p)), &V4, None))
             .collect();
         assert_eq!(t.len(), 100);
         let tu = new(42).tuple;
-        let id = t.find(0, &tu).unwrap();
+        let id = t.find(0, &tu, None).unwrap();
         assert_eq!(t.get(id).unwrap().tuple(&addrs), tu);
         assert_eq!(t.get(id).unwrap().peer_wscale(), Some(7));
-        t.remove(id, &tu).unwrap();
-        assert_eq!(t.find(0, &tu), None);
+        t.remove(id, &tu, None).unwrap();
+        assert_eq!(t.find(0, &tu, None), None);
         // Re-arming makes the old entry stale; removed requests never fire.
         t.rearm(ids[0], now, Duration::from_secs(500));
         let mut fired = Vec::new();
@@ -799,17 +785,17 @@ mod tests {
         assert!(!fired.contains(&ids[0]) && !fired.contains(&id));
         assert_eq!(t.purge_front(), Some(now + Duration::from_secs(500)));
         // A freed slot is reused and found under its new tuple only.
-        let n = t.insert(new(4242), now, Duration::ZERO);
+        let n = t.insert(new(4242), now, Duration::ZERO, &V4, None);
         assert_eq!(n, id);
-        assert_eq!(t.find(0, &new(4242).tuple), Some(id));
+        assert_eq!(t.find(0, &new(4242).tuple, None), Some(id));
     }
 
     #[test]
     fn a_rearm_at_the_same_instant_fires_in_its_new_place() {
         let mut t = RequestTable::new(SeededState::new(1, 2));
         let now = Instant::from_secs(1);
-        let a = t.insert(new(1), now, Duration::from_secs(1));
-        let b = t.insert(new(2), now, Duration::from_secs(1));
+        let a = t.insert(new(1), now, Duration::from_secs(1), &V4, None);
+        let b = t.insert(new(2), now, Duration::from_secs(1), &V4, None);
         // Same microsecond, same interval: the entry behind b is the live one.
         t.rearm(a, now, Duration::from_secs(1));
         let due = now + Duration::from_secs(1);
@@ -826,12 +812,12 @@ mod tests {
         let after = Duration::from_secs(3);
         let mut ids = Vec::new();
         for p in 1..=1500u16 {
-            ids.push(t.insert(new(p), now, after));
+            ids.push(t.insert(new(p), now, after, &V4, None));
             now += step;
         }
         // Two hours on (beyond a block's 32-bit microsecond offsets), one more.
         let late = now + Duration::from_secs(7200);
-        let last = t.insert(new(2000), late, after);
+        let last = t.insert(new(2000), late, after, &V4, None);
         let mut fired = Vec::new();
         while let Some(id) = t.pop_due(now + after) {
             fired.push(id);
@@ -855,18 +841,18 @@ mod tests {
             };
             n
         };
-        let a = t.insert(v6(1, "fd00::2"), now, Duration::from_secs(1));
-        let b = t.insert(v6(1, "fd00::3"), now, Duration::from_secs(1));
-        let v4 = t.insert(new(1), now, Duration::from_secs(1));
-        assert_eq!(t.find(0, &v6(1, "fd00::2").tuple), Some(a));
-        assert_eq!(t.find(0, &v6(1, "fd00::3").tuple), Some(b));
-        assert_eq!(t.find(0, &new(1).tuple), Some(v4));
+        let a = t.insert(v6(1, "fd00::2"), now, Duration::from_secs(1), &addrs, None);
+        let b = t.insert(v6(1, "fd00::3"), now, Duration::from_secs(1), &addrs, None);
+        let v4 = t.insert(new(1), now, Duration::from_secs(1), &V4, None);
+        assert_eq!(t.find(0, &v6(1, "fd00::2").tuple, None), Some(a));
+        assert_eq!(t.find(0, &v6(1, "fd00::3").tuple, None), Some(b));
+        assert_eq!(t.find(0, &new(1).tuple, None), Some(v4));
         assert_eq!(t.get(b).unwrap().tuple(&addrs), v6(1, "fd00::3").tuple);
-        let gone = t.remove(a, &v6(1, "fd00::2").tuple).unwrap();
+        let gone = t.remove(a, &v6(1, "fd00::2").tuple, None).unwrap();
         assert_eq!(gone.tuple(&addrs), v6(1, "fd00::2").tuple);
-        assert_eq!(t.find(0, &v6(1, "fd00::2").tuple), None);
+        assert_eq!(t.find(0, &v6(1, "fd00::2").tuple, None), None);
         // The freed address slot is reused by the next IPv6 peer.
-        let c = t.insert(v6(9, "fd00::9"), now, Duration::from_secs(1));
+        let c = t.insert(v6(9, "fd00::9"), now, Duration::from_secs(1), &addrs, None);
         assert_eq!(t.get(c).unwrap().tuple(&addrs), v6(9, "fd00::9").tuple);
         assert_eq!(t.get(b).unwrap().tuple(&addrs), v6(1, "fd00::3").tuple);
     }

@@ -114,6 +114,10 @@ pub struct Stack {
     /// Scratch for `handle_timeout`, kept to avoid an allocation per call.
     due: Vec<Key>,
     due_reqs: Vec<crate::request::ReqId>,
+    /// The last 4-tuple hashed for the connection index and request table (the same keyed
+    /// hash): a packet's tuple is looked up in both, then a request or a child is filed
+    /// under it, and each reuses this instead of hashing again.
+    hashed: Option<(FourTuple, u64)>,
 }
 
 impl core::fmt::Debug for Stack {
@@ -168,6 +172,7 @@ impl Stack {
             time_wait: 0,
             due: Vec::new(),
             due_reqs: Vec::new(),
+            hashed: None,
             // Its own stream: the draws of `rng` (ports, keys) stay as they were.
             challenge: ChallengeBudget::new(seed ^ 0x6368_616c_6c65_6e67),
         }
@@ -247,7 +252,14 @@ impl Stack {
             remote: SocketAddr::new(ip.dst, seg.src_port),
         };
         let mut reopened = false;
-        if let Some(key) = self.by_tuple.get(&self.conns, &tuple) {
+        // One keyed hash serves both tables (none when both are empty: a cookie flood).
+        let h = (self.by_tuple.len() > 0 || self.listen.requests.len() > 0).then(|| {
+            let h = self.by_tuple.hash(&tuple);
+            self.hashed = Some((tuple, h));
+            h
+        });
+        let found = h.and_then(|h| self.by_tuple.get_hashed(&self.conns, &tuple, h));
+        if let Some(key) = found {
             let (conns, mut ctx) = self.ctx(now);
             let Some(slot) = conns.get_mut(key) else {
                 return;
@@ -273,7 +285,7 @@ impl Stack {
                 Disposition::Reopen => return,
             }
         }
-        if let Some(id) = self.listen.find_request(&self.addrs, &tuple) {
+        if let Some(id) = self.listen.find_request(&self.addrs, &tuple, h) {
             let (table, mut cx) = self.passive(now);
             let p = table.on_request_segment(&mut cx, id, tuple, ip, &seg);
             return self.apply(now, p, Some(&seg));
@@ -740,10 +752,15 @@ impl Stack {
             let port = lo + ((start + i) % span) as u16;
             let local = SocketAddr::new(local_ip, port);
             let tuple = FourTuple { local, remote };
-            if self.by_tuple.get(&self.conns, &tuple).is_none()
-                && self.listen.find_request(&self.addrs, &tuple).is_none()
+            let h = self.by_tuple.hash(&tuple);
+            if self.by_tuple.get_hashed(&self.conns, &tuple, h).is_none()
+                && self
+                    .listen
+                    .find_request(&self.addrs, &tuple, Some(h))
+                    .is_none()
                 && self.listen.find(local).is_none()
             {
+                self.hashed = Some((tuple, h));
                 return self.connect_tuple(now, tuple);
             }
         }
@@ -765,7 +782,10 @@ impl Stack {
         }
         let tuple = FourTuple { local, remote };
         if self.by_tuple.get(&self.conns, &tuple).is_some()
-            || self.listen.find_request(&self.addrs, &tuple).is_some()
+            || self
+                .listen
+                .find_request(&self.addrs, &tuple, None)
+                .is_some()
         {
             return Err(ConnectError::AddrInUse);
         }
@@ -797,7 +817,7 @@ impl Stack {
             in_tw: false,
             metrics_saved: false,
         });
-        self.by_tuple.insert(&self.conns, key);
+        self.by_tuple.insert(&self.conns, key, self.hashed);
         self.counters.active_opens += 1;
         self.touch(now, key);
         Ok(ConnHandle(key))

@@ -61,7 +61,7 @@ pub(super) fn on_syn(
         let pick = cx.rng.next_u32() % syn;
         let victim = t.requests.of_listener(lkey).nth(pick as usize);
         if let Some(id) = victim {
-            t.remove_request(cx.addrs, id);
+            t.remove_request(cx, id);
         }
     }
     t.new_request(cx, lkey, tuple, seg)
@@ -102,7 +102,7 @@ pub(super) fn on_timer(
     cx.counters.timeouts += 1;
     let age = req.age(cx.now);
     if age >= KEEP_INIT {
-        t.remove_request(cx.addrs, id);
+        t.remove_request(cx, id);
         return reset_request(cx, req);
     }
     let out = t.resend_synack(cx, id);

@@ -231,7 +231,7 @@ impl ListenTable {
             return false;
         };
         self.syncache.buckets[b].last_overflow = Some(cx.now);
-        self.remove_request(cx.addrs, old);
+        self.remove_request(cx, old);
         true
     }
 
@@ -381,7 +381,7 @@ fn check_rst(
         return Passive::Drop;
     }
     if cx.config.bsd_insecure_rst || seg.seq == nxt {
-        t.remove_request(cx.addrs, id);
+        t.remove_request(cx, id);
         cx.bsd.sc_reset += 1;
         cx.counters.embryonic_rsts += 1;
         cx.counters.attempt_fails += 1;
@@ -414,7 +414,7 @@ fn expand(
         // Timestamps were negotiated and this segment lacks them (RFC 7323 §3.2).
         return Passive::Drop;
     }
-    t.remove_request(cx.addrs, id);
+    t.remove_request(cx, id);
     let wnd = t.freebsd_window(cx.config, req.listener);
     let closed = !t.listeners.contains(req.listener);
     if closed || seg.ack != req.iss + 1 || seg.seq <= req.irs || seg.seq > req.irs + wnd {
@@ -532,13 +532,13 @@ pub(super) fn on_timer(
         let b = t.syncache.bucket_of(&req.tuple(cx.addrs));
         let ids: Vec<ReqId> = t.syncache.buckets[b].entries.iter().copied().collect();
         for id in ids {
-            t.remove_request(cx.addrs, id);
+            t.remove_request(cx, id);
         }
         return Passive::Drop;
     }
     let n = req.num_timeout();
     if n >= cx.config.syncache_rexmtlimit {
-        t.remove_request(cx.addrs, id);
+        t.remove_request(cx, id);
         cx.bsd.sc_stale += 1;
         return Passive::Drop;
     }

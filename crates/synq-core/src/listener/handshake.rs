@@ -38,9 +38,16 @@ pub(crate) struct PassiveCtx<'a> {
     pub(crate) addrs: &'a [IpAddr],
     /// Connections the stack holds, for `synq.max_connections`.
     pub(crate) conns: usize,
+    /// The last 4-tuple the stack hashed (the packet's), with its hash.
+    pub(crate) hashed: Option<(FourTuple, u64)>,
 }
 
 impl PassiveCtx<'_> {
+    /// `t`'s hash if the stack already computed it for this packet.
+    fn hash_of(&self, t: &FourTuple) -> Option<u64> {
+        self.hashed.filter(|(k, _)| k == t).map(|(_, h)| h)
+    }
+
     fn addr_index(&self, ip: IpAddr) -> Option<u16> {
         self.addrs.iter().position(|a| *a == ip).map(|i| i as u16)
     }
@@ -129,13 +136,19 @@ pub(super) fn syn_options(c: &Config, seg: &TcpRepr<'_>) -> (Option<u8>, bool, O
 }
 
 impl ListenTable {
-    pub(crate) fn find_request(&self, addrs: &[IpAddr], tuple: &FourTuple) -> Option<ReqId> {
+    /// The request for `tuple`; `h` its hash if known.
+    pub(crate) fn find_request(
+        &self,
+        addrs: &[IpAddr],
+        tuple: &FourTuple,
+        h: Option<u64>,
+    ) -> Option<ReqId> {
         if self.requests.len() == 0 {
             // A cookies-only listener under a flood holds none: skip the address search.
             return None;
         }
         let li = addrs.iter().position(|a| *a == tuple.local.ip())? as u16;
-        self.requests.find(li, tuple)
+        self.requests.find(li, tuple, h)
     }
 
     /// A segment for a listener with no matching request or connection.
@@ -206,7 +219,8 @@ impl ListenTable {
             sack,
             ts_recent: ts,
         };
-        Some(self.requests.insert(n, cx.now, after))
+        let h = cx.hash_of(&tuple);
+        Some(self.requests.insert(n, cx.now, after, cx.addrs, h))
     }
 
     /// A request with an ISS from the RFC 6528 generator, and its first SYN-ACK.
@@ -306,11 +320,11 @@ impl ListenTable {
     }
 
     /// Every removal comes here, so the syncache's buckets follow the table.
-    pub(super) fn remove_request(&mut self, addrs: &[IpAddr], id: ReqId) -> Option<Request> {
+    pub(super) fn remove_request(&mut self, cx: &PassiveCtx<'_>, id: ReqId) -> Option<Request> {
         let r = self.requests.get(id)?;
-        let tuple = r.tuple(addrs);
+        let tuple = r.tuple(cx.addrs);
         self.syncache_forget(id, &tuple);
-        self.requests.remove(id, &tuple)
+        self.requests.remove(id, &tuple, cx.hash_of(&tuple))
     }
 
     /// Resend a request's SYN-ACK (by timer or for a duplicate SYN).
@@ -386,7 +400,7 @@ impl ListenTable {
         // A SYN at the request's own ISN is out of window on its left: ignore the flag.
         let syn = f.syn() && seg.seq != req.irs;
         if f.rst() || syn {
-            self.remove_request(cx.addrs, id);
+            self.remove_request(cx, id);
             cx.counters.embryonic_rsts += 1;
             cx.counters.attempt_fails += 1;
             if !f.rst() {
@@ -399,7 +413,7 @@ impl ListenTable {
         }
         let Some(l) = self.listeners.get(req.listener) else {
             // The listener closed: nobody to hand the child to.
-            self.remove_request(cx.addrs, id);
+            self.remove_request(cx, id);
             return cx.rst(ip, seg);
         };
         let data_end = seg.seq + seg.payload.len() as u32 + u32::from(f.fin());
@@ -421,7 +435,7 @@ impl ListenTable {
 
     /// The request's handshake is done: it leaves the table as a child.
     pub(super) fn complete(&mut self, cx: &mut PassiveCtx<'_>, id: ReqId) -> Passive {
-        let Some(req) = self.remove_request(cx.addrs, id) else {
+        let Some(req) = self.remove_request(cx, id) else {
             return Passive::Drop;
         };
         let neg = Negotiated {
@@ -503,7 +517,7 @@ impl ListenTable {
         if !self.listeners.contains(req.listener) && family != Family::FreeBsd {
             // The listener is gone: the request is dropped without a word. (FreeBSD's
             // bucket timer does not look: its SYN-ACKs go on until the entry expires.)
-            self.remove_request(cx.addrs, id);
+            self.remove_request(cx, id);
             return Passive::Drop;
         }
         match family {
@@ -521,7 +535,7 @@ impl ListenTable {
         }
         let ids: Vec<ReqId> = self.requests.of_listener(lkey).collect();
         ids.into_iter()
-            .filter_map(|id| self.remove_request(cx.addrs, id))
+            .filter_map(|id| self.remove_request(cx, id))
             .map(|req| reset_request(cx, &req))
             .collect()
     }

@@ -217,7 +217,7 @@ pub(super) fn final_ack_overflow(
     }
     cx.listen_overflow();
     if cx.config.tcp_abort_on_overflow {
-        t.remove_request(cx.addrs, id);
+        t.remove_request(cx, id);
         cx.counters.embryonic_rsts += 1;
         return Some(cx.rst(ip, seg));
     }
@@ -259,7 +259,7 @@ pub(super) fn on_timer(
         (n >= max && (!acked || n >= d), !acked || n >= d - 1)
     };
     if expire {
-        t.remove_request(cx.addrs, id);
+        t.remove_request(cx, id);
         return Passive::Drop;
     }
     let out = if resend {

@@ -31,38 +31,46 @@ impl ConnIndex {
         conns.get(k).map(|s| &s.conn.tuple)
     }
 
+    /// The keyed hash of `t`, the same for the request table (one per packet serves both).
+    pub(super) fn hash(&self, t: &FourTuple) -> u64 {
+        self.hasher.hash_one(t)
+    }
+
     /// The connection holding `t`.
     pub(super) fn get(&self, conns: &Slab<Slot>, t: &FourTuple) -> Option<Key> {
         if self.table.is_empty() {
             return None;
         }
+        self.get_hashed(conns, t, self.hash(t))
+    }
+
+    /// As `get`, with `t`'s hash known.
+    pub(super) fn get_hashed(&self, conns: &Slab<Slot>, t: &FourTuple, h: u64) -> Option<Key> {
         self.table
-            .find(self.hasher.hash_one(t), |&k| {
-                Self::tuple_of(conns, k) == Some(t)
-            })
+            .find(h, |&k| Self::tuple_of(conns, k) == Some(t))
             .copied()
     }
 
-    /// File `key`, already in `conns`, under its tuple.
-    pub(super) fn insert(&mut self, conns: &Slab<Slot>, key: Key) {
+    /// File `key`, already in `conns`, under its tuple; `known` may hold a tuple's hash.
+    pub(super) fn insert(&mut self, conns: &Slab<Slot>, key: Key, known: Option<(FourTuple, u64)>) {
         let Some(t) = Self::tuple_of(conns, key) else {
             return;
         };
+        let h = match known {
+            Some((kt, h)) if kt == *t => h,
+            _ => self.hash(t),
+        };
         let hasher = &self.hasher;
-        self.table.insert_unique(hasher.hash_one(t), key, |&k| {
-            match Self::tuple_of(conns, k) {
+        self.table
+            .insert_unique(h, key, |&k| match Self::tuple_of(conns, k) {
                 Some(t) => hasher.hash_one(t),
                 None => 0,
-            }
-        });
+            });
     }
 
     /// Take `key`, filed under `t`, out of the index.
     pub(super) fn remove(&mut self, t: &FourTuple, key: Key) {
-        if let Ok(e) = self
-            .table
-            .find_entry(self.hasher.hash_one(t), |&k| k == key)
-        {
+        if let Ok(e) = self.table.find_entry(self.hash(t), |&k| k == key) {
             e.remove();
         }
     }

@@ -24,6 +24,7 @@ impl Stack {
                 secrets: &self.secrets,
                 addrs: &self.addrs,
                 conns: self.conns.len(),
+                hashed: self.hashed,
             },
         )
     }
@@ -57,7 +58,7 @@ impl Stack {
             in_tw: false,
             metrics_saved: false,
         });
-        self.by_tuple.insert(&self.conns, key);
+        self.by_tuple.insert(&self.conns, key, self.hashed);
         self.counters.passive_opens += 1;
         if let Some(seg) = seg {
             let (conns, mut ctx) = self.ctx(now);
