@@ -142,9 +142,28 @@ fn linux_scripts_pass_against_the_kernel() {
     let jobs: Vec<_> = scripts().iter().map(|p| job(p)).collect();
     assert!(!jobs.is_empty(), "no scripts found");
     let t = Instant::now();
-    let results = replay(&jobs);
-    let mut failures = Vec::new();
+    let mut results = replay(&jobs);
     let mut log = String::new();
+    // Four scripts at a time on a small machine: a timing check can miss by a scheduling
+    // delay. A failed script runs once more, alone; what the kernel does wrong fails again.
+    for (i, (name, src, dir)) in jobs.iter().enumerate() {
+        if matches!(&results[i].0, Ok(o) if o.failure.is_none()) {
+            continue;
+        }
+        let first = match &results[i].0 {
+            Ok(o) => o
+                .failure
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            Err(e) => e.clone(),
+        };
+        log.push_str(&format!("RETRY {name} alone (first run: {first})\n"));
+        let t = Instant::now();
+        let r = runner().run_in(src, Some(dir)).map_err(|e| e.to_string());
+        results[i] = (r, t.elapsed().as_secs_f64());
+    }
+    let mut failures = Vec::new();
     for ((name, _, _), (r, secs)) in jobs.iter().zip(&results) {
         match r {
             Ok(o) if o.failure.is_none() => {
