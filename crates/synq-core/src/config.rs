@@ -58,7 +58,8 @@ impl fmt::Display for Syncookies {
 pub enum TsMode {
     /// 0: no timestamps offered or accepted.
     Off,
-    /// 1: timestamps, each peer seeing its own random offset (Linux `secure_tcp_ts_off`).
+    /// 1: timestamps, each connection with its own random offset (Linux
+    /// `secure_tcp_seq_and_ts_off`).
     #[default]
     On,
     /// 2: timestamps straight from the clock.

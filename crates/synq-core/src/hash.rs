@@ -104,32 +104,15 @@ impl Secret {
         self.sip_tuple(t, |h| h.write_u32(extra))
     }
 
+    /// SipHash-2-4 of the 4-tuple alone (12 bytes for IPv4, as Linux's `siphash_3u32`).
+    pub(crate) fn hash_key(&self, t: &FourTuple) -> u64 {
+        self.sip_tuple(t, |_| {})
+    }
+
     /// As [`Secret::hash_tuple`], with a second word mixed in.
     pub(crate) fn hash_tuple2(&self, t: &FourTuple, extra: u32, more: u32) -> u64 {
         use core::hash::Hasher;
         self.sip_tuple(t, |h| h.write_u64(u64::from(extra) | u64::from(more) << 32))
-    }
-
-    /// SipHash-2-4 of two addresses alone (Linux's `siphash_2u32(saddr, daddr)` for IPv4).
-    pub(crate) fn hash_addrs(&self, a: IpAddr, b: IpAddr) -> u64 {
-        use core::hash::Hasher;
-        let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
-        match (a, b) {
-            (IpAddr::V4(x), IpAddr::V4(y)) => {
-                h.write_u64(u64::from(u32::from(x)) << 32 | u64::from(u32::from(y)));
-            }
-            _ => {
-                let v6 = |a: IpAddr| match a {
-                    IpAddr::V4(v) => v.to_ipv6_mapped().to_bits(),
-                    IpAddr::V6(v) => v.to_bits(),
-                };
-                for w in [v6(a), v6(b)] {
-                    h.write_u64((w >> 64) as u64);
-                    h.write_u64(w as u64);
-                }
-            }
-        }
-        h.finish()
     }
 
     /// The 4-tuple, then whatever `tail` writes (inlined per caller: a hot path per SYN).
@@ -162,28 +145,44 @@ impl Secret {
     }
 }
 
-/// The keys ISNs and timestamp offsets derive from (RFC 6528, Linux `secure_tcp_ts_off`).
+/// The key ISNs and timestamp offsets derive from (RFC 6528; Linux 6.x
+/// `secure_tcp_seq_and_ts_off`: one keyed hash of the 4-tuple, its low half the ISN's hash,
+/// its high half the timestamp offset).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Secrets {
     pub(crate) isn: Secret,
-    pub(crate) ts: Secret,
 }
 
 impl Secrets {
-    /// RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.
-    pub(crate) fn isn(&self, tuple: &FourTuple, now: crate::Instant) -> synq_wire::SeqNumber {
-        let f = self.isn.hash_tuple(tuple, 0) as u32;
-        synq_wire::SeqNumber(f.wrapping_add((now.total_micros() / 4) as u32))
+    /// The ISN (RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock) and the timestamp
+    /// offset (`tcp_timestamps` = 1 only), both from one hash as Linux 6.x computes them.
+    pub(crate) fn isn_and_ts_offset(
+        &self,
+        tuple: &FourTuple,
+        now: crate::Instant,
+        mode: crate::config::TsMode,
+    ) -> (synq_wire::SeqNumber, u32) {
+        let h = self.isn.hash_key(tuple);
+        let isn = (h as u32).wrapping_add((now.total_micros() / 4) as u32);
+        let off = match mode {
+            crate::config::TsMode::On => (h >> 32) as u32,
+            _ => 0,
+        };
+        (synq_wire::SeqNumber(isn), off)
     }
 
-    /// The per-peer timestamp offset (`tcp_timestamps` = 1 only): keyed by the two addresses
-    /// alone, as Linux's `secure_tcp_ts_off`, so every connection between two hosts counts
-    /// from the same offset (what PAWS across connections and `tcp_tw_reuse` rely on).
+    /// The ISN alone.
+    pub(crate) fn isn(&self, tuple: &FourTuple, now: crate::Instant) -> synq_wire::SeqNumber {
+        self.isn_and_ts_offset(tuple, now, crate::config::TsMode::Off)
+            .0
+    }
+
+    /// The timestamp offset alone: per connection, as on Linux since 4.11 (a 6.18 kernel
+    /// gives two connections between the same hosts unrelated offsets; checked side by side
+    /// in synq-sim's `kernel_facts.rs`).
     pub(crate) fn ts_offset(&self, tuple: &FourTuple, mode: crate::config::TsMode) -> u32 {
         match mode {
-            crate::config::TsMode::On => {
-                self.ts.hash_addrs(tuple.local.ip(), tuple.remote.ip()) as u32
-            }
+            crate::config::TsMode::On => (self.isn.hash_key(tuple) >> 32) as u32,
             _ => 0,
         }
     }

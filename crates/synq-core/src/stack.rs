@@ -144,7 +144,9 @@ impl Stack {
         let mut k = || rng.next_u64();
         let hash = SeededState::new(k(), k());
         let isn_secret = Secret::new(k(), k());
-        let ts_secret = Secret::new(k(), k());
+        // Drawn and unused since the ISN's hash also gives the timestamp offset: later draws
+        // (cookie keys, ports) stay as they were.
+        let _ = (k(), k());
         let cookie_keys = CookieKeys {
             k0: Secret::new(k(), k()),
             k1: Secret::new(k(), k()),
@@ -163,10 +165,7 @@ impl Stack {
             control: VecDeque::new(),
             tx_ready: VecDeque::new(),
             events: VecDeque::new(),
-            secrets: Secrets {
-                isn: isn_secret,
-                ts: ts_secret,
-            },
+            secrets: Secrets { isn: isn_secret },
             rng,
             orphans: 0,
             time_wait: 0,
@@ -801,12 +800,10 @@ impl Stack {
             self.counters.conn_table_full += 1;
             return Err(ConnectError::NoBuffers);
         }
-        let conn = Connection::connect(
-            tuple,
-            &self.config,
-            self.secrets.isn(&tuple, now),
-            self.secrets.ts_offset(&tuple, self.config.tcp_timestamps),
-        );
+        let (isn, ts_offset) =
+            self.secrets
+                .isn_and_ts_offset(&tuple, now, self.config.tcp_timestamps);
+        let conn = Connection::connect(tuple, &self.config, isn, ts_offset);
         let key = self.conns.insert(Slot {
             conn,
             armed: None,

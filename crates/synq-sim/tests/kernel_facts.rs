@@ -1,5 +1,6 @@
-//! Side by side with the real kernel: sysctl defaults, and the exact SYN and SYN-ACK a
-//! Linux host sends (window, option layout), against synq's.
+//! Side by side with the real kernel: sysctl defaults, the exact SYN and SYN-ACK a Linux
+//! host sends (window, option layout), and how its timestamp offsets are keyed, against
+//! synq's.
 //!
 //! Needs root, `unshare`, `ip` and python3; without them the test prints why and skips.
 
@@ -177,4 +178,65 @@ fn syn_and_synack_match_the_kernel() {
             );
         }
     }
+}
+
+/// Distance between two TSvals on the wrapping 32-bit clock.
+fn ts_gap(a: u64, b: u64) -> u64 {
+    let d = (a as u32).wrapping_sub(b as u32);
+    u64::from(d.min(d.wrapping_neg()))
+}
+
+/// SYNs' TSvals from (local address, port) to one server at one instant: the first tuple
+/// twice (aborted in between), then the others.
+fn synq_tsvals(from: &[(Ipv4Addr, u16)]) -> Vec<u64> {
+    let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5000);
+    let mut s = Stack::new(Config::default(), 7);
+    for (ip, _) in from {
+        s.add_address(IpAddr::V4(*ip));
+    }
+    let mut buf = Vec::new();
+    let mut syn = |s: &mut Stack, (ip, port): (Ipv4Addr, u16)| {
+        let c = s
+            .connect_from(Instant::ZERO, SocketAddr::new(IpAddr::V4(ip), port), server)
+            .unwrap();
+        let n = s.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+        let p = parse_packet(&buf[..n], ChecksumMode::Verify).unwrap();
+        (c, u64::from(p.tcp.options.timestamps.unwrap().tsval))
+    };
+    let (c, first) = syn(&mut s, from[0]);
+    s.abort(Instant::ZERO, c).unwrap();
+    let mut out = vec![first, syn(&mut s, from[0]).1];
+    out.extend(from[1..].iter().map(|&f| syn(&mut s, f).1));
+    out
+}
+
+/// Linux 6.x keys the timestamp offset by the whole 4-tuple (`secure_tcp_seq_and_ts_off`:
+/// the high half of the ISN's hash): the same tuple used again carries the same offset
+/// (TSvals milliseconds apart), another port or another host an unrelated one. synq does
+/// the same.
+#[test]
+fn timestamp_offsets_are_per_connection_like_linux() {
+    if let Some(why) = skip_reason() {
+        skip("timestamp_offsets_are_per_connection_like_linux", &why);
+        return;
+    }
+    let k = facts(&["tsoff"]);
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    let (t0, t1) = (n(&k["tuple"][0]), n(&k["tuple"][1]));
+    println!("kernel TSvals: {k}");
+    // One offset: the clock moved a few milliseconds at most. Unrelated offsets are a
+    // random 32-bit distance apart (within 1 000 with probability below 1 in 2 million).
+    assert!(ts_gap(t0, t1) < 1_000, "kernel: {k}");
+    assert!(ts_gap(t0, n(&k["other_port"])) >= 1_000, "kernel: {k}");
+    assert!(ts_gap(t0, n(&k["other_host"])) >= 1_000, "kernel: {k}");
+    let lo = Ipv4Addr::LOCALHOST;
+    let ours = synq_tsvals(&[
+        (lo, 40001),
+        (lo, 40002),
+        (Ipv4Addr::new(127, 0, 0, 2), 40003),
+    ]);
+    println!("synq TSvals: {ours:?}");
+    assert_eq!(ours[0], ours[1], "synq: the same tuple, the same offset");
+    assert!(ts_gap(ours[0], ours[2]) >= 1_000, "synq: {ours:?}");
+    assert!(ts_gap(ours[0], ours[3]) >= 1_000, "synq: {ours:?}");
 }

@@ -295,6 +295,7 @@ pub(super) fn on_syn(
                 wscale: wscale.is_some(),
                 sack,
                 ts,
+                ts_off: None,
             },
         );
     }
@@ -308,7 +309,7 @@ pub(super) fn on_syn(
     };
     t.syncache.buckets[b].entries.push_front(id);
     cx.bsd.sc_added += 1;
-    t.request_synack_to(cx, id, tuple)
+    t.request_synack_to(cx, id, tuple, None)
 }
 
 /// A segment for an entry (`syncache_add` for a SYN, `syncache_chkrst` for an RST,

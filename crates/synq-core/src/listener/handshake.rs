@@ -102,8 +102,10 @@ pub(super) struct SynAck {
     pub(super) irs: SeqNumber,
     pub(super) wscale: bool,
     pub(super) sack: bool,
-    /// (our TSval before the per-peer offset, TSecr).
+    /// (our TSval before the per-connection offset, TSecr).
     pub(super) ts: Option<(u32, u32)>,
+    /// The timestamp offset if already computed with the ISS (one hash gives both).
+    pub(super) ts_off: Option<u32>,
 }
 
 /// Linux SOCK_MIN_RCVBUF on 64-bit (2 x (2048 + the sk_buff's aligned size)).
@@ -231,10 +233,12 @@ impl ListenTable {
         tuple: FourTuple,
         seg: &TcpRepr<'_>,
     ) -> Passive {
-        let iss = cx.secrets.isn(&tuple, cx.now);
+        let (iss, ts_off) = cx
+            .secrets
+            .isn_and_ts_offset(&tuple, cx.now, cx.config.tcp_timestamps);
         let after = super::request_rto(cx.config.model, 0, Duration::ZERO);
         match self.add_request(cx, lkey, tuple, seg, iss, after) {
-            Some(id) => self.request_synack_to(cx, id, tuple),
+            Some(id) => self.request_synack_to(cx, id, tuple, Some(ts_off)),
             None => Passive::Drop,
         }
     }
@@ -242,17 +246,19 @@ impl ListenTable {
     /// The SYN-ACK for a stored request.
     pub(super) fn request_synack(&self, cx: &PassiveCtx<'_>, id: ReqId) -> Passive {
         match self.requests.get(id) {
-            Some(r) => self.request_synack_to(cx, id, r.tuple(cx.addrs)),
+            Some(r) => self.request_synack_to(cx, id, r.tuple(cx.addrs), None),
             None => Passive::Drop,
         }
     }
 
-    /// As `request_synack`, the request's 4-tuple known (rebuilding it costs a lookup).
+    /// As `request_synack`, the request's 4-tuple known (rebuilding it costs a lookup), and
+    /// its timestamp offset if known.
     pub(super) fn request_synack_to(
         &self,
         cx: &PassiveCtx<'_>,
         id: ReqId,
         tuple: FourTuple,
+        ts_off: Option<u32>,
     ) -> Passive {
         let Some(r) = self.requests.get(id) else {
             return Passive::Drop;
@@ -270,6 +276,7 @@ impl ListenTable {
                 wscale: r.peer_wscale().is_some(),
                 sack: r.sack(),
                 ts,
+                ts_off,
             },
         )
     }
@@ -298,7 +305,8 @@ impl ListenTable {
         // A BSD stack answers with FreeBSD's layout (`tcp_addoptions` in syncache_respond).
         options.bsd_layout = cx.config.model.bsd_wire();
         if let Some((base, tsecr)) = s.ts {
-            let tsval = base.wrapping_add(cx.ts_offset(&s.tuple));
+            let off = s.ts_off.unwrap_or_else(|| cx.ts_offset(&s.tuple));
+            let tsval = base.wrapping_add(off);
             options.timestamps = Some(Timestamps { tsval, tsecr });
         }
         let tcp = TcpRepr {

@@ -128,6 +128,7 @@ fn send_cookie(
             wscale: wscale.is_some(),
             sack,
             ts,
+            ts_off: None,
         },
     )
 }

@@ -7,7 +7,7 @@
 
 use super::util::*;
 use crate::{Config, Instant, Stack, Syncookies};
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::net::SocketAddr;
 use synq_wire::{parse_packet, ChecksumMode, SeqNumber, TcpFlags, TcpOptions};
 
 fn stack(seed: u64) -> Stack {
@@ -58,36 +58,22 @@ fn isns_are_a_keyed_hash_plus_a_4_us_clock() {
     assert_ne!(syn_of(&mut b, 40_000, t0).0, i0);
 }
 
+/// Per connection, as Linux 6.x keys them (one hash of the 4-tuple gives the ISN's hash and
+/// the offset); the kernel side by side is in synq-sim's `kernel_facts.rs`.
 #[test]
-fn timestamp_offsets_are_keyed_per_address_pair() {
-    // Linux `secure_tcp_ts_off`: SipHash of the two addresses alone, so every connection
-    // between two hosts counts from one offset (PAWS across connections and tcp_tw_reuse
-    // rely on it), while other peers see unrelated clocks.
+fn timestamp_offsets_are_keyed_per_connection() {
     let t0 = Instant::ZERO + crate::Duration::from_secs(100);
     let mut a = stack(1);
+    // The same instant, other tuples: TSvals that do not give away the host's uptime.
     let ts: Vec<u32> = (0..50).map(|p| syn_of(&mut a, 42_000 + p, t0).1).collect();
-    assert!(ts.iter().all(|&t| t == ts[0]), "{ts:?}");
-    assert_ne!(ts[0], 100_000, "the raw clock must not show");
-    // Other peers: 50 addresses, 50 unrelated offsets.
-    let mut others: Vec<u32> = (1..=50u8)
-        .map(|i| {
-            let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 9, 0, i)), 80);
-            let c = a
-                .connect_from(t0, SocketAddr::new(A4, 43_000), peer)
-                .unwrap();
-            let mut buf = Vec::new();
-            let n = a.poll_transmit(t0, &mut buf).unwrap();
-            let p = parse_packet(&buf[..n], ChecksumMode::Verify).unwrap();
-            let tsval = p.tcp.options.timestamps.unwrap().tsval;
-            a.abort(t0, c).unwrap();
-            while a.poll_transmit(t0, &mut buf).is_some() {}
-            tsval
-        })
-        .collect();
-    others.sort_unstable();
-    others.dedup();
-    assert_eq!(others.len(), 50);
-    assert!(!others.contains(&ts[0]));
+    let mut distinct = ts.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 50, "{ts:?}");
+    assert!(
+        ts.iter().all(|&t| t != 100_000),
+        "the raw clock must not show"
+    );
     let mut b = stack(2);
     assert_ne!(syn_of(&mut b, 42_000, t0).1, ts[0]);
 }

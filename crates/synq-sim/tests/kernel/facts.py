@@ -3,6 +3,9 @@
   facts.py sysctls NAME...   -> {"NAME": "value" or null, ...} as a fresh namespace has them
   facts.py shape TS          -> the SYN and SYN-ACK Linux sends on a 1500-byte-MTU loopback
                                 with net.ipv4.tcp_timestamps=TS: window and option bytes
+  facts.py tsoff             -> the TSvals of SYNs sent within milliseconds to 127.0.0.1:5000:
+                                from 127.0.0.1:40001, again from it after an abort, from
+                                127.0.0.1:40002 and from 127.0.0.2:40003
 """
 import json, socket, struct, subprocess, sys
 
@@ -43,7 +46,56 @@ def shape(ts):
     got.update(sysctls(["net.ipv4.tcp_rmem", "net.core.rmem_max"]))
     return got
 
+def syn_tsvals(cap, want):
+    """TSvals of the next outgoing SYNs, by source port, until `want` ports are seen."""
+    tsval = {}
+    while len(tsval) < want:
+        d, a = cap.recvfrom(65535)
+        if a[2] != socket.PACKET_OUTGOING:
+            continue
+        ip = d[14:]
+        t = ip[(ip[0] & 15) * 4:]
+        if ip[9] != 6 or t[13] & 0x12 != 0x02:
+            continue
+        sport = struct.unpack("!H", t[0:2])[0]
+        off, i = (t[12] >> 4) * 4, 20
+        while i < off and t[i] != 0:
+            if t[i] == 1:
+                i += 1
+                continue
+            if t[i] == 8:
+                tsval[sport] = struct.unpack("!I", t[i + 2:i + 6])[0]
+            i += max(t[i + 1], 2)
+    return tsval
+
+def tsoff():
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    cap.bind(("lo", 0))
+    cap.settimeout(5)
+    l = socket.socket()
+    l.bind(("127.0.0.1", 5000))
+    l.listen(8)
+    def connect(src, port):
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.bind((src, port))
+        c.connect(("127.0.0.1", 5000))
+        return c
+    first = connect("127.0.0.1", 40001)
+    ts1 = syn_tsvals(cap, 1)[40001]
+    first.close()  # linger 0: an RST, no TIME_WAIT, so the tuple can be used again
+    l.accept()[0].close()
+    again = connect("127.0.0.1", 40001)
+    ts1b = syn_tsvals(cap, 1)[40001]
+    others = [connect("127.0.0.1", 40002), connect("127.0.0.2", 40003)]
+    ts = syn_tsvals(cap, 2)
+    return {"tuple": [ts1, ts1b], "other_port": ts[40002], "other_host": ts[40003]}
+
 if sys.argv[1] == "sysctls":
     print(json.dumps(sysctls(sys.argv[2:])))
+elif sys.argv[1] == "tsoff":
+    print(json.dumps(tsoff()))
 else:
     print(json.dumps(shape(sys.argv[2])))
