@@ -155,7 +155,7 @@ pub(crate) struct Secrets {
 
 impl Secrets {
     /// The ISN (RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock) and the timestamp
-    /// offset (`tcp_timestamps` = 1 only), both from one hash as Linux 6.x computes them.
+    /// offset, both from one hash as Linux 6.x computes them.
     pub(crate) fn isn_and_ts_offset(
         &self,
         tuple: &FourTuple,
@@ -164,11 +164,7 @@ impl Secrets {
     ) -> (synq_wire::SeqNumber, u32) {
         let h = self.isn.hash_key(tuple);
         let isn = (h as u32).wrapping_add((now.total_micros() / 4) as u32);
-        let off = match mode {
-            crate::config::TsMode::On => (h >> 32) as u32,
-            _ => 0,
-        };
-        (synq_wire::SeqNumber(isn), off)
+        (synq_wire::SeqNumber(isn), ts_half(h, mode))
     }
 
     /// The ISN alone.
@@ -177,13 +173,20 @@ impl Secrets {
             .0
     }
 
-    /// The timestamp offset alone: per connection, as on Linux since 4.11 (a 6.18 kernel
-    /// gives two connections between the same hosts unrelated offsets; checked side by side
-    /// in synq-sim's `kernel_facts.rs`).
+    /// The timestamp offset alone: per connection, as the 6.18 kernel keys it (checked
+    /// side by side in synq-sim's `kernel_facts.rs`).
     pub(crate) fn ts_offset(&self, tuple: &FourTuple, mode: crate::config::TsMode) -> u32 {
         match mode {
-            crate::config::TsMode::On => (self.isn.hash_key(tuple) >> 32) as u32,
+            crate::config::TsMode::On => ts_half(self.isn.hash_key(tuple), mode),
             _ => 0,
         }
+    }
+}
+
+/// The timestamp offset in the ISN's hash: its high half, with `tcp_timestamps` = 1 only.
+fn ts_half(h: u64, mode: crate::config::TsMode) -> u32 {
+    match mode {
+        crate::config::TsMode::On => (h >> 32) as u32,
+        _ => 0,
     }
 }

@@ -277,6 +277,9 @@ struct Fifo {
 
 const PARITY_BIT: u32 = 1 << 31;
 
+/// Bytes of one timer entry.
+const ENTRY: usize = size_of::<(u32, u32)>();
+
 impl Fifo {
     fn push(&mut self, at: Instant, tag: u32) {
         if let Some(b) = self.blocks.back_mut() {
@@ -322,9 +325,10 @@ impl Fifo {
             + self
                 .blocks
                 .iter()
-                .map(|b| b.items.capacity() * 8)
+                .map(|b| b.items.capacity())
                 .sum::<usize>()
-            + self.spare.capacity() * 8
+                * ENTRY
+            + self.spare.capacity() * ENTRY
     }
 }
 
@@ -496,12 +500,17 @@ impl RequestTable {
             .copied()
     }
 
-    pub(crate) fn get(&self, id: ReqId) -> Option<Request> {
-        let rec = *self.recs.slots.get(id).filter(|r| r.flags & LIVE != 0)?;
-        Some(Request {
+    /// The record with its peer's address looked up.
+    fn resolve(&self, rec: Rec) -> Request {
+        Request {
             rec,
             remote_ip: self.remote_of(&rec),
-        })
+        }
+    }
+
+    pub(crate) fn get(&self, id: ReqId) -> Option<Request> {
+        let rec = *self.recs.slots.get(id).filter(|r| r.flags & LIVE != 0)?;
+        Some(self.resolve(rec))
     }
 
     pub(crate) fn get_mut(&mut self, id: ReqId) -> Option<&mut Rec> {
@@ -570,15 +579,8 @@ impl RequestTable {
     /// them in hash order, a cache miss per request for a large table.
     fn grow_index(&mut self, addrs: &[IpAddr]) {
         let mut index = HashTable::with_capacity((self.index.capacity() * 2).max(16));
-        for (i, r) in self.live_ids() {
-            let local = addrs
-                .get(usize::from(r.local_ip))
-                .copied()
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-            let t = FourTuple {
-                local: SocketAddr::new(local, r.local_port),
-                remote: SocketAddr::new(self.remote_of(r), r.remote_port),
-            };
+        for (i, &r) in self.live_ids() {
+            let t = self.resolve(r).tuple(addrs);
             index.insert_unique(self.hash(&t), i, |_| 0);
         }
         self.index = index;
@@ -712,10 +714,7 @@ impl RequestTable {
 
     /// Every live request.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Request> + '_ {
-        self.live_ids().map(|(_, &rec)| Request {
-            rec,
-            remote_ip: self.remote_of(&rec),
-        })
+        self.live_ids().map(|(_, &rec)| self.resolve(rec))
     }
 
     /// Heap bytes held, for the per-entry cost report.

@@ -135,43 +135,34 @@ impl<T> Slab<T> {
         }
     }
 
-    pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
-        let free_head = self.free_head;
-        let slot = self.slot_mut(key.index)?;
-        match slot {
+    /// Free `key`'s slot if it holds that key: the slot, and the free entry to put in it.
+    fn vacate(&mut self, key: Key) -> Option<(&mut Slot<T>, Slot<T>)> {
+        let next = Slot::Free {
+            generation: key.generation.wrapping_add(1),
+            next_free: self.free_head,
+        };
+        match self.slot_mut(key.index)? {
             Slot::Full { generation, .. } if *generation == key.generation => {}
             _ => return None,
         }
-        let next = Slot::Free {
-            generation: key.generation.wrapping_add(1),
-            next_free: free_head,
-        };
-        let old = core::mem::replace(slot, next);
         self.free_head = key.index;
         self.len -= 1;
-        match old {
+        Some((self.slot_mut(key.index)?, next))
+    }
+
+    pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
+        let (slot, next) = self.vacate(key)?;
+        match core::mem::replace(slot, next) {
             Slot::Full { value, .. } => Some(value),
             Slot::Free { .. } => None,
         }
     }
 
     /// As `remove`, dropping the value where it lies (a large value is not copied out).
-    pub(crate) fn discard(&mut self, key: Key) -> bool {
-        let free_head = self.free_head;
-        let Some(slot) = self.slot_mut(key.index) else {
-            return false;
-        };
-        match slot {
-            Slot::Full { generation, .. } if *generation == key.generation => {}
-            _ => return false,
+    pub(crate) fn discard(&mut self, key: Key) {
+        if let Some((slot, next)) = self.vacate(key) {
+            *slot = next;
         }
-        *slot = Slot::Free {
-            generation: key.generation.wrapping_add(1),
-            next_free: free_head,
-        };
-        self.free_head = key.index;
-        self.len -= 1;
-        true
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> {

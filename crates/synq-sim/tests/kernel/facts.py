@@ -19,43 +19,50 @@ def sysctls(names):
             out[n] = None
     return out
 
-def shape(ts):
-    subprocess.run(["ip", "link", "set", "lo", "up", "mtu", "1500"], check=True)
-    with open("/proc/sys/net/ipv4/tcp_timestamps", "w") as f:
-        f.write(ts)
+def capture_lo(mtu=None):
+    """Loopback up, a capture socket on it and a listener on 127.0.0.1:5000."""
+    cmd = ["ip", "link", "set", "lo", "up"] + (["mtu", mtu] if mtu else [])
+    subprocess.run(cmd, check=True)
     cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
     cap.bind(("lo", 0))
     cap.settimeout(5)
     l = socket.socket()
     l.bind(("127.0.0.1", 5000))
-    l.listen(5)
-    c = socket.socket()
-    c.connect(("127.0.0.1", 5000))
-    got = {}
-    while len(got) < 2:
+    l.listen(8)
+    return cap, l
+
+def outgoing_syns(cap):
+    """TCP headers (options included) of the SYNs and SYN-ACKs leaving on lo, as they come."""
+    while True:
         d, a = cap.recvfrom(65535)
         if a[2] != socket.PACKET_OUTGOING:
             continue
         ip = d[14:]
         t = ip[(ip[0] & 15) * 4:]
-        if ip[9] != 6 or not t[13] & 0x02:
-            continue
+        if ip[9] == 6 and t[13] & 0x02:
+            yield t
+
+def shape(ts):
+    with open("/proc/sys/net/ipv4/tcp_timestamps", "w") as f:
+        f.write(ts)
+    cap, l = capture_lo("1500")
+    c = socket.socket()
+    c.connect(("127.0.0.1", 5000))
+    got = {}
+    for t in outgoing_syns(cap):
         kind = "synack" if t[13] & 0x10 else "syn"
         off = (t[12] >> 4) * 4
         got[kind] = {"window": struct.unpack("!H", t[14:16])[0], "options": t[20:off].hex()}
+        if len(got) == 2:
+            break
     got.update(sysctls(["net.ipv4.tcp_rmem", "net.core.rmem_max"]))
     return got
 
 def syn_tsvals(cap, want):
     """TSvals of the next outgoing SYNs, by source port, until `want` ports are seen."""
     tsval = {}
-    while len(tsval) < want:
-        d, a = cap.recvfrom(65535)
-        if a[2] != socket.PACKET_OUTGOING:
-            continue
-        ip = d[14:]
-        t = ip[(ip[0] & 15) * 4:]
-        if ip[9] != 6 or t[13] & 0x12 != 0x02:
+    for t in outgoing_syns(cap):
+        if t[13] & 0x10:
             continue
         sport = struct.unpack("!H", t[0:2])[0]
         off, i = (t[12] >> 4) * 4, 20
@@ -66,16 +73,11 @@ def syn_tsvals(cap, want):
             if t[i] == 8:
                 tsval[sport] = struct.unpack("!I", t[i + 2:i + 6])[0]
             i += max(t[i + 1], 2)
-    return tsval
+        if len(tsval) == want:
+            return tsval
 
 def tsoff():
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-    cap.bind(("lo", 0))
-    cap.settimeout(5)
-    l = socket.socket()
-    l.bind(("127.0.0.1", 5000))
-    l.listen(8)
+    cap, l = capture_lo()
     def connect(src, port):
         c = socket.socket()
         c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
