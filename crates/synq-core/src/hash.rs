@@ -65,12 +65,9 @@ impl core::hash::Hash for FourTuple {
 pub(crate) fn write_key<H: core::hash::Hasher>(h: &mut H, a: IpAddr, pa: u16, b: IpAddr, pb: u16) {
     // Whole words, not a byte slice: on a fresh hasher the block logic folds away. The byte
     // stream is the same as one write of the packed key, so every hash value is unchanged.
-    let ports = u32::from_le_bytes([(pa >> 8) as u8, pa as u8, (pb >> 8) as u8, pb as u8]);
+    let ports = port_word(pa, pb);
     if let (IpAddr::V4(x), IpAddr::V4(y)) = (a, b) {
-        let (x, y) = (x.octets(), y.octets());
-        h.write_u64(u64::from_le_bytes([
-            x[0], x[1], x[2], x[3], y[0], y[1], y[2], y[3],
-        ]));
+        h.write_u64(v4_pair(x.octets(), y.octets()));
         h.write_u32(ports);
         return;
     }
@@ -84,6 +81,19 @@ pub(crate) fn write_key<H: core::hash::Hasher>(h: &mut H, a: IpAddr, pa: u16, b:
         h.write_u64(u64::from_le_bytes(lo.try_into().unwrap_or_default()));
     }
     h.write_u32(ports);
+}
+
+/// Two big-endian ports as the 4 bytes `write_key` hashes, read little-endian.
+#[inline(always)]
+fn port_word(pa: u16, pb: u16) -> u32 {
+    u32::from(u16::from_le_bytes(pa.to_be_bytes()))
+        | u32::from(u16::from_le_bytes(pb.to_be_bytes())) << 16
+}
+
+/// Two IPv4 addresses' 8 bytes read little-endian, as whole words (not byte by byte).
+#[inline(always)]
+fn v4_pair(x: [u8; 4], y: [u8; 4]) -> u64 {
+    u64::from(u32::from_le_bytes(x)) | u64::from(u32::from_le_bytes(y)) << 32
 }
 
 /// Keyed 128-bit SipHash-2-4 secret, used for ISNs and timestamp offsets.
@@ -100,34 +110,44 @@ impl Secret {
 
     /// SipHash-2-4 of the 4-tuple (one packed write, see [`write_key`]) plus `extra`.
     pub(crate) fn hash_tuple(&self, t: &FourTuple, extra: u32) -> u64 {
-        use core::hash::Hasher;
-        self.sip_tuple(t, |h| h.write_u32(extra))
+        self.sip_tuple(t, Some(u64::from(extra)), 4)
     }
 
     /// SipHash-2-4 of the 4-tuple alone (12 bytes for IPv4, as Linux's `siphash_3u32`).
     pub(crate) fn hash_key(&self, t: &FourTuple) -> u64 {
-        self.sip_tuple(t, |_| {})
+        self.sip_tuple(t, None, 0)
     }
 
     /// As [`Secret::hash_tuple`], with a second word mixed in.
     pub(crate) fn hash_tuple2(&self, t: &FourTuple, extra: u32, more: u32) -> u64 {
-        use core::hash::Hasher;
-        self.sip_tuple(t, |h| h.write_u64(u64::from(extra) | u64::from(more) << 32))
+        self.sip_tuple(t, Some(u64::from(extra) | u64::from(more) << 32), 8)
     }
 
-    /// The 4-tuple, then whatever `tail` writes (inlined per caller: a hot path per SYN).
+    /// The 4-tuple, then `tail_len` bytes of `tail` (inlined per caller: a hot path per
+    /// SYN). For IPv4 the ports and the tail go in one word, so the hasher's block logic
+    /// folds away: the same byte stream as separate writes, so the same value.
     #[inline(always)]
-    fn sip_tuple(&self, t: &FourTuple, tail: impl FnOnce(&mut SipHasher24)) -> u64 {
+    fn sip_tuple(&self, t: &FourTuple, tail: Option<u64>, tail_len: usize) -> u64 {
         use core::hash::Hasher;
         let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
-        write_key(
-            &mut h,
-            t.local.ip(),
-            t.local.port(),
-            t.remote.ip(),
-            t.remote.port(),
-        );
-        tail(&mut h);
+        let (a, b) = (t.local.ip(), t.remote.ip());
+        if let (IpAddr::V4(x), IpAddr::V4(y), 0 | 4) = (a, b, tail_len) {
+            h.write_u64(v4_pair(x.octets(), y.octets()));
+            let ports = port_word(t.local.port(), t.remote.port());
+            match tail {
+                Some(w) => h.write_u64(u64::from(ports) | w << 32),
+                None => h.write_u32(ports),
+            }
+            return h.finish();
+        }
+        write_key(&mut h, a, t.local.port(), b, t.remote.port());
+        if let Some(w) = tail {
+            if tail_len == 4 {
+                h.write_u32(w as u32);
+            } else {
+                h.write_u64(w);
+            }
+        }
         h.finish()
     }
 

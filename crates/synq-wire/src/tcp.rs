@@ -288,7 +288,11 @@ impl TcpOptions {
     /// Parses an option area the way Linux's `tcp_parse_options` does:
     /// a malformed length stops parsing (keeping what was read), known
     /// options with the wrong length are ignored, unknown ones skipped.
-    pub fn parse(mut bytes: &[u8]) -> Self {
+    pub fn parse(bytes: &[u8]) -> Self {
+        Self::parse_common(bytes).unwrap_or_else(|| Self::parse_any(bytes))
+    }
+
+    fn parse_any(mut bytes: &[u8]) -> Self {
         let mut opts = Self::default();
         while let Some((&kind, rest)) = bytes.split_first() {
             match kind {
@@ -329,6 +333,35 @@ impl TcpOptions {
             bytes = &bytes[len..];
         }
         opts
+    }
+
+    /// The two layouts nearly every packet carries, recognised whole (the loop above
+    /// reads them into the same fields; a proptest checks it): Linux's SYN (MSS, SACK-permitted, timestamps, NOP,
+    /// window scale) and a segment's NOP, NOP, timestamps.
+    #[inline]
+    fn parse_common(b: &[u8]) -> Option<Self> {
+        let word = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let (mut opts, ts) = match b.len() {
+            12 if b[..4] == [opt::NOP, opt::NOP, opt::TS, 10] => (Self::default(), 4),
+            20 if b[..2] == [opt::MSS, 4]
+                && b[4..8] == [opt::SACK_PERM, 2, opt::TS, 10]
+                && b[16..19] == [opt::NOP, opt::WS, 3] =>
+            {
+                let opts = Self {
+                    mss: Some(u16::from_be_bytes([b[2], b[3]])),
+                    window_scale: Some(b[19].min(MAX_WINDOW_SHIFT)),
+                    sack_permitted: true,
+                    ..Self::default()
+                };
+                (opts, 8)
+            }
+            _ => return None,
+        };
+        opts.timestamps = Some(Timestamps {
+            tsval: word(ts),
+            tsecr: word(ts + 4),
+        });
+        Some(opts)
     }
 
     fn layout(&self) -> Layout {
@@ -784,6 +817,35 @@ mod tests {
 
     const SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+    proptest::proptest! {
+        /// The fast path reads the two common layouts exactly as the general loop does,
+        /// and gives way on anything else (the bytes mostly follow a layout, some not).
+        #[test]
+        fn common_layouts_parse_as_the_loop_does(
+            syn in proptest::bool::ANY,
+            mut b in proptest::collection::vec(proptest::num::u8::ANY, 20),
+            keep in proptest::collection::vec(0..4u8, 20),
+        ) {
+            let layout: &[(usize, u8)] = if syn {
+                &[(0, 2), (1, 4), (4, 4), (5, 2), (6, 8), (7, 10), (16, 1), (17, 3), (18, 3)]
+            } else {
+                &[(0, 1), (1, 1), (2, 8), (3, 10)]
+            };
+            // Each layout byte is kept three times in four, so near misses come up too.
+            for &(at, v) in layout {
+                if keep[at] != 0 {
+                    b[at] = v;
+                }
+            }
+            let b = if syn { &b[..] } else { &b[..12] };
+            let fast = TcpOptions::parse_common(b);
+            if let Some(f) = fast {
+                proptest::prop_assert_eq!(f, TcpOptions::parse_any(b));
+            }
+            proptest::prop_assert_eq!(TcpOptions::parse(b), TcpOptions::parse_any(b));
+        }
+    }
 
     fn full_options() -> TcpOptions {
         let mut sack = SackBlocks::new();
