@@ -53,16 +53,23 @@ pub fn fold(sum: u32) -> u16 {
 /// (RFC 8200 §8.1) depending on the address family. Both reduce to the same
 /// words: addresses, protocol, and the upper-layer length.
 #[must_use]
+#[inline]
 pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, length: u32) -> u32 {
-    let mut acc = addr_sum(src, 0);
-    acc = addr_sum(dst, acc);
-    sum(&[0, protocol], acc) + (length >> 16) + (length & 0xffff)
+    // Whole big-endian words, no folding: at most 16 address words and three more, far
+    // from overflowing, and any later `sum` or `fold` takes the carries.
+    addr_words(src) + addr_words(dst) + u32::from(protocol) + (length >> 16) + (length & 0xffff)
 }
 
-fn addr_sum(addr: &IpAddr, initial: u32) -> u32 {
+/// An address's 16-bit big-endian words, added.
+#[inline]
+fn addr_words(addr: &IpAddr) -> u32 {
+    let pair = |b: &[u8]| {
+        let v = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        (v >> 16) + (v & 0xffff)
+    };
     match addr {
-        IpAddr::V4(a) => sum(&a.octets(), initial),
-        IpAddr::V6(a) => sum(&a.octets(), initial),
+        IpAddr::V4(a) => pair(&a.octets()),
+        IpAddr::V6(a) => a.octets().chunks_exact(4).map(pair).sum(),
     }
 }
 
@@ -96,6 +103,31 @@ mod tests {
         with[10] = 0xb8;
         with[11] = 0x61;
         assert_eq!(fold(sum(&with, 0)), 0);
+    }
+
+    #[test]
+    fn pseudo_header_is_the_sum_of_its_bytes() {
+        let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+        let v6 = IpAddr::V6(Ipv6Addr::new(0xfe80, 0xffff, 1, 2, 3, 4, 0xfffe, 0xabcd));
+        let cases = [
+            (v4(10, 0, 0, 1), v4(255, 255, 255, 255), 6, 40u32),
+            (v4(192, 168, 0, 199), v4(0, 0, 0, 0), 17, 0x1_ffff),
+            (v6, v6, 6, 65_535),
+        ];
+        for (src, dst, proto, len) in cases {
+            let octets = |a: IpAddr| match a {
+                IpAddr::V4(a) => a.octets().to_vec(),
+                IpAddr::V6(a) => a.octets().to_vec(),
+            };
+            let mut bytes = [octets(src), octets(dst)].concat();
+            bytes.extend_from_slice(&len.to_be_bytes());
+            bytes.extend_from_slice(&[0, 0, 0, proto]);
+            assert_eq!(
+                fold(pseudo_header(&src, &dst, proto, len)),
+                fold(sum(&bytes, 0)),
+                "{src} {dst}"
+            );
+        }
     }
 
     /// The RFC 1071 sum as written: big-endian words one at a time.

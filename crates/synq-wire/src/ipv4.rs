@@ -79,6 +79,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         u16::from_be_bytes([d[at], d[at + 1]])
     }
 
+    #[inline(always)]
     fn addr_at(&self, at: usize) -> Ipv4Addr {
         let d = self.buffer.as_ref();
         Ipv4Addr::new(d[at], d[at + 1], d[at + 2], d[at + 3])

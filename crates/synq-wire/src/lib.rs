@@ -176,27 +176,61 @@ pub fn packet_len(ip: &IpRepr, tcp: &TcpRepr<'_>) -> usize {
 /// Emit IP header + TCP segment into buf[..n], returning n. IPv4: ident 0, DF set, TOS 0, TTL = hop_limit, protocol 6, header checksum filled.
 /// IPv6: traffic class 0, flow label 0, next header 6. TCP checksum filled.
 pub fn emit_packet(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut [u8]) -> Result<usize> {
-    let n = packet_len(ip, tcp);
+    let tcp_hl = tcp.header_len();
+    emit_sized(ip, tcp, tcp_hl, buf)
+}
+
+/// A packet about to be emitted, its option layout worked out once: ask its
+/// [`len`](Prepared::len) to size a buffer, then [`emit`](Prepared::emit) into it.
+#[derive(Clone, Copy, Debug)]
+pub struct Prepared<'r, 'a> {
+    ip: &'r IpRepr,
+    tcp: &'r TcpRepr<'a>,
+    tcp_hl: usize,
+}
+
+impl<'r, 'a> Prepared<'r, 'a> {
+    /// Lays out `ip` and `tcp` for emitting.
+    pub fn new(ip: &'r IpRepr, tcp: &'r TcpRepr<'a>) -> Self {
+        let tcp_hl = tcp.header_len();
+        Self { ip, tcp, tcp_hl }
+    }
+
+    /// Bytes [`emit`](Self::emit) writes.
+    pub fn len(&self) -> usize {
+        ip_header_len(self.ip) + self.tcp_hl + self.tcp.payload.len()
+    }
+
+    /// Never: a packet has at least its headers.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// As [`emit_packet`].
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
+        emit_sized(self.ip, self.tcp, self.tcp_hl, buf)
+    }
+}
+
+fn emit_sized(ip: &IpRepr, tcp: &TcpRepr<'_>, tcp_hl: usize, buf: &mut [u8]) -> Result<usize> {
     let hl = ip_header_len(ip);
+    let n = hl + tcp_hl + tcp.payload.len();
     match (ip.src, ip.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             let total = u16::try_from(n).map_err(|_| Error::PacketTooLarge)?;
             let buf = buf.get_mut(..n).ok_or(Error::BufferTooSmall)?;
-            let mut p = Ipv4Packet::new_unchecked(&mut buf[..hl]);
-            p.set_version(4);
-            p.set_header_len(hl);
-            p.set_dscp_ecn(0);
-            p.set_total_len(total);
-            p.set_ident(0);
-            // Zero the flags/offset word, then set DF.
-            p.set_frag_offset(0);
-            p.set_more_frags(false);
-            p.set_dont_frag(true);
-            p.set_ttl(ip.hop_limit);
-            p.set_protocol(tcp::PROTOCOL);
-            p.set_src_addr(src);
-            p.set_dst_addr(dst);
-            p.fill_checksum();
+            // The whole header as one array: version 4, IHL 5, TOS 0, ident 0, DF.
+            let mut h = [0u8; ipv4::HEADER_LEN];
+            h[0] = 0x45;
+            h[2..4].copy_from_slice(&total.to_be_bytes());
+            h[6] = 0x40;
+            h[8] = ip.hop_limit;
+            h[9] = tcp::PROTOCOL;
+            h[12..16].copy_from_slice(&src.octets());
+            h[16..20].copy_from_slice(&dst.octets());
+            let c = fold(sum(&h, 0));
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            buf[..hl].copy_from_slice(&h);
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
             let payload = u16::try_from(n - hl).map_err(|_| Error::PacketTooLarge)?;
@@ -214,11 +248,7 @@ pub fn emit_packet(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut [u8]) -> Result<usi
         }
         _ => return Err(Error::AddressMismatch),
     }
-    tcp.emit(
-        &mut TcpPacket::new_unchecked(&mut buf[hl..n]),
-        &ip.src,
-        &ip.dst,
-    );
+    tcp.emit_sized(&mut buf[hl..n], tcp_hl, &ip.src, &ip.dst);
     Ok(n)
 }
 

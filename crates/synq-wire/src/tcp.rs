@@ -794,19 +794,31 @@ impl<'a> TcpRepr<'a> {
         dst: &IpAddr,
     ) {
         let hl = self.header_len();
-        let n = self.buffer_len();
-        let mut p = TcpPacket::new_unchecked(&mut packet.buffer.as_mut()[..n]);
-        p.set_src_port(self.src_port);
-        p.set_dst_port(self.dst_port);
-        p.set_seq_number(self.seq);
-        p.set_ack_number(self.ack);
-        p.set_header_len(hl);
-        p.set_flags(self.flags);
-        p.set_window_len(self.window);
-        p.set_urgent_at(self.urgent);
-        self.options.emit(p.options_mut());
-        p.payload_mut().copy_from_slice(self.payload);
-        p.fill_checksum(src, dst);
+        self.emit_sized(packet.buffer.as_mut(), hl, src, dst);
+    }
+
+    /// Emit into `buf` (at least `hl` plus the payload long), `hl` the header length
+    /// already worked out.
+    pub(crate) fn emit_sized(&self, buf: &mut [u8], hl: usize, src: &IpAddr, dst: &IpAddr) {
+        let n = hl + self.payload.len();
+        let d = &mut buf[..n];
+        // The fixed header as one array, checksum zero (one store and one bounds check,
+        // not one per field).
+        let mut h = [0u8; HEADER_LEN];
+        h[field::SRC_PORT..][..2].copy_from_slice(&self.src_port.to_be_bytes());
+        h[field::DST_PORT..][..2].copy_from_slice(&self.dst_port.to_be_bytes());
+        h[field::SEQ..][..4].copy_from_slice(&self.seq.0.to_be_bytes());
+        h[field::ACK..][..4].copy_from_slice(&self.ack.0.to_be_bytes());
+        h[field::OFFSET] = ((hl / 4) as u8 & 0x0f) << 4;
+        h[field::FLAGS] = self.flags.0;
+        h[field::WINDOW..][..2].copy_from_slice(&self.window.to_be_bytes());
+        h[field::URGENT..][..2].copy_from_slice(&self.urgent.to_be_bytes());
+        d[..HEADER_LEN].copy_from_slice(&h);
+        self.options.emit(&mut d[HEADER_LEN..hl]);
+        d[hl..].copy_from_slice(self.payload);
+        let ph = checksum::pseudo_header(src, dst, PROTOCOL, n as u32);
+        let c = checksum::fold(checksum::sum(d, ph));
+        d[field::CHECKSUM..][..2].copy_from_slice(&c.to_be_bytes());
     }
 }
 

@@ -675,11 +675,11 @@ pub struct ConnInfo {
 
 /// Emit an IP packet into `buf` (resized to fit).
 pub(crate) fn emit(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut Vec<u8>) -> usize {
-    let len = synq_wire::packet_len(ip, tcp);
+    let p = synq_wire::Prepared::new(ip, tcp);
     buf.clear();
-    buf.resize(len, 0);
+    buf.resize(p.len(), 0);
     // Our own reprs always fit and share a family: a failure is a bug, not input.
-    synq_wire::emit_packet(ip, tcp, buf).expect("emit of a well-formed repr")
+    p.emit(buf).expect("emit of a well-formed repr")
 }
 
 /// Seconds of a sysctl as a duration (negative ones as zero).
