@@ -76,6 +76,26 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn insert(&mut self, value: T) -> Key {
+        self.insert_with(|| value)
+    }
+
+    /// As `insert`, the value made by `make` where it will lie: a large value (a
+    /// connection) is written into its slot once instead of built and copied in.
+    #[inline]
+    pub(crate) fn insert_with(&mut self, make: impl FnOnce() -> T) -> Key {
+        let key = self.claim();
+        let slot = self
+            .slot_mut(key.index)
+            .expect("a claimed slot is in the slab");
+        *slot = Slot::Full {
+            generation: key.generation,
+            value: make(),
+        };
+        key
+    }
+
+    /// A slot for a new value, from the free list or at the end (left free to fill).
+    fn claim(&mut self) -> Key {
         self.len += 1;
         if self.free_head != NONE {
             let index = self.free_head;
@@ -89,31 +109,29 @@ impl<T> Slab<T> {
                 } => (generation, next_free),
                 Slot::Full { .. } => unreachable!("free list points at a full slot"),
             };
-            *slot = Slot::Full { generation, value };
             self.free_head = next;
-            Key { index, generation }
-        } else {
-            if self
-                .chunks
-                .last()
-                .is_none_or(|c| c.len() == 1 << Self::SHIFT)
-            {
-                self.chunks.push(Vec::with_capacity(1 << Self::SHIFT));
-            }
-            let full = (self.chunks.len() - 1) << Self::SHIFT;
-            let chunk = self
-                .chunks
-                .last_mut()
-                .expect("a chunk with room was just ensured");
-            let index = u32::try_from(full + chunk.len()).expect("slab index overflow");
-            chunk.push(Slot::Full {
-                generation: 0,
-                value,
-            });
-            Key {
-                index,
-                generation: 0,
-            }
+            return Key { index, generation };
+        }
+        if self
+            .chunks
+            .last()
+            .is_none_or(|c| c.len() == 1 << Self::SHIFT)
+        {
+            self.chunks.push(Vec::with_capacity(1 << Self::SHIFT));
+        }
+        let full = (self.chunks.len() - 1) << Self::SHIFT;
+        let chunk = self
+            .chunks
+            .last_mut()
+            .expect("a chunk with room was just ensured");
+        let index = u32::try_from(full + chunk.len()).expect("slab index overflow");
+        chunk.push(Slot::Free {
+            generation: 0,
+            next_free: NONE,
+        });
+        Key {
+            index,
+            generation: 0,
         }
     }
 

@@ -85,6 +85,8 @@ struct Slot {
     unaccepted: bool,
     /// Still in the 4-tuple map.
     hashed: bool,
+    /// The index's hash of the tuple, kept so removal and table growth need no SipHash.
+    tuple_hash: u64,
     /// Counted against `tcp_max_tw_buckets`.
     in_tw: bool,
     /// The peer's RTT was recorded (once, when the connection ended).
@@ -460,7 +462,7 @@ impl Stack {
         };
         if slot.hashed && slot.conn.state == State::Closed {
             slot.hashed = false;
-            self.by_tuple.remove(&slot.conn.tuple, key);
+            self.by_tuple.remove(slot.tuple_hash, key);
         }
         if slot.conn.events != 0 && !slot.in_events && !slot.unaccepted && !slot.conn.orphan {
             slot.in_events = true;
@@ -497,13 +499,13 @@ impl Stack {
         let Some(slot) = self.conns.get(key) else {
             return;
         };
-        let (armed, hashed, tuple) = (slot.armed, slot.hashed, slot.conn.tuple);
+        let (armed, hashed, h) = (slot.armed, slot.hashed, slot.tuple_hash);
         let (orphan, in_tw) = (slot.conn.orphan, slot.in_tw);
         if let Some(t) = armed {
             self.timers.remove(&(t, key));
         }
         if hashed {
-            self.by_tuple.remove(&tuple, key);
+            self.by_tuple.remove(h, key);
         }
         if orphan {
             self.orphans = self.orphans.saturating_sub(1);
@@ -803,18 +805,20 @@ impl Stack {
         let (isn, ts_offset) =
             self.secrets
                 .isn_and_ts_offset(&tuple, now, self.config.tcp_timestamps);
-        let conn = Connection::connect(tuple, &self.config, isn, ts_offset);
-        let key = self.conns.insert(Slot {
-            conn,
+        let tuple_hash = self.by_tuple.hash_known(&tuple, self.hashed);
+        let config = &self.config;
+        let key = self.conns.insert_with(|| Slot {
+            conn: Connection::connect(tuple, config, isn, ts_offset),
             armed: None,
             in_tx: false,
             in_events: false,
             unaccepted: false,
             hashed: true,
+            tuple_hash,
             in_tw: false,
             metrics_saved: false,
         });
-        self.by_tuple.insert(&self.conns, key, self.hashed);
+        self.by_tuple.insert(&self.conns, key, tuple_hash);
         self.counters.active_opens += 1;
         self.touch(now, key);
         Ok(ConnHandle(key))

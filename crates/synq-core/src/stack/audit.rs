@@ -69,6 +69,9 @@ impl Stack {
                     "{key:?}: hashed flag disagrees with the 4-tuple map"
                 ));
             }
+            if slot.hashed && slot.tuple_hash != self.by_tuple.hash(&slot.conn.tuple) {
+                return Err(format!("{key:?}: kept tuple hash is stale"));
+            }
             if let Some(t) = slot.armed {
                 if !self.timers.contains(&(t, key)) {
                     return Err(format!("{key:?} armed at {t} but not in the timer set"));

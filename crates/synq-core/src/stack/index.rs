@@ -51,26 +51,24 @@ impl ConnIndex {
             .copied()
     }
 
-    /// File `key`, already in `conns`, under its tuple; `known` may hold a tuple's hash.
-    pub(super) fn insert(&mut self, conns: &Slab<Slot>, key: Key, known: Option<(FourTuple, u64)>) {
-        let Some(t) = Self::tuple_of(conns, key) else {
-            return;
-        };
-        let h = match known {
+    /// The hash to file `t` under: `known`'s if it is `t`'s, else computed.
+    pub(super) fn hash_known(&self, t: &FourTuple, known: Option<(FourTuple, u64)>) -> u64 {
+        match known {
             Some((kt, h)) if kt == *t => h,
             _ => self.hash(t),
-        };
-        let hasher = &self.hasher;
-        self.table
-            .insert_unique(h, key, |&k| match Self::tuple_of(conns, k) {
-                Some(t) => hasher.hash_one(t),
-                None => 0,
-            });
+        }
     }
 
-    /// Take `key`, filed under `t`, out of the index.
-    pub(super) fn remove(&mut self, t: &FourTuple, key: Key) {
-        if let Ok(e) = self.table.find_entry(self.hash(t), |&k| k == key) {
+    /// File `key`, already in `conns` with `h` (its tuple's hash) in its slot. Growing
+    /// the table reads each slot's hash back instead of hashing its tuple again.
+    pub(super) fn insert(&mut self, conns: &Slab<Slot>, key: Key, h: u64) {
+        self.table
+            .insert_unique(h, key, |&k| conns.get(k).map_or(0, |s| s.tuple_hash));
+    }
+
+    /// Take `key`, filed under hash `h`, out of the index.
+    pub(super) fn remove(&mut self, h: u64, key: Key) {
+        if let Ok(e) = self.table.find_entry(h, |&k| k == key) {
             e.remove();
         }
     }

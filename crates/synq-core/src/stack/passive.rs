@@ -43,22 +43,23 @@ impl Stack {
     /// The handshake completed: a connection joins the accept queue's tail.
     fn make_child(&mut self, now: Instant, c: Child, seg: Option<&TcpRepr<'_>>) {
         let ts_offset = self.secrets.ts_offset(&c.tuple, self.config.tcp_timestamps);
-        let mut conn =
-            Connection::accept(c.tuple, &self.config, now, c.iss, c.irs, c.neg, ts_offset);
-        if let Some(seg) = seg {
-            conn.set_initial_window(seg);
-        }
-        let key = self.conns.insert(Slot {
-            conn,
+        let tuple_hash = self.by_tuple.hash_known(&c.tuple, self.hashed);
+        let config = &self.config;
+        let key = self.conns.insert_with(|| Slot {
+            conn: Connection::accept(c.tuple, config, now, c.iss, c.irs, c.neg, ts_offset),
             armed: None,
             in_tx: false,
             in_events: false,
             unaccepted: true,
             hashed: true,
+            tuple_hash,
             in_tw: false,
             metrics_saved: false,
         });
-        self.by_tuple.insert(&self.conns, key, self.hashed);
+        if let (Some(seg), Some(slot)) = (seg, self.conns.get_mut(key)) {
+            slot.conn.set_initial_window(seg);
+        }
+        self.by_tuple.insert(&self.conns, key, tuple_hash);
         self.counters.passive_opens += 1;
         if let Some(seg) = seg {
             let (conns, mut ctx) = self.ctx(now);
