@@ -302,6 +302,9 @@ fn seg_len(seg: &TcpRepr<'_>) -> u32 {
 }
 
 impl Connection {
+    // Inlined (with `connect` and `accept`) into the slab's `insert_with`, so a new
+    // connection is written straight into its slot, not built and copied there.
+    #[inline(always)]
     fn blank(tuple: FourTuple, config: &Config, iss: SeqNumber, ts_offset: u32) -> Self {
         let rcv_space = config.tcp_rmem[1] as usize;
         let rcv_wscale = if config.tcp_window_scaling {
@@ -376,6 +379,7 @@ impl Connection {
     }
 
     /// Active open: SYN-SENT; the SYN goes out on the next poll.
+    #[inline(always)]
     pub(crate) fn connect(
         tuple: FourTuple,
         config: &Config,
@@ -388,6 +392,7 @@ impl Connection {
     }
 
     /// Passive open completed: a request's final ACK arrived (the stack validated it).
+    #[inline(always)]
     pub(crate) fn accept(
         tuple: FourTuple,
         config: &Config,
