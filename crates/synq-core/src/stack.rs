@@ -93,6 +93,9 @@ struct Slot {
     metrics_saved: bool,
 }
 
+/// Stateless replies the control queue keeps room for once a burst has drained.
+const CONTROL_KEEP: usize = 256;
+
 /// A sans-IO TCP/IP stack. See the crate documentation for the calling contract.
 pub struct Stack {
     config: Config,
@@ -524,6 +527,11 @@ impl Stack {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         if let Some((ip, tcp)) = self.control.pop_front() {
+            if self.control.is_empty() && self.control.capacity() > CONTROL_KEEP {
+                // A burst (thousands of SYN-ACKs due at once) is over: give its room back
+                // rather than hold the high-water mark for good.
+                self.control.shrink_to(CONTROL_KEEP);
+            }
             self.counters.ip_out_requests += 1;
             return Some(emit(&ip, &tcp, buf));
         }
