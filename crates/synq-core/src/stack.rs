@@ -456,8 +456,9 @@ impl Stack {
             slot.metrics_saved = true;
             if slot.conn.has_rtt() {
                 let ip = slot.conn.tuple.remote.ip();
+                // Nothing above depends on the metrics: carry on with the slot looked up
+                // again below.
                 self.save_metrics(ip);
-                return self.touch(now, key);
             }
         }
         let Some(slot) = self.conns.get_mut(key) else {

@@ -329,10 +329,19 @@ impl ListenTable {
 
     /// Every removal comes here, so the syncache's buckets follow the table.
     pub(super) fn remove_request(&mut self, cx: &PassiveCtx<'_>, id: ReqId) -> Option<Request> {
-        let r = self.requests.get(id)?;
-        let tuple = r.tuple(cx.addrs);
-        self.syncache_forget(id, &tuple);
-        self.requests.remove(id, &tuple, cx.hash_of(&tuple))
+        let tuple = self.requests.get(id)?.tuple(cx.addrs);
+        self.remove_known(cx, id, &tuple)
+    }
+
+    /// As `remove_request`, the request's 4-tuple known (no lookup to rebuild it).
+    pub(super) fn remove_known(
+        &mut self,
+        cx: &PassiveCtx<'_>,
+        id: ReqId,
+        tuple: &FourTuple,
+    ) -> Option<Request> {
+        self.syncache_forget(id, tuple);
+        self.requests.remove(id, tuple, cx.hash_of(tuple))
     }
 
     /// Resend a request's SYN-ACK (by timer or for a duplicate SYN).
@@ -424,6 +433,7 @@ impl ListenTable {
             self.remove_request(cx, id);
             return cx.rst(ip, seg);
         };
+        let accept_full = l.accept_full();
         let data_end = seg.seq + seg.payload.len() as u32 + u32::from(f.fin());
         if req.num_timeout() < l.defer_accept && data_end == rcv_nxt {
             // TCP_DEFER_ACCEPT: a bare ACK waits for data (or the deferral's end).
@@ -434,16 +444,16 @@ impl ListenTable {
             return Passive::Drop;
         }
         if family == Family::Linux {
-            if let Some(p) = linux::final_ack_overflow(self, cx, id, ip, seg) {
+            if let Some(p) = linux::final_ack_overflow(self, cx, id, &tuple, accept_full, ip, seg) {
                 return p;
             }
         }
-        self.complete(cx, id)
+        self.complete(cx, id, tuple)
     }
 
     /// The request's handshake is done: it leaves the table as a child.
-    pub(super) fn complete(&mut self, cx: &mut PassiveCtx<'_>, id: ReqId) -> Passive {
-        let Some(req) = self.remove_request(cx, id) else {
+    fn complete(&mut self, cx: &mut PassiveCtx<'_>, id: ReqId, tuple: FourTuple) -> Passive {
+        let Some(req) = self.remove_known(cx, id, &tuple) else {
             return Passive::Drop;
         };
         let neg = Negotiated {
@@ -456,7 +466,7 @@ impl ListenTable {
         };
         Passive::Child(Child {
             listener: req.listener,
-            tuple: req.tuple(cx.addrs),
+            tuple,
             iss: req.iss,
             irs: req.irs,
             neg,

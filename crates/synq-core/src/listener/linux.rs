@@ -209,16 +209,17 @@ pub(super) fn final_ack_overflow(
     t: &mut ListenTable,
     cx: &mut PassiveCtx<'_>,
     id: ReqId,
+    tuple: &FourTuple,
+    accept_full: bool,
     ip: IpRepr,
     seg: &TcpRepr<'_>,
 ) -> Option<Passive> {
-    let lkey = t.requests.get(id)?.listener;
-    if !t.listeners.get(lkey)?.accept_full() {
+    if !accept_full {
         return None;
     }
     cx.listen_overflow();
     if cx.config.tcp_abort_on_overflow {
-        t.remove_request(cx, id);
+        t.remove_known(cx, id, tuple);
         cx.counters.embryonic_rsts += 1;
         return Some(cx.rst(ip, seg));
     }
