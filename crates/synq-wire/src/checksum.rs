@@ -7,6 +7,7 @@ use core::net::IpAddr;
 ///
 /// The result is unfolded; chain calls and finish with [`fold`].
 #[must_use]
+#[inline]
 pub fn sum(data: &[u8], initial: u32) -> u32 {
     // RFC 1071 §2(B): the sum does not depend on byte order, so add native-order words
     // eight bytes at a time (each half into a u64: no carry is lost for any length) and
