@@ -137,6 +137,7 @@ pub(crate) fn handshakes_between(secs: f64, mut client: Stack, mut server: Stack
     let mut t = Instant::from_secs(1);
     let mut conns: Vec<ConnHandle> = Vec::with_capacity(BATCH);
     let mut accepted: Vec<ConnHandle> = Vec::with_capacity(BATCH);
+    let mut wire = Wire::default();
     rate(secs, BATCH as u64, || {
         t += synq_core::Duration::from_micros(10);
         conns.clear();
@@ -157,10 +158,46 @@ pub(crate) fn handshakes_between(secs: f64, mut client: Stack, mut server: Stack
             client.abort(t, c).expect("abort");
         }
         for &s in &accepted {
-            let _ = server.abort(t, s);
+            server.abort(t, s).expect("abort");
         }
+        // Both RSTs leave before either arrives, as a kernel's close() with SO_LINGER 0
+        // sends at once and smoltcp's poll sends both: five packets a handshake on each.
+        cross(t, &mut client, &mut server, &mut wire, &mut buf);
         pump(t, &mut client, &mut server, &mut buf);
     })
+}
+
+/// Packets taken from both stacks before any is delivered: (bytes, where each ends).
+#[derive(Default)]
+struct Wire {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// Everything `a` and `b` have to send, collected first, then handed across.
+fn cross(now: Instant, a: &mut Stack, b: &mut Stack, w: &mut Wire, buf: &mut Vec<u8>) {
+    let mut take = |s: &mut Stack, w: &mut Wire| {
+        let start = w.ends.len();
+        while let Some(n) = s.poll_transmit(now, buf) {
+            w.bytes.extend_from_slice(&buf[..n]);
+            w.ends.push(w.bytes.len());
+        }
+        start
+    };
+    w.bytes.clear();
+    w.ends.clear();
+    take(a, w);
+    let from_b = take(b, w);
+    let mut begin = 0;
+    for (i, &end) in w.ends.iter().enumerate() {
+        let p = &w.bytes[begin..end];
+        if i < from_b {
+            b.handle_packet(now, p);
+        } else {
+            a.handle_packet(now, p);
+        }
+        begin = end;
+    }
 }
 
 mod smol {
