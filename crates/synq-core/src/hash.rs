@@ -96,6 +96,14 @@ fn v4_pair(x: [u8; 4], y: [u8; 4]) -> u64 {
     u64::from(u32::from_le_bytes(x)) | u64::from(u32::from_le_bytes(y)) << 32
 }
 
+/// Words hashed after a 4-tuple's key (a cookie's counter, FreeBSD's flag word).
+#[derive(Clone, Copy)]
+enum Tail {
+    None,
+    U32(u32),
+    U64(u64),
+}
+
 /// Keyed 128-bit SipHash-2-4 secret, used for ISNs and timestamp offsets.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Secret {
@@ -110,43 +118,49 @@ impl Secret {
 
     /// SipHash-2-4 of the 4-tuple (one packed write, see [`write_key`]) plus `extra`.
     pub(crate) fn hash_tuple(&self, t: &FourTuple, extra: u32) -> u64 {
-        self.sip_tuple(t, Some(u64::from(extra)), 4)
+        self.sip_tuple(t, Tail::U32(extra))
     }
 
     /// SipHash-2-4 of the 4-tuple alone (12 bytes for IPv4, as Linux's `siphash_3u32`).
     pub(crate) fn hash_key(&self, t: &FourTuple) -> u64 {
-        self.sip_tuple(t, None, 0)
+        self.sip_tuple(t, Tail::None)
     }
 
     /// As [`Secret::hash_tuple`], with a second word mixed in.
     pub(crate) fn hash_tuple2(&self, t: &FourTuple, extra: u32, more: u32) -> u64 {
-        self.sip_tuple(t, Some(u64::from(extra) | u64::from(more) << 32), 8)
+        self.sip_tuple(t, Tail::U64(u64::from(extra) | u64::from(more) << 32))
     }
 
-    /// The 4-tuple, then `tail_len` bytes of `tail` (inlined per caller: a hot path per
-    /// SYN). For IPv4 the ports and the tail go in one word, so the hasher's block logic
-    /// folds away: the same byte stream as separate writes, so the same value.
+    /// The 4-tuple, then `tail` (inlined per caller: a hot path per SYN). An IPv4 key
+    /// with at most a 4-byte tail is written and finished on its own path: the ports and
+    /// the tail go in one word, so the hasher's block logic folds away (the same byte
+    /// stream as `write_key` then the tail, so the same value).
     #[inline(always)]
-    fn sip_tuple(&self, t: &FourTuple, tail: Option<u64>, tail_len: usize) -> u64 {
+    fn sip_tuple(&self, t: &FourTuple, tail: Tail) -> u64 {
         use core::hash::Hasher;
         let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
         let (a, b) = (t.local.ip(), t.remote.ip());
-        if let (IpAddr::V4(x), IpAddr::V4(y), 0 | 4) = (a, b, tail_len) {
-            h.write_u64(v4_pair(x.octets(), y.octets()));
+        if let (IpAddr::V4(x), IpAddr::V4(y)) = (a, b) {
             let ports = port_word(t.local.port(), t.remote.port());
             match tail {
-                Some(w) => h.write_u64(u64::from(ports) | w << 32),
-                None => h.write_u32(ports),
+                Tail::None => {
+                    h.write_u64(v4_pair(x.octets(), y.octets()));
+                    h.write_u32(ports);
+                    return h.finish();
+                }
+                Tail::U32(w) => {
+                    h.write_u64(v4_pair(x.octets(), y.octets()));
+                    h.write_u64(u64::from(ports) | u64::from(w) << 32);
+                    return h.finish();
+                }
+                Tail::U64(_) => {}
             }
-            return h.finish();
         }
         write_key(&mut h, a, t.local.port(), b, t.remote.port());
-        if let Some(w) = tail {
-            if tail_len == 4 {
-                h.write_u32(w as u32);
-            } else {
-                h.write_u64(w);
-            }
+        match tail {
+            Tail::None => {}
+            Tail::U32(w) => h.write_u32(w),
+            Tail::U64(w) => h.write_u64(w),
         }
         h.finish()
     }
@@ -208,5 +222,78 @@ fn ts_half(h: u64, mode: crate::config::TsMode) -> u32 {
     match mode {
         crate::config::TsMode::On => (h >> 32) as u32,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::hash::{Hash, Hasher};
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    /// The packed key as bytes: addresses (IPv4 alone when both are IPv4, else IPv6 or
+    /// IPv4-mapped), then both ports big-endian.
+    fn key_bytes(t: &FourTuple) -> Vec<u8> {
+        let mut b = Vec::new();
+        match (t.local.ip(), t.remote.ip()) {
+            (IpAddr::V4(x), IpAddr::V4(y)) => {
+                b.extend_from_slice(&x.octets());
+                b.extend_from_slice(&y.octets());
+            }
+            (x, y) => {
+                for a in [x, y] {
+                    let v6 = match a {
+                        IpAddr::V4(v) => v.to_ipv6_mapped(),
+                        IpAddr::V6(v) => v,
+                    };
+                    b.extend_from_slice(&v6.octets());
+                }
+            }
+        }
+        b.extend_from_slice(&t.local.port().to_be_bytes());
+        b.extend_from_slice(&t.remote.port().to_be_bytes());
+        b
+    }
+
+    /// Every fast path hashes the same byte stream as one write of the packed key and its
+    /// tail, so the values (ISNs, offsets, cookies) do not depend on how it is fed.
+    #[test]
+    fn tuple_hashes_equal_one_write_of_the_packed_bytes() {
+        let s = Secret::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
+        let v4 = |a, p| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, a)), p);
+        let v6 = |a, p| SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, a)), p);
+        let tuples = [
+            FourTuple {
+                local: v4(1, 80),
+                remote: v4(2, 40_000),
+            },
+            FourTuple {
+                local: v6(1, 443),
+                remote: v6(2, 1),
+            },
+            FourTuple {
+                local: v4(1, 80),
+                remote: v6(2, 65_535),
+            },
+        ];
+        let one_write = |t: &FourTuple, tail: &[u8]| {
+            let mut h = SipHasher24::new_with_keys(s.k0, s.k1);
+            h.write(&[key_bytes(t), tail.to_vec()].concat());
+            h.finish()
+        };
+        for t in &tuples {
+            assert_eq!(s.hash_key(t), one_write(t, &[]), "{t:?}");
+            assert_eq!(
+                s.hash_tuple(t, 0xdead_beef),
+                one_write(t, &0xdead_beefu32.to_le_bytes())
+            );
+            let both = [7u32.to_le_bytes(), 9u32.to_le_bytes()].concat();
+            assert_eq!(s.hash_tuple2(t, 7, 9), one_write(t, &both), "{t:?}");
+            let mut h = SipHasher13::new_with_keys(1, 2);
+            t.hash(&mut h);
+            let mut w = SipHasher13::new_with_keys(1, 2);
+            w.write(&key_bytes(t));
+            assert_eq!(h.finish(), w.finish(), "{t:?}");
+        }
     }
 }

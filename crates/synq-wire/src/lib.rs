@@ -170,14 +170,13 @@ fn ip_header_len(ip: &IpRepr) -> usize {
 
 /// Bytes emit_packet will write (the family is taken from `ip.src`).
 pub fn packet_len(ip: &IpRepr, tcp: &TcpRepr<'_>) -> usize {
-    ip_header_len(ip) + tcp.buffer_len()
+    Prepared::new(ip, tcp).len()
 }
 
 /// Emit IP header + TCP segment into buf[..n], returning n. IPv4: ident 0, DF set, TOS 0, TTL = hop_limit, protocol 6, header checksum filled.
 /// IPv6: traffic class 0, flow label 0, next header 6. TCP checksum filled.
 pub fn emit_packet(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut [u8]) -> Result<usize> {
-    let tcp_hl = tcp.header_len();
-    emit_sized(ip, tcp, tcp_hl, buf)
+    Prepared::new(ip, tcp).emit(buf)
 }
 
 /// A packet about to be emitted, its option layout worked out once: ask its
@@ -208,48 +207,45 @@ impl<'r, 'a> Prepared<'r, 'a> {
 
     /// As [`emit_packet`].
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
-        emit_sized(self.ip, self.tcp, self.tcp_hl, buf)
-    }
-}
-
-fn emit_sized(ip: &IpRepr, tcp: &TcpRepr<'_>, tcp_hl: usize, buf: &mut [u8]) -> Result<usize> {
-    let hl = ip_header_len(ip);
-    let n = hl + tcp_hl + tcp.payload.len();
-    match (ip.src, ip.dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let total = u16::try_from(n).map_err(|_| Error::PacketTooLarge)?;
-            let buf = buf.get_mut(..n).ok_or(Error::BufferTooSmall)?;
-            // The whole header as one array: version 4, IHL 5, TOS 0, ident 0, DF.
-            let mut h = [0u8; ipv4::HEADER_LEN];
-            h[0] = 0x45;
-            h[2..4].copy_from_slice(&total.to_be_bytes());
-            h[6] = 0x40;
-            h[8] = ip.hop_limit;
-            h[9] = tcp::PROTOCOL;
-            h[12..16].copy_from_slice(&src.octets());
-            h[16..20].copy_from_slice(&dst.octets());
-            let c = fold(sum(&h, 0));
-            h[10..12].copy_from_slice(&c.to_be_bytes());
-            buf[..hl].copy_from_slice(&h);
+        let (ip, tcp) = (self.ip, self.tcp);
+        let hl = ip_header_len(ip);
+        let n = self.len();
+        match (ip.src, ip.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let total = u16::try_from(n).map_err(|_| Error::PacketTooLarge)?;
+                let buf = buf.get_mut(..n).ok_or(Error::BufferTooSmall)?;
+                // The whole header as one array: version 4, IHL 5, TOS 0, ident 0, DF.
+                let mut h = [0u8; ipv4::HEADER_LEN];
+                h[0] = 0x45;
+                h[2..4].copy_from_slice(&total.to_be_bytes());
+                h[6] = 0x40;
+                h[8] = ip.hop_limit;
+                h[9] = tcp::PROTOCOL;
+                h[12..16].copy_from_slice(&src.octets());
+                h[16..20].copy_from_slice(&dst.octets());
+                let c = fold(sum(&h, 0));
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+                buf[..hl].copy_from_slice(&h);
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let payload = u16::try_from(n - hl).map_err(|_| Error::PacketTooLarge)?;
+                let buf = buf.get_mut(..n).ok_or(Error::BufferTooSmall)?;
+                let mut p = Ipv6Packet::new_unchecked(&mut buf[..hl]);
+                // Clears traffic class and flow label along with the version.
+                p.set_flow_label(0);
+                p.set_traffic_class(0);
+                p.set_version(6);
+                p.set_payload_len(payload);
+                p.set_next_header(tcp::PROTOCOL);
+                p.set_hop_limit(ip.hop_limit);
+                p.set_src_addr(src);
+                p.set_dst_addr(dst);
+            }
+            _ => return Err(Error::AddressMismatch),
         }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let payload = u16::try_from(n - hl).map_err(|_| Error::PacketTooLarge)?;
-            let buf = buf.get_mut(..n).ok_or(Error::BufferTooSmall)?;
-            let mut p = Ipv6Packet::new_unchecked(&mut buf[..hl]);
-            // Clears traffic class and flow label along with the version.
-            p.set_flow_label(0);
-            p.set_traffic_class(0);
-            p.set_version(6);
-            p.set_payload_len(payload);
-            p.set_next_header(tcp::PROTOCOL);
-            p.set_hop_limit(ip.hop_limit);
-            p.set_src_addr(src);
-            p.set_dst_addr(dst);
-        }
-        _ => return Err(Error::AddressMismatch),
+        tcp.emit_sized(&mut buf[hl..n], self.tcp_hl, &ip.src, &ip.dst);
+        Ok(n)
     }
-    tcp.emit_sized(&mut buf[hl..n], tcp_hl, &ip.src, &ip.dst);
-    Ok(n)
 }
 
 fn peek_addr(bytes: &[u8], v4_at: usize, v6_at: usize) -> Option<IpAddr> {
