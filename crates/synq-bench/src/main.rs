@@ -48,10 +48,11 @@ struct Args {
     /// One JSON object instead of the table.
     #[arg(long)]
     json: bool,
-    /// Run one measurement alone and print its figure (for profilers): handshakes,
-    /// smoltcp-handshakes, syn-cookies0, syn-cookies2, bulk, smoltcp-bulk.
-    #[arg(long, value_name = "NAME")]
-    only: Option<String>,
+    /// Run only these measurements and print their figures (for profilers and quick
+    /// comparisons): handshakes, smoltcp-handshakes, syn-cookies0, syn-cookies2, bulk,
+    /// smoltcp-bulk. Handshake and bulk measurements named together run interleaved.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    only: Vec<String>,
     /// Instead of the suite: legitimate connect latency against the offered SYN-flood rate,
     /// on one core, for tcp_syncookies 0, 1 and 2; prints a table and draws this SVG.
     #[arg(long, value_name = "FILE.svg")]
@@ -81,6 +82,43 @@ struct Args {
 /// Run `round` until `secs` have passed; returns items per second (each round does `per`).
 fn rate(secs: f64, per: u64, round: impl FnMut()) -> f64 {
     rate_max(secs, per, u64::MAX, round)
+}
+
+/// One measurement cut into rounds: each call runs one and returns the items it did.
+type Rounds = Box<dyn FnMut() -> u64>;
+
+/// How long one measurement runs before the next takes its turn in [`interleaved`].
+const SLICE: Wall = Wall::from_millis(20);
+
+/// Run the measurements in turn, a [`SLICE`] each, until each has run `secs`: items per
+/// second for each. Measurements compared as a ratio run this way, so both see the same
+/// machine: this VM's speed drifts by a fifth and more from one second to the next, which
+/// back-to-back runs turn into a skewed ratio.
+fn interleaved(secs: f64, ms: &mut [Rounds]) -> Vec<f64> {
+    let limit = Wall::from_secs_f64(secs);
+    let mut spent = vec![Wall::ZERO; ms.len()];
+    let mut done = vec![0u64; ms.len()];
+    while spent.iter().any(|&t| t < limit) {
+        for (i, m) in ms.iter_mut().enumerate() {
+            if spent[i] >= limit {
+                continue;
+            }
+            let start = WallInstant::now();
+            while start.elapsed() < SLICE {
+                done[i] += m();
+            }
+            spent[i] += start.elapsed();
+        }
+    }
+    done.iter()
+        .zip(&spent)
+        .map(|(&n, t)| n as f64 / t.as_secs_f64())
+        .collect()
+}
+
+/// One measurement alone, as [`interleaved`] runs it.
+fn alone(secs: f64, m: Rounds) -> f64 {
+    interleaved(secs, &mut [m])[0]
 }
 
 /// [`rate`], stopping after `max_rounds` rounds if that comes first.
@@ -123,13 +161,19 @@ fn stacks(config: &Config) -> (Stack, Stack) {
 }
 
 /// synq: BATCH connects, the handshakes, accept, abort on both sides; repeat.
-fn synq_handshakes(secs: f64) -> f64 {
+fn synq_handshakes() -> Rounds {
     let (client, server) = stacks(&Config::default());
-    handshakes_between(secs, client, server)
+    handshake_rounds(client, server)
 }
 
-/// [`synq_handshakes`] between two given stacks (the server owning `B`).
-pub(crate) fn handshakes_between(secs: f64, mut client: Stack, mut server: Stack) -> f64 {
+/// [`synq_handshakes`] between two given stacks (the server owning `B`): handshakes per
+/// second.
+pub(crate) fn handshakes_between(secs: f64, client: Stack, server: Stack) -> f64 {
+    alone(secs, handshake_rounds(client, server))
+}
+
+/// [`handshakes_between`] as rounds of BATCH handshakes.
+fn handshake_rounds(mut client: Stack, mut server: Stack) -> Rounds {
     let l = server
         .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
         .expect("listen");
@@ -138,7 +182,7 @@ pub(crate) fn handshakes_between(secs: f64, mut client: Stack, mut server: Stack
     let mut conns: Vec<ConnHandle> = Vec::with_capacity(BATCH);
     let mut accepted: Vec<ConnHandle> = Vec::with_capacity(BATCH);
     let mut wire = Wire::default();
-    rate(secs, BATCH as u64, || {
+    Box::new(move || {
         t += synq_core::Duration::from_micros(10);
         conns.clear();
         accepted.clear();
@@ -164,6 +208,7 @@ pub(crate) fn handshakes_between(secs: f64, mut client: Stack, mut server: Stack
         // sends at once and smoltcp's poll sends both: five packets a handshake on each.
         cross(t, &mut client, &mut server, &mut wire, &mut buf);
         pump(t, &mut client, &mut server, &mut buf);
+        BATCH as u64
     })
 }
 
@@ -201,7 +246,7 @@ fn cross(now: Instant, a: &mut Stack, b: &mut Stack, w: &mut Wire, buf: &mut Vec
 }
 
 mod smol {
-    use super::{rate, BATCH};
+    use super::{Rounds, BATCH};
     use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
     use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
     use smoltcp::socket::tcp;
@@ -299,12 +344,12 @@ mod smol {
     }
 
     /// BATCH listening sockets on one port and BATCH clients: connect, establish, abort.
-    pub(super) fn handshakes(secs: f64) -> f64 {
+    pub(super) fn handshakes() -> Rounds {
         let mut rig = Rig::new(1500);
         let servers: Vec<_> = (0..BATCH).map(|_| rig.socket(1500)).collect();
         let clients: Vec<_> = (0..BATCH).map(|_| rig.socket(1500)).collect();
         let mut port = 49152u16;
-        rate(secs, BATCH as u64, || {
+        Box::new(move || {
             for &s in &servers {
                 rig.sockets
                     .get_mut::<tcp::Socket>(s)
@@ -339,11 +384,12 @@ mod smol {
                 rig.sockets.get_mut::<tcp::Socket>(h).abort();
             }
             rig.poll();
+            BATCH as u64
         })
     }
 
-    /// One stream through the loopback: bytes per second.
-    pub(super) fn bulk(secs: f64) -> f64 {
+    /// One stream through the loopback, in rounds of one send and one receive: bytes.
+    pub(super) fn bulk() -> Rounds {
         let mut rig = Rig::new(1500);
         let server = rig.socket(65536);
         let client = rig.socket(65536);
@@ -361,9 +407,8 @@ mod smol {
         }
         let chunk = vec![0x5au8; 65536];
         let mut sink = vec![0u8; 65536];
-        let mut moved = 0u64;
-        let start = std::time::Instant::now();
-        while start.elapsed().as_secs_f64() < secs {
+        Box::new(move || {
+            let mut moved = 0u64;
             let c = rig.sockets.get_mut::<tcp::Socket>(client);
             let _ = c.send_slice(&chunk);
             rig.poll();
@@ -375,14 +420,14 @@ mod smol {
                 moved += n as u64;
             }
             rig.poll();
-        }
-        moved as f64 / start.elapsed().as_secs_f64()
+            moved
+        })
     }
 }
 
 /// synq: one stream between two stacks in memory, bytes per second (MTU 1500, as the
 /// smoltcp side's wire).
-fn synq_bulk(secs: f64) -> f64 {
+fn synq_bulk() -> Rounds {
     let (mut client, mut server) = stacks(&Config::default());
     let l = server
         .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
@@ -396,9 +441,8 @@ fn synq_bulk(secs: f64) -> f64 {
     let (s, _) = server.accept(t, l).expect("accepted");
     let chunk = vec![0x5au8; 65536];
     let mut sink = vec![0u8; 65536];
-    let mut moved = 0u64;
-    let start = WallInstant::now();
-    while start.elapsed() < Wall::from_secs_f64(secs) {
+    Box::new(move || {
+        let mut moved = 0u64;
         t += synq_core::Duration::from_micros(10);
         let _ = client.send(t, c, &chunk);
         pump(t, &mut client, &mut server, &mut buf);
@@ -409,8 +453,48 @@ fn synq_bulk(secs: f64) -> f64 {
             moved += n as u64;
         }
         pump(t, &mut client, &mut server, &mut buf);
+        moved
+    })
+}
+
+/// `--only`: the named measurements, those in rounds interleaved, the SYN floods alone (the
+/// cookies-off one ends when its 2^20 SYNs are spent). Every name is checked first.
+fn only(secs: f64, names: &[String]) {
+    let rounds = |name: &str| -> Option<fn() -> Rounds> {
+        match name {
+            "handshakes" => Some(synq_handshakes),
+            "smoltcp-handshakes" => Some(smol::handshakes),
+            "bulk" => Some(synq_bulk),
+            "smoltcp-bulk" => Some(smol::bulk),
+            _ => None,
+        }
+    };
+    let flood = |name: &str| match name {
+        "syn-cookies0" => Some("0"),
+        "syn-cookies2" => Some("2"),
+        _ => None,
+    };
+    if let Some(bad) = names
+        .iter()
+        .find(|n| rounds(n).is_none() && flood(n).is_none())
+    {
+        eprintln!("synq-bench: unknown measurement {bad:?}");
+        std::process::exit(2);
     }
-    moved as f64 / start.elapsed().as_secs_f64()
+    let paired: Vec<&String> = names.iter().filter(|n| rounds(n).is_some()).collect();
+    let mut ms: Vec<Rounds> = paired
+        .iter()
+        .filter_map(|n| rounds(n))
+        .map(|f| f())
+        .collect();
+    let mut figures = interleaved(secs, &mut ms).into_iter();
+    for name in names {
+        let v = match flood(name) {
+            Some(cookies) => syn_rate(secs, cookies, false),
+            None => figures.next().unwrap_or(f64::NAN),
+        };
+        say!("{name}: {v:.0} per second");
+    }
 }
 
 /// A listener fed spoofed SYNs from distinct sources: SYNs handled per second.
@@ -673,30 +757,18 @@ fn main() {
         }
         return;
     }
-    if let Some(name) = &args.only {
-        let v = match name.as_str() {
-            "handshakes" => synq_handshakes(s),
-            "smoltcp-handshakes" => smol::handshakes(s),
-            "syn-cookies0" => syn_rate(s, "0", false),
-            "syn-cookies2" => syn_rate(s, "2", false),
-            "bulk" => synq_bulk(s),
-            "smoltcp-bulk" => smol::bulk(s),
-            other => {
-                eprintln!("synq-bench: unknown measurement {other:?}");
-                std::process::exit(2);
-            }
-        };
-        say!("{name}: {v:.0} per second");
-        return;
+    if !args.only.is_empty() {
+        return only(s, &args.only);
     }
-    let handshakes = synq_handshakes(s);
-    let smol_handshakes = smol::handshakes(s);
+    // Each pair compared as a ratio runs interleaved, a slice at a time.
+    let pair = interleaved(s, &mut [synq_handshakes(), smol::handshakes()]);
+    let (handshakes, smol_handshakes) = (pair[0], pair[1]);
     let kernel = kernel::handshakes(s);
     let syn0 = syn_rate(s, "0", false);
     let syn2 = syn_rate(s, "2", false);
     let syn_full = syn_rate(s, "1", true);
-    let bulk = synq_bulk(s);
-    let smol_bulk = smol::bulk(s);
+    let pair = interleaved(s, &mut [synq_bulk(), smol::bulk()]);
+    let (bulk, smol_bulk) = (pair[0], pair[1]);
     // The listener exists before the measurement: only what each request adds counts.
     let mut server = big_listener();
     let t = Instant::from_secs(1);
@@ -844,5 +916,41 @@ mod kernel {
             }
             drop(clients);
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{interleaved, Rounds, SLICE};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn interleaved_measurements_take_turns_and_each_runs_its_time() {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut ms: Vec<Rounds> = (0..2u8)
+            .map(|id| {
+                let order = Arc::clone(&order);
+                Box::new(move || {
+                    order.lock().expect("not poisoned").push(id);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    // The second does twice the items per round.
+                    u64::from(id) + 1
+                }) as Rounds
+            })
+            .collect();
+        let secs = 5.0 * SLICE.as_secs_f64();
+        let rates = interleaved(secs, &mut ms);
+        let order = order.lock().expect("not poisoned");
+        let turns = order.windows(2).filter(|w| w[0] != w[1]).count();
+        // Five slices each, alternating: at least nine changes of hands (two if run back
+        // to back).
+        assert!(turns >= 9, "{turns} turns");
+        // Each round sleeps 1 ms or more, so at most 1000 rounds a second.
+        assert!(rates[0] > 0.0 && rates[0] <= 1000.0, "{rates:?}");
+        assert!(rates[1] > 0.0 && rates[1] <= 2000.0, "{rates:?}");
+        let count = |id| order.iter().filter(|&&x| x == id).count() as f64;
+        // Both ran about as long: about as many rounds each.
+        let share = count(0) / count(1);
+        assert!((0.5..2.0).contains(&share), "{share}");
     }
 }

@@ -95,3 +95,43 @@ fn scaling_thread_counts_are_checked() {
         assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
     }
 }
+
+#[test]
+fn only_runs_the_named_measurements_in_the_order_given() {
+    let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+        .args([
+            "--only",
+            "smoltcp-handshakes,syn-cookies2,handshakes",
+            "--secs",
+            "0.05",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = text.lines().filter_map(|l| l.split(':').next()).collect();
+    assert_eq!(
+        names,
+        ["smoltcp-handshakes", "syn-cookies2", "handshakes"],
+        "{text}"
+    );
+    for line in text.lines() {
+        let figure: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!(figure > 0.0, "{line}");
+    }
+    // An unknown name anywhere in the list: nothing runs, exit 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+        .args(["--only", "handshakes,nothing", "--secs", "0.05"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
