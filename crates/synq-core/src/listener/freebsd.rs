@@ -309,7 +309,7 @@ pub(super) fn on_syn(
     };
     t.syncache.buckets[b].entries.push_front(id);
     cx.bsd.sc_added += 1;
-    t.request_synack_to(cx, id, tuple, None)
+    t.first_synack(cx, lkey, tuple, seg, iss, None)
 }
 
 /// A segment for an entry (`syncache_add` for a SYN, `syncache_chkrst` for an RST,

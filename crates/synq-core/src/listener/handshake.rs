@@ -238,28 +238,41 @@ impl ListenTable {
             .isn_and_ts_offset(&tuple, cx.now, cx.config.tcp_timestamps);
         let after = super::request_rto(cx.config.model, 0, Duration::ZERO);
         match self.add_request(cx, lkey, tuple, seg, iss, after) {
-            Some(id) => self.request_synack_to(cx, id, tuple, Some(ts_off)),
+            Some(_) => self.first_synack(cx, lkey, tuple, seg, iss, Some(ts_off)),
             None => Passive::Drop,
         }
+    }
+
+    /// The first SYN-ACK of a request just stored from `seg`, built from the SYN as
+    /// [`Self::request_synack`] builds it from the record: reading back the record just
+    /// written would wait for its stores (a stall per SYN in a cookies-off flood).
+    pub(super) fn first_synack(
+        &self,
+        cx: &PassiveCtx<'_>,
+        lkey: Key,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+        iss: SeqNumber,
+        ts_off: Option<u32>,
+    ) -> Passive {
+        let (wscale, sack, ts) = syn_options(cx.config, seg);
+        self.synack(
+            cx,
+            SynAck {
+                listener: lkey,
+                tuple,
+                iss,
+                irs: seg.seq,
+                wscale: wscale.is_some(),
+                sack,
+                ts: ts.map(|tsecr| (cx.now.total_millis() as u32, tsecr)),
+                ts_off,
+            },
+        )
     }
 
     /// The SYN-ACK for a stored request.
     pub(super) fn request_synack(&self, cx: &PassiveCtx<'_>, id: ReqId) -> Passive {
-        match self.requests.get(id) {
-            Some(r) => self.request_synack_to(cx, id, r.tuple(cx.addrs), None),
-            None => Passive::Drop,
-        }
-    }
-
-    /// As `request_synack`, the request's 4-tuple known (rebuilding it costs a lookup), and
-    /// its timestamp offset if known.
-    pub(super) fn request_synack_to(
-        &self,
-        cx: &PassiveCtx<'_>,
-        id: ReqId,
-        tuple: FourTuple,
-        ts_off: Option<u32>,
-    ) -> Passive {
         let Some(r) = self.requests.get(id) else {
             return Passive::Drop;
         };
@@ -270,13 +283,13 @@ impl ListenTable {
             cx,
             SynAck {
                 listener: r.listener,
-                tuple,
+                tuple: r.tuple(cx.addrs),
                 iss: r.iss,
                 irs: r.irs,
                 wscale: r.peer_wscale().is_some(),
                 sack: r.sack(),
                 ts,
-                ts_off,
+                ts_off: None,
             },
         )
     }
