@@ -108,7 +108,7 @@ pub struct Stack {
     listen: ListenTable,
     /// Connection timers (request timers live in the request table).
     timers: BTreeSet<(Instant, Key)>,
-    control: VecDeque<(IpRepr, TcpRepr<'static>)>,
+    control: ControlQueue,
     tx_ready: VecDeque<Key>,
     events: VecDeque<Owner>,
     secrets: Secrets,
@@ -123,6 +123,34 @@ pub struct Stack {
     /// hash): a packet's tuple is looked up in both, then a request or a child is filed
     /// under it, and each reuses this instead of hashing again.
     hashed: Option<(FourTuple, u64)>,
+}
+
+/// Stateless replies (SYN-ACKs, RSTs, ACKs for no connection) waiting for `poll_transmit`.
+pub(crate) type ControlQueue = VecDeque<(IpRepr, TcpRepr<'static>)>;
+
+/// Queue a stateless reply as Linux counts it, or drop it on a full queue. `ip` is already
+/// the reply's addressing.
+#[inline]
+pub(crate) fn queue_reply(
+    control: &mut ControlQueue,
+    counters: &mut Counters,
+    cap: u32,
+    ip: IpRepr,
+    tcp: TcpRepr<'static>,
+    counted_rst: bool,
+) {
+    if control.len() >= cap as usize {
+        counters.tx_queue_drops += 1;
+        return;
+    }
+    if tcp.flags.syn() {
+        counters.synacks_sent += 1;
+    }
+    if counted_rst && tcp.flags.rst() {
+        counters.out_rsts += 1;
+    }
+    counters.out_segs += 1;
+    control.push_back((ip, tcp));
 }
 
 impl core::fmt::Debug for Stack {
@@ -402,18 +430,15 @@ impl Stack {
     /// Queue a stateless reply. `ip` is already the reply's addressing.
     #[inline]
     fn queue_control(&mut self, ip: IpRepr, tcp: TcpRepr<'static>, counted_rst: bool) {
-        if self.control.len() >= self.config.tx_queue_len as usize {
-            self.counters.tx_queue_drops += 1;
-            return;
-        }
-        if tcp.flags.syn() {
-            self.counters.synacks_sent += 1;
-        }
-        if counted_rst && tcp.flags.rst() {
-            self.counters.out_rsts += 1;
-        }
-        self.counters.out_segs += 1;
-        self.control.push_back((ip, tcp));
+        let cap = self.config.tx_queue_len;
+        queue_reply(
+            &mut self.control,
+            &mut self.counters,
+            cap,
+            ip,
+            tcp,
+            counted_rst,
+        );
     }
 
     // -------------------------------------------------- bookkeeping per conn
@@ -720,9 +745,7 @@ impl Stack {
     /// Linux; the single-queue models abort them at once with RST, as 4.4BSD `soclose` does.
     pub fn close_listener(&mut self, now: Instant, l: ListenerHandle) {
         let (table, mut cx) = self.passive(now);
-        for p in table.close_requests(&mut cx, l.0) {
-            self.apply(now, p, None);
-        }
+        table.close_requests(&mut cx, l.0);
         let Some(mut listener) = self.listen.remove(l.0) else {
             return;
         };

@@ -9,6 +9,7 @@ use crate::counters::{Counters, FreeBsdCounters};
 use crate::hash::{FourTuple, Secrets};
 use crate::request::{NewRequest, ReqId, Request};
 use crate::slab::Key;
+use crate::stack::{queue_reply, ControlQueue};
 use crate::{Duration, Instant};
 use core::net::{IpAddr, SocketAddr};
 use rand_chacha::ChaCha8Rng;
@@ -40,6 +41,8 @@ pub(crate) struct PassiveCtx<'a> {
     pub(crate) conns: usize,
     /// The last 4-tuple the stack hashed (the packet's), with its hash.
     pub(crate) hashed: Option<(FourTuple, u64)>,
+    /// The stack's queue of stateless replies.
+    pub(crate) control: &'a mut ControlQueue,
 }
 
 impl PassiveCtx<'_> {
@@ -56,17 +59,23 @@ impl PassiveCtx<'_> {
         self.secrets.ts_offset(tuple, self.config.tcp_timestamps)
     }
 
-    /// A reply to `ip`'s sender (`ip` is already the reply's addressing).
-    pub(super) fn reply(&self, ip: IpRepr, tcp: TcpRepr<'static>) -> Passive {
-        Passive::Reply {
-            ip,
-            tcp,
-            counted: true,
-        }
+    /// Queue a reply to `ip`'s sender (`ip` is already the reply's addressing); an RST
+    /// among them counts in `TcpOutRsts` when `counted`. Replies are queued where they are
+    /// built: one returned up the calls and copied into the queue was read back before its
+    /// stores had landed (a store-forwarding stall per SYN).
+    pub(super) fn send(&mut self, ip: IpRepr, tcp: TcpRepr<'static>, counted: bool) -> Passive {
+        let cap = self.config.tx_queue_len;
+        queue_reply(self.control, self.counters, cap, ip, tcp, counted);
+        Passive::Sent
+    }
+
+    /// A reply to `ip`'s sender.
+    pub(super) fn reply(&mut self, ip: IpRepr, tcp: TcpRepr<'static>) -> Passive {
+        self.send(ip, tcp, true)
     }
 
     /// An RST answering `seg`.
-    pub(super) fn rst(&self, ip: IpRepr, seg: &TcpRepr<'_>) -> Passive {
+    pub(super) fn rst(&mut self, ip: IpRepr, seg: &TcpRepr<'_>) -> Passive {
         self.reply(ip, rst_reply(seg))
     }
 
@@ -248,7 +257,7 @@ impl ListenTable {
     /// written would wait for its stores (a stall per SYN in a cookies-off flood).
     pub(super) fn first_synack(
         &self,
-        cx: &PassiveCtx<'_>,
+        cx: &mut PassiveCtx<'_>,
         lkey: Key,
         tuple: FourTuple,
         seg: &TcpRepr<'_>,
@@ -272,7 +281,7 @@ impl ListenTable {
     }
 
     /// The SYN-ACK for a stored request.
-    pub(super) fn request_synack(&self, cx: &PassiveCtx<'_>, id: ReqId) -> Passive {
+    pub(super) fn request_synack(&self, cx: &mut PassiveCtx<'_>, id: ReqId) -> Passive {
         let Some(r) = self.requests.get(id) else {
             return Passive::Drop;
         };
@@ -294,7 +303,7 @@ impl ListenTable {
         )
     }
 
-    pub(super) fn synack(&self, cx: &PassiveCtx<'_>, s: SynAck) -> Passive {
+    pub(super) fn synack(&self, cx: &mut PassiveCtx<'_>, s: SynAck) -> Passive {
         let c = cx.config;
         // One listener lookup for MSS, window and scale: this runs for every SYN.
         let (user_mss, rcvbuf) = self
@@ -333,11 +342,8 @@ impl ListenTable {
             options,
             payload: &[],
         };
-        Passive::Reply {
-            ip: cx.ip_to(&s.tuple),
-            tcp,
-            counted: false,
-        }
+        let ip = cx.ip_to(&s.tuple);
+        cx.send(ip, tcp, false)
     }
 
     /// Every removal comes here, so the syncache's buckets follow the table.
@@ -532,11 +538,8 @@ impl ListenTable {
             options,
             payload: &[],
         };
-        Passive::Reply {
-            ip: cx.ip_to(&tuple),
-            tcp,
-            counted: false,
-        }
+        let ip = cx.ip_to(&tuple);
+        cx.send(ip, tcp, false)
     }
 
     /// A request's timer fired.
@@ -559,16 +562,17 @@ impl ListenTable {
     }
 
     /// Close a listener: the RSTs its model sends for its half-open requests (4.4BSD
-    /// `soabort`; Linux and FreeBSD leave them to their timers).
-    pub(crate) fn close_requests(&mut self, cx: &mut PassiveCtx<'_>, lkey: Key) -> Vec<Passive> {
+    /// `soabort`, queued here; Linux and FreeBSD leave them to their timers).
+    pub(crate) fn close_requests(&mut self, cx: &mut PassiveCtx<'_>, lkey: Key) {
         if cx.config.model.family() != Family::Bsd {
-            return Vec::new();
+            return;
         }
         let ids: Vec<ReqId> = self.requests.of_listener(lkey).collect();
-        ids.into_iter()
-            .filter_map(|id| self.remove_request(cx, id))
-            .map(|req| reset_request(cx, &req))
-            .collect()
+        for id in ids {
+            if let Some(req) = self.remove_request(cx, id) {
+                reset_request(cx, &req);
+            }
+        }
     }
 
     // ---------------------------------------------------------- socket options
@@ -640,7 +644,7 @@ fn rcv_space(c: &Config, rcvbuf: u32) -> (u32, u8) {
 }
 
 /// An RST to a request's peer (an embryo dropped after it received a SYN).
-pub(super) fn reset_request(cx: &PassiveCtx<'_>, req: &Request) -> Passive {
+pub(super) fn reset_request(cx: &mut PassiveCtx<'_>, req: &Request) -> Passive {
     let tuple = req.tuple(cx.addrs);
     let tcp = TcpRepr {
         src_port: tuple.local.port(),
@@ -653,5 +657,6 @@ pub(super) fn reset_request(cx: &PassiveCtx<'_>, req: &Request) -> Passive {
         options: TcpOptions::default(),
         payload: &[],
     };
-    cx.reply(cx.ip_to(&tuple), tcp)
+    let ip = cx.ip_to(&tuple);
+    cx.reply(ip, tcp)
 }

@@ -27,7 +27,7 @@ use crate::slab::{Key, Slab};
 use crate::{Duration, Instant};
 use core::net::{IpAddr, SocketAddr};
 use std::collections::{HashSet, VecDeque};
-use synq_wire::{IpRepr, SeqNumber, TcpRepr};
+use synq_wire::SeqNumber;
 
 /// The backlog semantics a stack follows (`--model` in the CLI, `synq.listen_model`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -268,13 +268,8 @@ impl Listener {
 pub(crate) enum Passive {
     /// Nothing goes out.
     Drop,
-    /// Send this segment (a SYN-ACK, an ACK or an RST). `counted` says whether an RST
-    /// counts in `TcpOutRsts`.
-    Reply {
-        ip: IpRepr,
-        tcp: TcpRepr<'static>,
-        counted: bool,
-    },
+    /// A reply (a SYN-ACK, an ACK or an RST) is queued.
+    Sent,
     /// The handshake completed: make the connection and queue it on `listener`.
     Child(Child),
 }

@@ -25,6 +25,7 @@ impl Stack {
                 addrs: &self.addrs,
                 conns: self.conns.len(),
                 hashed: self.hashed,
+                control: &mut self.control,
             },
         )
     }
@@ -34,8 +35,7 @@ impl Stack {
     #[inline]
     pub(super) fn apply(&mut self, now: Instant, p: Passive, seg: Option<&TcpRepr<'_>>) {
         match p {
-            Passive::Drop => {}
-            Passive::Reply { ip, tcp, counted } => self.queue_control(ip, tcp, counted),
+            Passive::Drop | Passive::Sent => {}
             Passive::Child(child) => self.make_child(now, child, seg),
         }
     }
