@@ -318,6 +318,7 @@ impl ListenTable {
     }
 
     /// The listener for a local address: an exact match, else one on the wildcard address.
+    #[inline]
     pub(crate) fn find(&self, local: SocketAddr) -> Option<Key> {
         let any = match local {
             SocketAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
