@@ -164,10 +164,8 @@ impl core::fmt::Debug for Stack {
     }
 }
 
-enum Parsed<'a> {
-    Ok(IpRepr, TcpRepr<'a>),
-    Drop,
-}
+/// A packet's IP layer, checked: (source, destination, TCP bytes).
+type IpParts<'a> = (IpAddr, IpAddr, &'a [u8]);
 
 impl Stack {
     /// A stack with `config`; every random choice (ISN keys, timestamp offsets, ephemeral
@@ -274,14 +272,30 @@ impl Stack {
 
     fn input(&mut self, now: Instant, bytes: &[u8], csum: ChecksumMode) {
         self.counters.ip_in_receives += 1;
-        let (ip, seg) = match self.parse(bytes, csum) {
-            Parsed::Ok(ip, seg) => (ip, seg),
-            Parsed::Drop => return,
+        let Some((src, dst, payload)) = self.parse_ip(bytes) else {
+            return;
         };
-        // `ip` is already the reply's addressing: its source is our address.
+        // Used where it was parsed, by reference: moving the segment out copied it with
+        // wide loads right after parse's narrow stores (a store-forwarding stall per packet).
+        let parsed =
+            TcpPacket::new_checked(payload).and_then(|p| TcpRepr::parse(&p, &src, &dst, csum));
+        let seg = match &parsed {
+            Ok(seg) => seg,
+            Err(e) => return self.tcp_error(*e),
+        };
+        if seg.src_port == 0 || seg.dst_port == 0 || src.is_multicast() || src.is_unspecified() {
+            self.counters.in_errs += 1;
+            return;
+        }
+        // The reply's addressing: its source is our address.
+        let ip = IpRepr {
+            src: dst,
+            dst: src,
+            hop_limit: self.config.ip_default_ttl,
+        };
         let tuple = FourTuple {
-            local: SocketAddr::new(ip.src, seg.dst_port),
-            remote: SocketAddr::new(ip.dst, seg.src_port),
+            local: SocketAddr::new(dst, seg.dst_port),
+            remote: SocketAddr::new(src, seg.src_port),
         };
         let mut reopened = false;
         // One keyed hash serves both tables (none when both are empty: a cookie flood).
@@ -296,7 +310,7 @@ impl Stack {
             let Some(slot) = conns.get_mut(key) else {
                 return;
             };
-            let disp = slot.conn.on_segment(&mut ctx, &seg);
+            let disp = slot.conn.on_segment(&mut ctx, seg);
             let listening = disp == Disposition::Reopen && self.listen.find(tuple.local).is_some();
             if disp == Disposition::Reopen {
                 if let Some(slot) = self.conns.get_mut(key) {
@@ -319,33 +333,33 @@ impl Stack {
         }
         if let Some(id) = self.listen.find_request(&self.addrs, &tuple, h) {
             let (table, mut cx) = self.passive(now);
-            let p = table.on_request_segment(&mut cx, id, tuple, ip, &seg);
-            return self.apply(now, p, Some(&seg));
+            let p = table.on_request_segment(&mut cx, id, tuple, ip, seg);
+            return self.apply(now, p, Some(seg));
         }
         if let Some(lkey) = self.listen.find(tuple.local) {
             let (table, mut cx) = self.passive(now);
-            let p = table.on_listener_segment(&mut cx, lkey, tuple, ip, &seg, reopened);
-            return self.apply(now, p, Some(&seg));
+            let p = table.on_listener_segment(&mut cx, lkey, tuple, ip, seg, reopened);
+            return self.apply(now, p, Some(seg));
         }
         self.counters.in_not_for_us += 1;
         if !seg.flags.rst() {
-            self.queue_control(ip, rst_reply(&seg), true);
+            self.queue_control(ip, rst_reply(seg), true);
         }
     }
 
-    /// Parse with per-layer error counters named as Linux names them.
-    fn parse<'a>(&mut self, bytes: &'a [u8], csum: ChecksumMode) -> Parsed<'a> {
+    /// The IP layer of a packet, with error counters named as Linux names them.
+    fn parse_ip<'a>(&mut self, bytes: &'a [u8]) -> Option<IpParts<'a>> {
         let c = &mut self.counters;
         let (src, dst, proto, payload) = match bytes.first().map(|b| b >> 4) {
             Some(4) => match Ipv4Packet::new_checked(bytes) {
                 Ok(p) => {
                     if !p.verify_checksum() {
                         c.ip_in_hdr_errors += 1;
-                        return Parsed::Drop;
+                        return None;
                     }
                     if p.more_frags() || p.frag_offset() != 0 {
                         c.ip_reasm_fails += 1;
-                        return Parsed::Drop;
+                        return None;
                     }
                     let body = bytes
                         .get(p.header_len()..usize::from(p.total_len()))
@@ -375,55 +389,35 @@ impl Stack {
             },
             _ => {
                 c.ip_in_hdr_errors += 1;
-                return Parsed::Drop;
+                return None;
             }
         };
         if !self.addrs.contains(&dst) {
             c.ip_in_addr_errors += 1;
-            return Parsed::Drop;
+            return None;
         }
         if proto != 6 {
             c.ip_in_unknown_protos += 1;
-            return Parsed::Drop;
+            return None;
         }
         c.in_segs += 1;
-        let seg =
-            TcpPacket::new_checked(payload).and_then(|p| TcpRepr::parse(&p, &src, &dst, csum));
-        match seg {
-            Ok(seg)
-                if seg.src_port != 0
-                    && seg.dst_port != 0
-                    && !src.is_multicast()
-                    && !src.is_unspecified() =>
-            {
-                Parsed::Ok(
-                    IpRepr {
-                        src: dst,
-                        dst: src,
-                        hop_limit: self.config.ip_default_ttl,
-                    },
-                    seg,
-                )
-            }
-            Ok(_) => {
-                c.in_errs += 1;
-                Parsed::Drop
-            }
-            // As tcp_v4_rcv: a header cut short is dropped without TcpInErrs (its
-            // `discard_it`), a bad offset or checksum is counted (`bad_packet`, `csum_error`).
-            Err(WireError::Truncated) => {
-                c.in_truncated_segs += 1;
-                Parsed::Drop
-            }
-            Err(e) => {
-                c.in_errs += 1;
-                match e {
-                    WireError::BadChecksum => c.in_csum_errors += 1,
-                    WireError::BadDataOffset => c.in_bad_data_offset += 1,
-                    _ => {}
-                }
-                Parsed::Drop
-            }
+        Some((src, dst, payload))
+    }
+
+    /// Count a segment TCP could not parse, as tcp_v4_rcv counts it: a header cut short is
+    /// dropped without TcpInErrs (its `discard_it`), a bad offset or checksum is counted
+    /// (`bad_packet`, `csum_error`).
+    fn tcp_error(&mut self, e: WireError) {
+        let c = &mut self.counters;
+        if e == WireError::Truncated {
+            c.in_truncated_segs += 1;
+            return;
+        }
+        c.in_errs += 1;
+        match e {
+            WireError::BadChecksum => c.in_csum_errors += 1,
+            WireError::BadDataOffset => c.in_bad_data_offset += 1,
+            _ => {}
         }
     }
 
@@ -1050,11 +1044,11 @@ impl Stack {
 }
 
 /// Count an IP-layer rejection under Linux's name for it.
-fn ip_error<'a>(c: &mut Counters, e: WireError) -> Parsed<'a> {
+fn ip_error<T>(c: &mut Counters, e: WireError) -> Option<T> {
     if e == WireError::Truncated {
         c.ip_in_truncated += 1;
     } else {
         c.ip_in_hdr_errors += 1;
     }
-    Parsed::Drop
+    None
 }
