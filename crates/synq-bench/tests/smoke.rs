@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-/// `synq-bench ARGS`, which must succeed and print one JSON object.
-fn json_of(args: &[&str]) -> serde_json::Value {
+/// `synq-bench ARGS`, which must succeed: its standard output.
+fn stdout_of(args: &[&str]) -> Vec<u8> {
     let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
         .args(args)
         .output()
@@ -14,7 +14,12 @@ fn json_of(args: &[&str]) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+    out.stdout
+}
+
+/// `synq-bench ARGS`, which must succeed and print one JSON object.
+fn json_of(args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&stdout_of(args)).expect("one JSON object")
 }
 
 #[test]
@@ -98,21 +103,13 @@ fn scaling_thread_counts_are_checked() {
 
 #[test]
 fn only_runs_the_named_measurements_in_the_order_given() {
-    let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
-        .args([
-            "--only",
-            "smoltcp-handshakes,syn-cookies2,handshakes",
-            "--secs",
-            "0.05",
-        ])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = stdout_of(&[
+        "--only",
+        "smoltcp-handshakes,syn-cookies2,handshakes",
+        "--secs",
+        "0.05",
+    ]);
+    let text = String::from_utf8_lossy(&out);
     let names: Vec<&str> = text.lines().filter_map(|l| l.split(':').next()).collect();
     assert_eq!(
         names,

@@ -6,7 +6,7 @@
 //! 15 s; the listen queue's floor(3q/2)+1 limit applied when the final ACK makes the
 //! socket (`solisten_clone`), with RST or a silent drop per `rst_on_sock_fail`.
 
-use super::handshake::{syn_options, PassiveCtx, SynAck};
+use super::handshake::{syn_options, PassiveCtx};
 use super::{Child, ListenTable, Passive};
 use crate::conn::Negotiated;
 use crate::hash::{FourTuple, Secret};
@@ -270,7 +270,7 @@ pub(super) fn on_syn(
             store = false;
         }
     }
-    let (wscale, sack, ts) = syn_options(cx.config, seg);
+    let (wscale, sack, _) = syn_options(cx.config, seg);
     let iss = if cookies {
         cx.bsd.sc_sendcookie += 1;
         let opts = CookieOpts {
@@ -284,20 +284,8 @@ pub(super) fn on_syn(
     };
     if !store {
         cx.counters.syncookies_sent += 1;
-        let ts = ts.map(|tsecr| (cx.now.total_millis() as u32, tsecr));
-        return t.synack(
-            cx,
-            SynAck {
-                listener: lkey,
-                tuple,
-                iss,
-                irs: seg.seq,
-                wscale: wscale.is_some(),
-                sack,
-                ts,
-                ts_off: None,
-            },
-        );
+        // Nothing stored: the SYN-ACK a new entry's would be.
+        return t.first_synack(cx, lkey, tuple, seg, iss, None);
     }
     // syncache_insert: a full bucket loses its oldest entry and pauses the cache.
     if t.syncache.buckets[b].entries.len() >= cx.config.syncache_bucketlimit as usize {
