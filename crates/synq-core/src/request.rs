@@ -579,11 +579,32 @@ impl RequestTable {
     /// them in hash order, a cache miss per request for a large table.
     fn grow_index(&mut self, addrs: &[IpAddr]) {
         let mut index = HashTable::with_capacity((self.index.capacity() * 2).max(16));
-        for (i, &r) in self.live_ids() {
-            let t = self.resolve(r).tuple(addrs);
-            index.insert_unique(self.hash(&t), i, |_| 0);
+        let mut i = 0u32;
+        for chunk in &self.recs.slots.chunks {
+            for r in chunk.iter() {
+                if r.flags & LIVE != 0 {
+                    index.insert_unique(self.rec_hash(r, addrs), i, |_| 0);
+                }
+                i += 1;
+            }
         }
         self.index = index;
+    }
+
+    /// The index hash of a stored record: an IPv4 pair straight from its fields (one
+    /// SipHash and nothing built), anything else through its [`FourTuple`].
+    fn rec_hash(&self, r: &Rec, addrs: &[IpAddr]) -> u64 {
+        if r.flags & V6 == 0 {
+            if let Some(IpAddr::V4(local)) = addrs.get(usize::from(r.local_ip)) {
+                return self.hasher.hash_v4(
+                    local.octets(),
+                    r.local_port,
+                    r.remote.to_be_bytes(),
+                    r.remote_port,
+                );
+            }
+        }
+        self.hash(&self.resolve(*r).tuple(addrs))
     }
 
     /// Remove request `id`, filed under `tuple` (`h` its hash if known).
