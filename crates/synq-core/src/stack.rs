@@ -473,16 +473,16 @@ impl Stack {
         let ended = matches!(slot.conn.state, State::Closed | State::TimeWait);
         if ended && !slot.metrics_saved {
             slot.metrics_saved = true;
-            if slot.conn.has_rtt() {
-                let ip = slot.conn.tuple.remote.ip();
-                // Nothing above depends on the metrics: carry on with the slot looked up
-                // again below.
-                self.save_metrics(ip);
+            // Record the peer's RTT (Linux `tcp_update_metrics` when a connection ends). The
+            // metrics live in other fields than the slot: no second slab lookup.
+            if slot.conn.has_rtt()
+                && !self
+                    .listen
+                    .save_metrics(slot.conn.tuple.remote.ip(), self.config.tcp_metrics_entries)
+            {
+                self.counters.metrics_full += 1;
             }
         }
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
         if slot.hashed && slot.conn.state == State::Closed {
             slot.hashed = false;
             self.by_tuple.remove(slot.tuple_hash, key);

@@ -82,16 +82,6 @@ impl Stack {
         }
     }
 
-    /// Record a peer's RTT (Linux `tcp_update_metrics` when a connection ends).
-    pub(super) fn save_metrics(&mut self, ip: core::net::IpAddr) {
-        if !self
-            .listen
-            .save_metrics(ip, self.config.tcp_metrics_entries)
-        {
-            self.counters.metrics_full += 1;
-        }
-    }
-
     // ---------------------------------------------------------- socket API
 
     /// `setsockopt(TCP_DEFER_ACCEPT, secs)`: a bare final ACK does not complete the handshake
