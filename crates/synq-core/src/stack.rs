@@ -111,6 +111,8 @@ pub struct Stack {
     control: ControlQueue,
     tx_ready: VecDeque<Key>,
     events: VecDeque<Owner>,
+    /// Entries in `events` whose connection is gone (freed before its events were polled).
+    stale_events: usize,
     secrets: Secrets,
     rng: ChaCha8Rng,
     challenge: ChallengeBudget,
@@ -124,6 +126,9 @@ pub struct Stack {
     /// under it, and each reuses this instead of hashing again.
     hashed: Option<(FourTuple, u64)>,
 }
+
+/// Stale event entries tolerated before a sweep (a sweep walks the whole queue).
+pub(crate) const STALE_EVENTS_MIN: usize = 64;
 
 /// Stateless replies (SYN-ACKs, RSTs, ACKs for no connection) waiting for `poll_transmit`.
 pub(crate) type ControlQueue = VecDeque<(IpRepr, TcpRepr<'static>)>;
@@ -196,6 +201,7 @@ impl Stack {
             control: VecDeque::new(),
             tx_ready: VecDeque::new(),
             events: VecDeque::new(),
+            stale_events: 0,
             secrets: Secrets { isn: isn_secret },
             rng,
             orphans: 0,
@@ -523,7 +529,7 @@ impl Stack {
             return;
         };
         let (armed, hashed, h) = (slot.armed, slot.hashed, slot.tuple_hash);
-        let (orphan, in_tw) = (slot.conn.orphan, slot.in_tw);
+        let (orphan, in_tw, in_events) = (slot.conn.orphan, slot.in_tw, slot.in_events);
         if let Some(t) = armed {
             self.timers.remove(&(t, key));
         }
@@ -537,6 +543,20 @@ impl Stack {
             self.time_wait -= 1;
         }
         self.conns.discard(key);
+        if in_events {
+            self.stale_events += 1;
+            // An application that never polls events would let the entries of closed
+            // connections pile up without end: past half the queue, sweep them out
+            // (amortised, and the queue stays within twice the live entries).
+            if self.stale_events > STALE_EVENTS_MIN && self.stale_events * 2 > self.events.len() {
+                let conns = &self.conns;
+                self.events.retain(|o| match *o {
+                    Owner::Conn(k) => conns.get(k).is_some(),
+                    Owner::Listener(_) => true,
+                });
+                self.stale_events = 0;
+            }
+        }
     }
 
     // ---------------------------------------------------------------- output
@@ -633,6 +653,12 @@ impl Stack {
         self.listen.requests.purge_front();
     }
 
+    /// Entries in the event queue, live or stale (for tests of its bound).
+    #[cfg(test)]
+    pub(crate) fn queued_events(&self) -> usize {
+        self.events.len()
+    }
+
     /// The next application event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -649,6 +675,7 @@ impl Stack {
                 }
                 Owner::Conn(key) => {
                     let Some(slot) = self.conns.get_mut(key) else {
+                        self.stale_events = self.stale_events.saturating_sub(1);
                         continue;
                     };
                     let bits = slot.conn.events;
