@@ -320,6 +320,15 @@ impl Fifo {
             }
         }
     }
+    /// Drop every entry, keeping the largest block's room for the next ones.
+    fn clear(&mut self) {
+        while let Some(mut b) = self.blocks.pop_front() {
+            if b.items.capacity() > self.spare.capacity() {
+                b.items.clear();
+                self.spare = b.items;
+            }
+        }
+    }
     fn bytes(&self) -> usize {
         self.blocks.capacity() * size_of::<Block>()
             + self
@@ -627,6 +636,12 @@ impl RequestTable {
             self.v6.free.push(req.remote);
         }
         self.len -= 1;
+        if self.len == 0 {
+            // Every timer entry left is stale. Dropped now, or a listener whose handshakes
+            // all complete before their SYN-ACK timers (poll_timeout then says nothing is
+            // due) would hold 8 bytes per handshake until some later request's timer fires.
+            self.timers.values_mut().for_each(Fifo::clear);
+        }
         if let Some(c) = self.counts_mut(req.listener) {
             c.len -= 1;
             if req.num_timeout == 0 {
@@ -808,6 +823,42 @@ mod tests {
         let n = t.insert(new(4242), now, Duration::ZERO, &V4, None);
         assert_eq!(n, id);
         assert_eq!(t.find(0, &new(4242).tuple, None), Some(id));
+    }
+
+    /// Handshakes that complete before their SYN-ACK timers leave entries behind; once
+    /// the table is empty they are all stale and go, their room kept for the next ones.
+    #[test]
+    fn an_emptied_table_holds_no_timer_entries() {
+        let mut t = RequestTable::new(SeededState::new(1, 2));
+        let mut now = Instant::from_secs(1);
+        let rto = Duration::from_secs(1);
+        let mut room = 0;
+        for round in 0..1_000u16 {
+            let reqs: Vec<_> = (0..16)
+                .map(|i| {
+                    let n = new(round.wrapping_mul(16).wrapping_add(i));
+                    (t.insert(n, now, rto, &V4, None), n.tuple)
+                })
+                .collect();
+            for (id, tuple) in reqs {
+                t.remove(id, &tuple, None).unwrap();
+            }
+            assert!(
+                t.timers.values().all(|q| q.blocks.is_empty()),
+                "round {round}"
+            );
+            if round == 0 {
+                room = t.heap_bytes();
+            }
+            // Reused room: 16 000 handshakes hold what the first 16 did.
+            assert_eq!(t.heap_bytes(), room, "round {round}");
+            now += Duration::from_micros(10);
+        }
+        assert_eq!(t.first_entry(), None);
+        assert_eq!(t.pop_due(now + Duration::from_secs(10)), None);
+        // Timers still work after the sweep.
+        let id = t.insert(new(7), now, rto, &V4, None);
+        assert_eq!(t.pop_due(now + rto), Some(id));
     }
 
     #[test]
