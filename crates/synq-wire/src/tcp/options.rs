@@ -29,7 +29,9 @@ pub struct Timestamps {
 /// Up to four SACK blocks (left edge, right edge).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SackBlocks {
-    len: u8,
+    // A whole word, though it counts to four: the emit path reads it as a word right after
+    // the segment was built, and a byte-wide store there cannot forward to that load.
+    len: u32,
     blocks: [(SeqNumber, SeqNumber); 4],
 }
 
@@ -44,7 +46,7 @@ impl SackBlocks {
 
     /// Appends a block; returns `false` (and drops it) when already full.
     pub fn push(&mut self, left: SeqNumber, right: SeqNumber) -> bool {
-        let i = usize::from(self.len);
+        let i = self.len as usize;
         if i >= Self::CAPACITY {
             return false;
         }
@@ -55,7 +57,7 @@ impl SackBlocks {
 
     /// The blocks, in order.
     pub fn as_slice(&self) -> &[(SeqNumber, SeqNumber)] {
-        &self.blocks[..usize::from(self.len).min(Self::CAPACITY)]
+        &self.blocks[..(self.len as usize).min(Self::CAPACITY)]
     }
 
     /// Number of blocks.
