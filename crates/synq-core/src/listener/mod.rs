@@ -293,6 +293,9 @@ pub(crate) struct ListenTable {
     cookie_keys: CookieKeys,
     /// Peers with an RTT on record (Linux tcp_metrics, for `tcp_peer_is_proven`).
     metrics: HashSet<IpAddr, SeededState>,
+    /// The peer last saved, known to be in `metrics` (entries are never removed): a peer
+    /// that opens many connections (a proxy, a load balancer) is not hashed at each close.
+    last_saved: Option<IpAddr>,
     /// FreeBSD's syncache buckets, pause and cookie secrets (used by that model only).
     syncache: freebsd::Syncache,
 }
@@ -305,6 +308,7 @@ impl ListenTable {
             requests: RequestTable::new(hash),
             cookie_keys,
             metrics: HashSet::with_hasher(hash),
+            last_saved: None,
             syncache: freebsd::Syncache::new(syncache_key),
         }
     }
@@ -380,13 +384,16 @@ impl ListenTable {
     /// Record a peer's RTT (Linux `tcp_update_metrics` when a connection ends); false when
     /// the table is full.
     pub(crate) fn save_metrics(&mut self, ip: IpAddr, max: u32) -> bool {
-        if self.metrics.contains(&ip) {
+        if self.last_saved == Some(ip) {
             return true;
         }
-        if self.metrics.len() >= max as usize {
-            return false;
+        if !self.metrics.contains(&ip) {
+            if self.metrics.len() >= max as usize {
+                return false;
+            }
+            self.metrics.insert(ip);
         }
-        self.metrics.insert(ip);
+        self.last_saved = Some(ip);
         true
     }
 }
@@ -394,6 +401,30 @@ impl ListenTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_metrics_stop_at_their_bound_and_stay_proven() {
+        use crate::cookie::CookieKeys;
+        use crate::hash::{Secret, SeededState};
+        let mut t = ListenTable::new(
+            SeededState::new(1, 2),
+            CookieKeys {
+                k0: Secret::new(3, 4),
+                k1: Secret::new(5, 6),
+            },
+            Secret::new(7, 8),
+        );
+        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
+        assert!(t.save_metrics(ip(1), 2) && t.save_metrics(ip(1), 2));
+        assert!(t.save_metrics(ip(2), 2));
+        // Full: a third peer is refused (and not remembered as saved), known ones still
+        // save, whichever was last.
+        assert!(!t.save_metrics(ip(3), 2) && !t.save_metrics(ip(3), 2));
+        assert!(!t.is_proven(ip(3)));
+        assert!(t.save_metrics(ip(1), 2) && t.save_metrics(ip(2), 2));
+        assert!(t.is_proven(ip(1)) && t.is_proven(ip(2)));
+        assert_eq!(t.metrics.len(), 2);
+    }
 
     #[test]
     fn clamps() {
