@@ -157,58 +157,33 @@ fn a_time_wait_flood_is_capped_by_tcp_max_tw_buckets() {
     assert_eq!(p.b.connections().count(), 0);
 }
 
-/// Hand every packet each stack has to send to the other until both are quiet.
-fn exchange(a: &mut crate::Stack, b: &mut crate::Stack, now: crate::Instant, buf: &mut Vec<u8>) {
-    for _ in 0..100 {
-        let mut moved = false;
-        while let Some(n) = a.poll_transmit(now, buf) {
-            b.handle_packet(now, &buf[..n]);
-            moved = true;
-        }
-        while let Some(n) = b.poll_transmit(now, buf) {
-            a.handle_packet(now, &buf[..n]);
-            moved = true;
-        }
-        if !moved {
-            return;
-        }
-    }
-    panic!("the stacks kept talking");
-}
-
 /// An application that never calls `poll_event`: each connection it opened and aborted
 /// left an entry in the event queue (one per handshake on each side), so the queue grew
 /// with every connection. Entries of freed connections are now swept out.
 #[test]
 fn events_nobody_polls_do_not_pile_up() {
-    let (mut a, mut b) = (
-        crate::Stack::new(Config::default(), 1),
-        crate::Stack::new(Config::default(), 2),
-    );
-    a.add_address(A4);
-    b.add_address(B4);
-    let now = crate::Instant::from_secs(1);
-    let l = b.listen(now, SocketAddr::new(B4, 80), 128).unwrap();
-    let mut buf = Vec::new();
+    let mut p = Pair::new();
+    p.poll_events = false;
+    let l = p.b.listen(p.now, SocketAddr::new(B4, 80), 128).unwrap();
     let mut peak = 0;
     for _ in 0..200 {
         let clients: Vec<_> = (0..16)
-            .map(|_| a.connect(now, SocketAddr::new(B4, 80)).unwrap())
+            .map(|_| p.a.connect(p.now, SocketAddr::new(B4, 80)).unwrap())
             .collect();
-        exchange(&mut a, &mut b, now, &mut buf);
+        p.run_for(Duration::from_millis(100));
         let mut servers = Vec::new();
-        while let Ok((s, _)) = b.accept(now, l) {
+        while let Ok((s, _)) = p.b.accept(p.now, l) {
             servers.push(s);
         }
         assert_eq!(servers.len(), 16);
-        peak = peak.max(a.queued_events()).max(b.queued_events());
+        peak = peak.max(p.a.queued_events()).max(p.b.queued_events());
         for c in clients {
-            a.abort(now, c).unwrap();
+            p.a.abort(p.now, c).unwrap();
         }
         for s in servers {
-            b.abort(now, s).unwrap();
+            p.b.abort(p.now, s).unwrap();
         }
-        exchange(&mut a, &mut b, now, &mut buf);
+        p.run_for(Duration::from_millis(100));
     }
     println!("event queue peak over 3 200 connections a side: {peak} entries");
     // At most 16 live entries a side, and stale ones swept once past half the queue.

@@ -48,6 +48,8 @@ pub(crate) struct Pair {
     pub(crate) log: Vec<Seg>,
     pub(crate) events_a: Vec<Event>,
     pub(crate) events_b: Vec<Event>,
+    /// Drain both stacks' events after each step (false: an application that never does).
+    pub(crate) poll_events: bool,
     buf: Vec<u8>,
 }
 
@@ -75,6 +77,7 @@ impl Pair {
             log: Vec::new(),
             events_a: Vec::new(),
             events_b: Vec::new(),
+            poll_events: true,
             buf: Vec::new(),
         }
     }
@@ -115,6 +118,9 @@ impl Pair {
                     self.in_flight.insert(i, (at, self.seq, to_b, bytes));
                 }
             }
+        }
+        if !self.poll_events {
+            return;
         }
         while let Some(e) = self.a.poll_event() {
             self.events_a.push(e);
