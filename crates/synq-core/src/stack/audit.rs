@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 impl Stack {
     /// Check that the stack's internal records agree with each other: no connection in two
     /// accept queues (or twice in one), every queued connection synchronized and unaccepted,
-    /// the 4-tuple map, timer set and transmit list matching the connections' own flags, the
+    /// the 4-tuple map, timer set, transmit list and event queue (its count of entries left by
+    /// freed connections included) matching the connections' own flags, the
     /// per-listener SYN-queue counts matching the request table, and the gauges
     /// (`TcpCurrEstab`, TIME_WAIT and orphan counts) matching the connections they count.
     /// Returns the first disagreement found. Meant for tests and fuzzing; it costs a walk
@@ -97,6 +98,17 @@ impl Stack {
             if self.conns.get(key).map(|s| s.armed) != Some(Some(t)) {
                 return Err(format!("timer set holds a stale entry {key:?} at {t}"));
             }
+        }
+        let stale = self
+            .events
+            .iter()
+            .filter(|o| matches!(o, Owner::Conn(k) if self.conns.get(*k).is_none()))
+            .count();
+        if stale != self.stale_events {
+            return Err(format!(
+                "event queue holds {stale} entries of freed connections, {} counted",
+                self.stale_events
+            ));
         }
         if self.by_tuple.len() != self.conns.iter().filter(|(_, s)| s.hashed).count() {
             return Err("4-tuple map holds entries of no hashed connection".into());
