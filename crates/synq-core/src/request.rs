@@ -753,6 +753,15 @@ impl RequestTable {
         self.live_ids().map(|(_, &rec)| self.resolve(rec))
     }
 
+    /// Timer entries held, live or stale (none while the table is empty).
+    pub(crate) fn timer_entries(&self) -> usize {
+        self.timers
+            .values()
+            .flat_map(|q| q.blocks.iter())
+            .map(|b| b.items.len() - b.head)
+            .sum()
+    }
+
     /// Heap bytes held, for the per-entry cost report.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.recs.bytes()

@@ -15,7 +15,8 @@ impl Stack {
     /// accept queues (or twice in one), every queued connection synchronized and unaccepted,
     /// the 4-tuple map, timer set, transmit list and event queue (its count of entries left by
     /// freed connections included) matching the connections' own flags, the
-    /// per-listener SYN-queue counts matching the request table, and the gauges
+    /// per-listener SYN-queue counts matching the request table (which keeps no timer entry
+    /// once empty), and the gauges
     /// (`TcpCurrEstab`, TIME_WAIT and orphan counts) matching the connections they count.
     /// Returns the first disagreement found. Meant for tests and fuzzing; it costs a walk
     /// over every record.
@@ -108,6 +109,12 @@ impl Stack {
             return Err(format!(
                 "event queue holds {stale} entries of freed connections, {} counted",
                 self.stale_events
+            ));
+        }
+        let entries = table.requests.timer_entries();
+        if table.requests.len() == 0 && entries != 0 {
+            return Err(format!(
+                "no request held, {entries} request timer entries kept"
             ));
         }
         if self.by_tuple.len() != self.conns.iter().filter(|(_, s)| s.hashed).count() {
