@@ -546,8 +546,8 @@ impl Stack {
         if in_events {
             self.stale_events += 1;
             // An application that never polls events would let the entries of closed
-            // connections pile up without end: past half the queue, sweep them out
-            // (amortised, and the queue stays within twice the live entries).
+            // connections pile up without end: past half the queue (and past 64), sweep
+            // them out. Amortised, and the queue stays within twice its live entries + 64.
             if self.stale_events > STALE_EVENTS_MIN && self.stale_events * 2 > self.events.len() {
                 let conns = &self.conns;
                 self.events.retain(|o| match *o {
