@@ -481,8 +481,7 @@ fn only(secs: f64, names: &[String]) {
         eprintln!("synq-bench: unknown measurement {bad:?}");
         std::process::exit(2);
     }
-    let paired: Vec<&String> = names.iter().filter(|n| rounds(n).is_some()).collect();
-    let mut ms: Vec<Rounds> = paired
+    let mut ms: Vec<Rounds> = names
         .iter()
         .filter_map(|n| rounds(n))
         .map(|f| f())

@@ -16,9 +16,7 @@ impl SeededState {
     pub(crate) fn new(k0: u64, k1: u64) -> Self {
         Self { k0, k1 }
     }
-}
 
-impl SeededState {
     /// The index hash of an IPv4 4-tuple given as its parts: what hashing the
     /// [`FourTuple`] gives, without building one (the request index's growth rehashes
     /// every record this way).
@@ -26,9 +24,13 @@ impl SeededState {
     pub(crate) fn hash_v4(&self, local: [u8; 4], lport: u16, remote: [u8; 4], rport: u16) -> u64 {
         use core::hash::Hasher;
         let mut h = self.build_hasher();
-        h.write_u64(v4_pair(local, remote));
-        h.write_u64(u64::from(port_word(lport, rport)));
+        write_v4_index_key(&mut h, local, lport, remote, rport);
         h.finish()
+    }
+
+    /// A fast hasher's state from the same key, for a [`LocalMap`].
+    pub(crate) fn local(&self) -> foldhash::fast::FixedState {
+        foldhash::fast::FixedState::with_seed(self.k0 ^ self.k1.rotate_left(32))
     }
 }
 
@@ -42,13 +44,6 @@ impl BuildHasher for SeededState {
 /// A map whose keys only this stack inserts (listening addresses): a packet can look one
 /// up but cannot add one, so no flooding to resist, and a fast seeded hash will do.
 pub(crate) type LocalMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
-
-impl SeededState {
-    /// A fast hasher's state from the same key, for a [`LocalMap`].
-    pub(crate) fn local(&self) -> foldhash::fast::FixedState {
-        foldhash::fast::FixedState::with_seed(self.k0 ^ self.k1.rotate_left(32))
-    }
-}
 
 /// A connection's identity, from this stack's side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,9 +62,8 @@ pub struct FourTuple {
 impl core::hash::Hash for FourTuple {
     fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
         if let (IpAddr::V4(x), IpAddr::V4(y)) = (self.local.ip(), self.remote.ip()) {
-            h.write_u64(v4_pair(x.octets(), y.octets()));
-            h.write_u64(u64::from(port_word(self.local.port(), self.remote.port())));
-            return;
+            let (lport, rport) = (self.local.port(), self.remote.port());
+            return write_v4_index_key(h, x.octets(), lport, y.octets(), rport);
         }
         write_key(
             h,
@@ -79,6 +73,19 @@ impl core::hash::Hash for FourTuple {
             self.remote.port(),
         );
     }
+}
+
+/// An IPv4 4-tuple as the indexes hash it: two whole words, the ports padded to eight bytes.
+#[inline(always)]
+fn write_v4_index_key<H: core::hash::Hasher>(
+    h: &mut H,
+    local: [u8; 4],
+    lport: u16,
+    remote: [u8; 4],
+    rport: u16,
+) {
+    h.write_u64(v4_pair(local, remote));
+    h.write_u64(u64::from(port_word(lport, rport)));
 }
 
 /// Two addresses and two ports (or any u16 tags) in one hash write; IPv4 pairs take 12
