@@ -9,9 +9,11 @@ use crate::slab::Key;
 use crate::Duration;
 use crate::Instant;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use hashbrown::HashTable;
 use std::collections::{BTreeMap, VecDeque};
 use synq_wire::SeqNumber;
+
+mod index;
+use index::SlotIndex;
 
 const SACK: u8 = 1;
 const ACKED: u8 = 2;
@@ -176,6 +178,9 @@ impl Default for Rec {
     }
 }
 
+/// Records hashed between the index's loads when it grows.
+const GROW_BATCH: usize = 16;
+
 /// Slots per chunk: the tables grow a chunk at a time instead of doubling.
 const CHUNK: usize = 1024;
 
@@ -249,6 +254,10 @@ impl<T: Copy + Default> Store<T> {
             }
             None => self.slots.push(v),
         }
+    }
+    /// The slot number `add` hands out next.
+    fn next_id(&self) -> u32 {
+        self.free.last().copied().unwrap_or(self.slots.used as u32)
     }
     fn bytes(&self) -> usize {
         self.slots.bytes() + self.free.capacity() * size_of::<u32>()
@@ -364,7 +373,7 @@ pub(crate) struct RequestTable {
     recs: Store<Rec>,
     /// IPv6 peers' addresses, by the index their record holds.
     v6: Store<[u8; 16]>,
-    index: HashTable<u32>,
+    index: SlotIndex,
     hasher: SeededState,
     /// One FIFO per re-arm interval: entries join at `now + interval` with `now` never
     /// decreasing, so each FIFO is in deadline order and its front is its earliest.
@@ -389,7 +398,7 @@ impl RequestTable {
         Self {
             recs: Store::default(),
             v6: Store::default(),
-            index: HashTable::new(),
+            index: SlotIndex::default(),
             hasher,
             timers: BTreeMap::new(),
             len: 0,
@@ -500,14 +509,12 @@ impl RequestTable {
             return None;
         }
         let h = h.unwrap_or_else(|| self.hash(t));
-        self.index
-            .find(h, |&i| {
-                self.recs
-                    .slots
-                    .get(i)
-                    .is_some_and(|r| r.flags & LIVE != 0 && self.matches(r, local_ip, t))
-            })
-            .copied()
+        self.index.find(h, |i| {
+            self.recs
+                .slots
+                .get(i)
+                .is_some_and(|r| r.flags & LIVE != 0 && self.matches(r, local_ip, t))
+        })
     }
 
     /// The record with its peer's address looked up.
@@ -548,8 +555,9 @@ impl RequestTable {
                 flags |= bit;
             }
         }
-        if self.index.len() == self.index.capacity() {
-            self.grow_index(addrs);
+        let next = self.recs.next_id();
+        if !self.index.has_room(next) {
+            self.grow_index(addrs, next);
         }
         let remote = match n.tuple.remote.ip() {
             IpAddr::V4(v) => u32::from(v),
@@ -573,8 +581,7 @@ impl RequestTable {
             flags,
         });
         let h = h.unwrap_or_else(|| self.hash(&n.tuple));
-        // The index has room, so insert_unique never calls its rehash function.
-        self.index.insert_unique(h, id, |_| 0);
+        self.index.insert(h, id);
         self.len += 1;
         if let Some(c) = self.counts_mut(n.listener) {
             c.len += 1;
@@ -585,21 +592,30 @@ impl RequestTable {
         id
     }
 
-    /// Double the index by walking the records in slot order: hashbrown's own growth visits
-    /// them in hash order, a cache miss per request for a large table.
-    fn grow_index(&mut self, addrs: &[IpAddr]) {
-        let mut index = HashTable::with_capacity((self.index.capacity() * 2).max(16));
+    /// Rebuild the index for one more request (`slot` its slot number), doubled or with
+    /// its removed words dropped, walking the records in slot order.
+    fn grow_index(&mut self, addrs: &[IpAddr], slot: u32) {
+        let mut index = SlotIndex::with_bits(self.index.bits_for(slot));
         // The chunks walked by hand, not through `live_ids`: its iterator chains cost 30-70
         // more instructions per SYN of a cookies-off flood (callgrind, over 2^20 SYNs).
+        // Hashed in batches so the batch's cache misses in the new index overlap.
+        let mut batch = [(0u64, 0u32); GROW_BATCH];
+        let mut n = 0;
         let mut i = 0u32;
         for chunk in &self.recs.slots.chunks {
             for r in chunk.iter() {
                 if r.flags & LIVE != 0 {
-                    index.insert_unique(self.rec_hash(r, addrs), i, |_| 0);
+                    batch[n] = (self.rec_hash(r, addrs), i);
+                    n += 1;
+                    if n == GROW_BATCH {
+                        index.insert_batch(&batch);
+                        n = 0;
+                    }
                 }
                 i += 1;
             }
         }
+        index.insert_batch(&batch[..n]);
         self.index = index;
     }
 
@@ -628,9 +644,7 @@ impl RequestTable {
     ) -> Option<Request> {
         let req = self.get(id)?;
         let h = h.unwrap_or_else(|| self.hash(tuple));
-        if let Ok(e) = self.index.find_entry(h, |&i| i == id) {
-            e.remove();
-        }
+        self.index.remove(h, id);
         if let Some(slot) = self.recs.slots.get_mut(id) {
             slot.flags = 0;
         }
@@ -756,6 +770,24 @@ impl RequestTable {
         self.live_ids().map(|(_, &rec)| self.resolve(rec))
     }
 
+    /// For the audit: the index holds one entry per live request, each found by its tuple.
+    pub(crate) fn check_index(&self, addrs: &[IpAddr]) -> Result<(), String> {
+        if self.index.len() != self.len {
+            return Err(format!(
+                "request index holds {} entries for {} requests",
+                self.index.len(),
+                self.len
+            ));
+        }
+        for (id, r) in self.live_ids() {
+            let t = self.resolve(*r).tuple(addrs);
+            if self.find(r.local_ip, &t, None) != Some(id) {
+                return Err(format!("request {id} ({t:?}) not found through the index"));
+            }
+        }
+        Ok(())
+    }
+
     /// Timer entries held, live or stale (none while the table is empty).
     pub(crate) fn timer_entries(&self) -> usize {
         self.timers
@@ -769,7 +801,7 @@ impl RequestTable {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.recs.bytes()
             + self.v6.bytes()
-            + self.index.capacity() * (size_of::<u32>() + 1)
+            + self.index.bytes()
             + self.timers.values().map(Fifo::bytes).sum::<usize>()
     }
 }

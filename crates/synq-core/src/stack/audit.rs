@@ -111,6 +111,7 @@ impl Stack {
                 self.stale_events
             ));
         }
+        table.requests.check_index(&self.addrs)?;
         let entries = table.requests.timer_entries();
         if table.requests.len() == 0 && entries != 0 {
             return Err(format!(

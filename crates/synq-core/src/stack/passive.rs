@@ -140,11 +140,11 @@ impl Stack {
         self.listen.requests.heap_bytes()
     }
 
-    /// Bytes one half-open request from an IPv4 peer costs: its record, its hash-index slot
-    /// (4 bytes plus a control byte) and its 8-byte timer-FIFO entry, before container
-    /// slack. An IPv6 peer adds its 16-byte address.
+    /// Bytes one half-open request from an IPv4 peer costs: its record, its 4-byte
+    /// hash-index word and its 8-byte timer-FIFO entry, before container slack. An IPv6
+    /// peer adds its 16-byte address.
     pub const fn request_entry_bytes() -> usize {
-        Self::request_record_bytes() + 5 + 8
+        Self::request_record_bytes() + 4 + 8
     }
 
     /// Bytes of one stored request record.
