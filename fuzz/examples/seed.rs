@@ -6,6 +6,7 @@
 //! - `stack_packet`: the same captures as packet sequences aimed at the fixture's listener
 //!   (the simulator's server address and port), and the fixture client's own next packets
 //!   (data, FIN, RST, a new SYN) carrying the live connections' sequence numbers.
+//! - `stack_batch`: the same runs with control bit 5 set, so each run is one batch.
 //! - `sysctl_conf`: the full `sysctl -a` style listing of the defaults and a few files in
 //!   sysctl.conf syntax.
 //! - `scenario_file`: the built-in scenario files.
@@ -41,6 +42,7 @@ fn main() {
     let captures = captures();
     wire_packet(&root.join("wire_packet"), &captures);
     stack_packet(&root.join("stack_packet"), &captures);
+    stack_batch(&root.join("stack_batch"), &captures);
     sysctl_conf(&root.join("sysctl_conf"));
     scenario_file(&root.join("scenario_file"));
     stack_ops(&root.join("stack_ops"));
@@ -194,6 +196,31 @@ fn stack_packet(dir: &Path, captures: &[(String, Vec<Vec<u8>>)]) {
     grab(&mut f, "retransmit", &mut files);
     let all = encode_frames(fixture_pkts.iter().map(|p| (0x04u8, p.as_slice())));
     files.push(("fixture-all".into(), all));
+    write(dir, &files);
+}
+
+/// The captures' runs to the server as batches: control bit 5 on every frame but the
+/// last of each run of 24, so `handle_packets` gets them together.
+fn stack_batch(dir: &Path, captures: &[(String, Vec<Vec<u8>>)]) {
+    let mut files = Vec::new();
+    for (name, pkts) in captures {
+        let to_server: Vec<Vec<u8>> = pkts
+            .iter()
+            .filter(|p| {
+                parse_packet(p, ChecksumMode::Verify).is_ok_and(|q| SERVER.contains(&q.ip.dst))
+            })
+            .map(|p| shorten(p, 200))
+            .collect();
+        for (i, run) in to_server.chunks(24).take(3).enumerate() {
+            let last = run.len() - 1;
+            let data = encode_frames(
+                run.iter()
+                    .enumerate()
+                    .map(|(k, p)| (if k < last { 0x20u8 } else { 0x04 }, p.as_slice())),
+            );
+            files.push((format!("{name}-{i}"), data));
+        }
+    }
     write(dir, &files);
 }
 

@@ -49,8 +49,9 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// Run only these measurements and print their figures (for profilers and quick
-    /// comparisons): handshakes, smoltcp-handshakes, syn-cookies0, syn-cookies2, bulk,
-    /// smoltcp-bulk. Handshake and bulk measurements named together run interleaved.
+    /// comparisons): handshakes, smoltcp-handshakes, syn-cookies0, syn-cookies0-batched,
+    /// syn-cookies2, bulk, smoltcp-bulk. Handshake and bulk measurements named together run
+    /// interleaved.
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     only: Vec<String>,
     /// Instead of the suite: legitimate connect latency against the offered SYN-flood rate,
@@ -470,8 +471,9 @@ fn only(secs: f64, names: &[String]) {
         }
     };
     let flood = |name: &str| match name {
-        "syn-cookies0" => Some("0"),
-        "syn-cookies2" => Some("2"),
+        "syn-cookies0" => Some(("0", 1)),
+        "syn-cookies0-batched" => Some(("0", RX_BATCH)),
+        "syn-cookies2" => Some(("2", 1)),
         _ => None,
     };
     if let Some(bad) = names
@@ -489,15 +491,20 @@ fn only(secs: f64, names: &[String]) {
     let mut figures = interleaved(secs, &mut ms).into_iter();
     for name in names {
         let v = match flood(name) {
-            Some(cookies) => syn_rate(secs, cookies, false),
+            Some((cookies, batch)) => syn_rate(secs, cookies, false, batch),
             None => figures.next().unwrap_or(f64::NAN),
         };
         say!("{name}: {v:.0} per second");
     }
 }
 
-/// A listener fed spoofed SYNs from distinct sources: SYNs handled per second.
-fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool) -> f64 {
+/// SYNs per `Stack::handle_packets` call in the batched flood: what the tokio driver
+/// hands over per wakeup at most (synq-tokio's `RX_BATCH`).
+const RX_BATCH: usize = 64;
+
+/// A listener fed spoofed SYNs from distinct sources, `batch` at a time (1: one
+/// `handle_packet` each): SYNs handled per second.
+fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool, batch: usize) -> f64 {
     let mut c = Config::default();
     c.set("net.ipv4.tcp_syncookies", cookies).expect("valid");
     c.set("net.core.somaxconn", "2147483647").expect("valid");
@@ -528,7 +535,7 @@ fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool) -> f64 {
     } else {
         u64::MAX
     };
-    let rate = flood(secs, &mut server, &syns, rounds);
+    let rate = flood(secs, &mut server, &syns, rounds, batch);
     if cookies == "0" {
         // Each SYN handled became a request: no limit refused one on a cheaper path.
         let held: u32 = server.listeners().map(|l| l.syn_recv).sum();
@@ -553,17 +560,30 @@ pub(crate) fn spoofed_syns() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Feed `syns` to `server` in rounds of 1024 (at most `rounds`), draining every reply:
-/// SYNs handled per second.
-pub(crate) fn flood(secs: f64, server: &mut Stack, syns: &[Vec<u8>], rounds: u64) -> f64 {
+/// Feed `syns` to `server` in rounds of 1024 (at most `rounds`), `batch` per call
+/// (1: `handle_packet`, else `handle_packets`, as a driver reading a batch per wakeup),
+/// draining every reply after each call: SYNs handled per second.
+pub(crate) fn flood(
+    secs: f64,
+    server: &mut Stack,
+    syns: &[Vec<u8>],
+    rounds: u64,
+    batch: usize,
+) -> f64 {
     let t = Instant::from_secs(1);
     let mut buf = Vec::with_capacity(2048);
     let mut i = 0usize;
+    let batch = batch.clamp(1, 1024);
     rate_max(secs, 1024, rounds, || {
-        for _ in 0..1024 {
-            server.handle_packet(t, &syns[i % syns.len()]);
+        for _ in 0..1024 / batch {
+            if batch == 1 {
+                server.handle_packet(t, &syns[i % syns.len()]);
+            } else {
+                let n = syns.len();
+                server.handle_packets(t, (i..i + batch).map(|k| (syns[k % n].as_slice(), false)));
+            }
             while server.poll_transmit(t, &mut buf).is_some() {}
-            i += 1;
+            i += batch;
         }
     })
 }
@@ -771,9 +791,10 @@ fn main() {
     let pair = interleaved(s, &mut [synq_handshakes(), smol::handshakes()]);
     let (handshakes, smol_handshakes) = (pair[0], pair[1]);
     let kernel = kernel::handshakes(s);
-    let syn0 = syn_rate(s, "0", false);
-    let syn2 = syn_rate(s, "2", false);
-    let syn_full = syn_rate(s, "1", true);
+    let syn0 = syn_rate(s, "0", false, 1);
+    let syn0_batched = syn_rate(s, "0", false, RX_BATCH);
+    let syn2 = syn_rate(s, "2", false, 1);
+    let syn_full = syn_rate(s, "1", true, 1);
     let pair = interleaved(s, &mut [synq_bulk(), smol::bulk()]);
     let (bulk, smol_bulk) = (pair[0], pair[1]);
     // The listener exists before the measurement: only what each request adds counts.
@@ -838,6 +859,7 @@ fn main() {
         "smoltcp_handshakes_per_sec": smol_handshakes.round(),
         "kernel_handshakes_per_sec": kernel.map(f64::round),
         "syn_per_sec_cookies0": syn0.round(),
+        "syn_per_sec_cookies0_batched": syn0_batched.round(),
         "syn_per_sec_cookies2": syn2.round(),
         "syn_per_sec_accept_queue_full": syn_full.round(),
         "half_open_bytes": (half_open * 10.0).round() / 10.0,
@@ -862,7 +884,7 @@ fn main() {
             ratio(handshakes, k)
         ))
     );
-    say!("SYNs/s: cookies 0 {syn0:.0}, cookies 2 {syn2:.0}, accept queue full {syn_full:.0}");
+    say!("SYNs/s: cookies 0 {syn0:.0} ({syn0_batched:.0} handed over {RX_BATCH} at a time), cookies 2 {syn2:.0}, accept queue full {syn_full:.0}");
     say!("half-open request: {half_open:.1} bytes all-in ({half_open_v6:.1} from IPv6 peers); idle established connection: {established:.0} bytes all-in");
     say!("cookie check (a forged ACK handled, parse included): {cookie_ns:.1} ns");
     say!(

@@ -94,7 +94,7 @@ fn syn_flood(secs: f64, n: usize, syns: &[Vec<u8>]) -> f64 {
             )
             .expect("listen");
         let mine: Vec<Vec<u8>> = per[i].iter().map(|p| p.to_vec()).collect();
-        flood(secs, &mut server, &mine, u64::MAX)
+        flood(secs, &mut server, &mine, u64::MAX, 1)
     })
 }
 

@@ -29,6 +29,7 @@ fn every_key_is_measured() {
         "handshakes_per_sec",
         "smoltcp_handshakes_per_sec",
         "syn_per_sec_cookies0",
+        "syn_per_sec_cookies0_batched",
         "syn_per_sec_cookies2",
         "syn_per_sec_accept_queue_full",
         "cookie_check_ns",

@@ -114,6 +114,26 @@ pub trait Driver {
         self.handle_packet(now, packet);
     }
 
+    /// Packets that arrived together at `now`, in order, each with whether the device
+    /// vouched for its checksum. By default each goes to [`Driver::handle_packet`] or
+    /// [`Driver::handle_packet_verified`]; a [`Stack`] looks a batch's table lookups up
+    /// ahead (see [`Stack::handle_packets`]).
+    fn handle_packets<'a>(
+        &mut self,
+        now: Instant,
+        packets: impl IntoIterator<Item = (&'a [u8], bool)>,
+    ) where
+        Self: Sized,
+    {
+        for (p, verified) in packets {
+            if verified {
+                self.handle_packet_verified(now, p);
+            } else {
+                self.handle_packet(now, p);
+            }
+        }
+    }
+
     /// Fire what is due at `now`; called once `now >= poll_timeout()`, may be spurious.
     fn handle_timeout(&mut self, now: Instant);
 
@@ -138,6 +158,13 @@ impl Driver for Stack {
     }
     fn handle_packet_verified(&mut self, now: Instant, packet: &[u8]) {
         Self::handle_packet_verified(self, now, packet);
+    }
+    fn handle_packets<'a>(
+        &mut self,
+        now: Instant,
+        packets: impl IntoIterator<Item = (&'a [u8], bool)>,
+    ) {
+        Self::handle_packets(self, now, packets);
     }
 
     fn handle_timeout(&mut self, now: Instant) {

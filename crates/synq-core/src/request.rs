@@ -517,6 +517,12 @@ impl RequestTable {
         })
     }
 
+    /// Load the index words lookups of these hashes start at, so their cache misses are
+    /// under way together before the lookups.
+    pub(crate) fn warm(&self, hashes: impl Iterator<Item = u64>) {
+        self.index.warm(hashes);
+    }
+
     /// The record with its peer's address looked up.
     fn resolve(&self, rec: Rec) -> Request {
         Request {

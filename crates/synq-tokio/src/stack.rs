@@ -311,16 +311,15 @@ fn pump<'a, D: Driver>(
     tap: &mut Option<Tap>,
     events: &mut Vec<D::Event>,
 ) -> usize {
-    for (p, checksum_ok) in packets {
-        if let Some(tap) = tap.as_mut() {
-            tap(Direction::In, p);
-        }
-        if checksum_ok {
-            engine.handle_packet_verified(now, p);
-        } else {
-            engine.handle_packet(now, p);
-        }
-    }
+    // As a batch: a stack looks its table lookups up ahead (Stack::handle_packets).
+    engine.handle_packets(
+        now,
+        packets.inspect(|&(p, _)| {
+            if let Some(tap) = tap.as_mut() {
+                tap(Direction::In, p);
+            }
+        }),
+    );
     if engine.poll_timeout().is_some_and(|t| t <= now) {
         engine.handle_timeout(now);
     }

@@ -116,6 +116,15 @@ impl SlotIndex {
         }
     }
 
+    /// Load the words probes for `hashes` start at (their misses overlap).
+    pub(super) fn warm(&self, hashes: impl Iterator<Item = u64>) {
+        let mask = self.mask();
+        let x = hashes.fold(0, |x, h| {
+            x ^ self.words.get(h as usize & mask).copied().unwrap_or(0)
+        });
+        core::hint::black_box(x);
+    }
+
     /// Add each (hash, slot): their first words loaded together first, so the cache misses
     /// of a large index overlap instead of coming one insert at a time.
     pub(super) fn insert_batch(&mut self, batch: &[(u64, u32)]) {

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod batch;
 mod blind;
 mod close;
 mod data;
