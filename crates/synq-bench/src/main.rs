@@ -50,8 +50,8 @@ struct Args {
     json: bool,
     /// Run only these measurements and print their figures (for profilers and quick
     /// comparisons): handshakes, smoltcp-handshakes, syn-cookies0, syn-cookies0-batched,
-    /// syn-cookies2, bulk, smoltcp-bulk. Handshake and bulk measurements named together run
-    /// interleaved.
+    /// syn-cookies2, cookie-check (forged ACKs checked), bulk, smoltcp-bulk. Handshake and
+    /// bulk measurements named together run interleaved.
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     only: Vec<String>,
     /// Instead of the suite: legitimate connect latency against the offered SYN-flood rate,
@@ -476,9 +476,8 @@ fn only(secs: f64, names: &[String]) {
         "syn-cookies2" => Some(("2", 1)),
         _ => None,
     };
-    if let Some(bad) = names
-        .iter()
-        .find(|n| rounds(n).is_none() && flood(n).is_none())
+    let known = |n: &str| rounds(n).is_some() || flood(n).is_some() || n == "cookie-check";
+    if let Some(bad) = names.iter().find(|n| !known(n))
     {
         eprintln!("synq-bench: unknown measurement {bad:?}");
         std::process::exit(2);
@@ -492,6 +491,7 @@ fn only(secs: f64, names: &[String]) {
     for name in names {
         let v = match flood(name) {
             Some((cookies, batch)) => syn_rate(secs, cookies, false, batch),
+            None if name == "cookie-check" => forged_ack_rate(secs),
             None => figures.next().unwrap_or(f64::NAN),
         };
         say!("{name}: {v:.0} per second");
