@@ -149,9 +149,10 @@ fn shorten(p: &[u8], max: usize) -> Vec<u8> {
     buf
 }
 
-fn stack_packet(dir: &Path, captures: &[(String, Vec<Vec<u8>>)]) {
-    let mut files = Vec::new();
-    // What the simulated clients sent the server, in order, in runs of 24.
+/// What the simulated clients sent the server, in order, data cut to 200 bytes: the
+/// first three runs of 24 of each capture, named `capture-i`.
+fn server_runs(captures: &[(String, Vec<Vec<u8>>)]) -> Vec<(String, Vec<Vec<u8>>)> {
+    let mut runs = Vec::new();
     for (name, pkts) in captures {
         let to_server: Vec<Vec<u8>> = pkts
             .iter()
@@ -161,9 +162,17 @@ fn stack_packet(dir: &Path, captures: &[(String, Vec<Vec<u8>>)]) {
             .map(|p| shorten(p, 200))
             .collect();
         for (i, run) in to_server.chunks(24).take(3).enumerate() {
-            let data = encode_frames(run.iter().map(|p| (0u8, p.as_slice())));
-            files.push((format!("{name}-{i}"), data));
+            runs.push((format!("{name}-{i}"), run.to_vec()));
         }
+    }
+    runs
+}
+
+fn stack_packet(dir: &Path, captures: &[(String, Vec<Vec<u8>>)]) {
+    let mut files = Vec::new();
+    for (name, run) in server_runs(captures) {
+        let data = encode_frames(run.iter().map(|p| (0u8, p.as_slice())));
+        files.push((name, data));
     }
     // The fixture client's next packets, on its live connections.
     let mut f = Fixture::new(Model::Linux);
@@ -203,23 +212,14 @@ fn stack_packet(dir: &Path, captures: &[(String, Vec<Vec<u8>>)]) {
 /// last of each run of 24, so `handle_packets` gets them together.
 fn stack_batch(dir: &Path, captures: &[(String, Vec<Vec<u8>>)]) {
     let mut files = Vec::new();
-    for (name, pkts) in captures {
-        let to_server: Vec<Vec<u8>> = pkts
-            .iter()
-            .filter(|p| {
-                parse_packet(p, ChecksumMode::Verify).is_ok_and(|q| SERVER.contains(&q.ip.dst))
-            })
-            .map(|p| shorten(p, 200))
-            .collect();
-        for (i, run) in to_server.chunks(24).take(3).enumerate() {
-            let last = run.len() - 1;
-            let data = encode_frames(
-                run.iter()
-                    .enumerate()
-                    .map(|(k, p)| (if k < last { 0x20u8 } else { 0x04 }, p.as_slice())),
-            );
-            files.push((format!("{name}-{i}"), data));
-        }
+    for (name, run) in server_runs(captures) {
+        let last = run.len() - 1;
+        let data = encode_frames(
+            run.iter()
+                .enumerate()
+                .map(|(k, p)| (if k < last { 0x20u8 } else { 0x04 }, p.as_slice())),
+        );
+        files.push((name, data));
     }
     write(dir, &files);
 }

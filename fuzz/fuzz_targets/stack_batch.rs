@@ -7,16 +7,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use synq_core::{Duration, Model};
-use synq_fuzz::{drain, fire, fix_checksums, frames, Fixture, Frame, SERVER};
+use synq_fuzz::{drain, each_model, fire, fix_checksums, frames, Fixture, Frame, SERVER};
 
-fuzz_target!(|data: &[u8]| {
-    if data.len() > 64 << 10 {
-        return;
-    }
-    for model in Model::ALL {
-        run(model, data);
-    }
-});
+fuzz_target!(|data: &[u8]| each_model(data, run));
 
 fn run(model: Model, data: &[u8]) {
     let mut one = Fixture::new(model);

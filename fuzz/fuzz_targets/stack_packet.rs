@@ -9,18 +9,12 @@
 use libfuzzer_sys::fuzz_target;
 use synq_core::{Duration, Model};
 use synq_fuzz::{
-    check_monotonic, drain, fire, fix_checksums, frames, malformed, Bounds, Fixture, SERVER,
+    check_monotonic, drain, each_model, fire, fix_checksums, frames, malformed, Bounds, Fixture,
+    SERVER,
 };
 use synq_wire::{parse_packet, ChecksumMode};
 
-fuzz_target!(|data: &[u8]| {
-    if data.len() > 64 << 10 {
-        return;
-    }
-    for model in Model::ALL {
-        run(model, data);
-    }
-});
+fuzz_target!(|data: &[u8]| each_model(data, run));
 
 fn run(model: Model, data: &[u8]) {
     let mut f = Fixture::new(model);

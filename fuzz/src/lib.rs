@@ -53,6 +53,17 @@ pub fn frames(mut data: &[u8]) -> impl Iterator<Item = Frame<'_>> {
     })
 }
 
+/// Run a packet-sequence target on `data` once per backlog model; inputs over 64 KB are
+/// skipped (each model replays the whole input against a fresh fixture).
+pub fn each_model(data: &[u8], run: impl Fn(Model, &[u8])) {
+    if data.len() > 64 << 10 {
+        return;
+    }
+    for model in Model::ALL {
+        run(model, data);
+    }
+}
+
 /// Encode frames as [`frames`] reads them.
 pub fn encode_frames<'a>(frames: impl IntoIterator<Item = (u8, &'a [u8])>) -> Vec<u8> {
     let mut out = Vec::new();

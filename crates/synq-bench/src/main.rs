@@ -477,8 +477,7 @@ fn only(secs: f64, names: &[String]) {
         _ => None,
     };
     let known = |n: &str| rounds(n).is_some() || flood(n).is_some() || n == "cookie-check";
-    if let Some(bad) = names.iter().find(|n| !known(n))
-    {
+    if let Some(bad) = names.iter().find(|n| !known(n)) {
         eprintln!("synq-bench: unknown measurement {bad:?}");
         std::process::exit(2);
     }

@@ -381,6 +381,7 @@ impl Driver for Shards {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::util::drain;
     use core::net::{Ipv4Addr, Ipv6Addr};
     use proptest::prelude::*;
     use synq_wire::{parse_packet, ChecksumMode};
@@ -399,16 +400,6 @@ mod tests {
         let mut c = Stack::new(Config::default(), 99);
         c.add_address(CLIENT);
         c
-    }
-
-    /// Every packet `from` (a stack, or the shards) has, in order.
-    fn drain<D: Driver>(from: &mut D, now: Instant) -> Vec<Vec<u8>> {
-        let mut buf = Vec::new();
-        let mut out = Vec::new();
-        while let Some(n) = from.poll_transmit(now, &mut buf) {
-            out.push(buf[..n].to_vec());
-        }
-        out
     }
 
     #[test]

@@ -7,16 +7,6 @@ use crate::{Instant, Stack};
 use core::net::{IpAddr, SocketAddr};
 use synq_wire::{parse_packet, ChecksumMode, SeqNumber, TcpFlags, TcpOptions};
 
-/// Everything a stack has to send.
-fn drain(s: &mut Stack, now: Instant) -> Vec<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    while let Some(n) = s.poll_transmit(now, &mut buf) {
-        out.push(buf[..n].to_vec());
-    }
-    out
-}
-
 #[test]
 fn a_batch_is_handled_as_its_packets_one_by_one() {
     let b4: IpAddr = "10.0.0.2".parse().unwrap();

@@ -1,6 +1,6 @@
 //! Scenario tests of the engine through the two-stack harness.
 
-mod util;
+pub(crate) mod util;
 
 mod batch;
 mod blind;

@@ -249,6 +249,16 @@ pub(crate) fn pattern(n: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// Every packet `from` (a stack, or the shards) has to send, in order.
+pub(crate) fn drain<D: crate::Driver>(from: &mut D, now: Instant) -> Vec<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while let Some(n) = from.poll_transmit(now, &mut buf) {
+        out.push(buf[..n].to_vec());
+    }
+    out
+}
+
 /// A crafted IP packet carrying one TCP segment from `from` to `to` (window 1000).
 pub(crate) fn segment(
     from: SocketAddr,
