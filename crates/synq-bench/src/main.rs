@@ -50,8 +50,9 @@ struct Args {
     json: bool,
     /// Run only these measurements and print their figures (for profilers and quick
     /// comparisons): handshakes, smoltcp-handshakes, syn-cookies0, syn-cookies0-batched,
-    /// syn-cookies2, cookie-check (forged ACKs checked), bulk, smoltcp-bulk. Handshake and
-    /// bulk measurements named together run interleaved.
+    /// syn-cookies2, cookie-check (forged ACKs checked), rebuild-pause (the longest call of
+    /// the cookies-off flood), bulk, smoltcp-bulk. Handshake and bulk measurements named
+    /// together run interleaved.
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     only: Vec<String>,
     /// Instead of the suite: legitimate connect latency against the offered SYN-flood rate,
@@ -476,7 +477,8 @@ fn only(secs: f64, names: &[String]) {
         "syn-cookies2" => Some(("2", 1)),
         _ => None,
     };
-    let known = |n: &str| rounds(n).is_some() || flood(n).is_some() || n == "cookie-check";
+    let other = ["cookie-check", "rebuild-pause"];
+    let known = |n: &str| rounds(n).is_some() || flood(n).is_some() || other.contains(&n);
     if let Some(bad) = names.iter().find(|n| !known(n)) {
         eprintln!("synq-bench: unknown measurement {bad:?}");
         std::process::exit(2);
@@ -488,6 +490,11 @@ fn only(secs: f64, names: &[String]) {
         .collect();
     let mut figures = interleaved(secs, &mut ms).into_iter();
     for name in names {
+        if name == "rebuild-pause" {
+            let (ms, at) = longest_pause();
+            say!("{name}: {ms:.1} ms, the longest handle_packet, at SYN {at} of 2^20");
+            continue;
+        }
         let v = match flood(name) {
             Some((cookies, batch)) => syn_rate(secs, cookies, false, batch),
             None if name == "cookie-check" => forged_ack_rate(secs),
@@ -504,14 +511,7 @@ const RX_BATCH: usize = 64;
 /// A listener fed spoofed SYNs from distinct sources, `batch` at a time (1: one
 /// `handle_packet` each): SYNs handled per second.
 fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool, batch: usize) -> f64 {
-    let mut c = Config::default();
-    c.set("net.ipv4.tcp_syncookies", cookies).expect("valid");
-    c.set("net.core.somaxconn", "2147483647").expect("valid");
-    c.set("net.ipv4.tcp_max_syn_backlog", "2147483647")
-        .expect("valid");
-    // The connection table counts requests too (its default, 10^6, is under 2^20).
-    c.set("synq.max_connections", "2147483647").expect("valid");
-    let (mut client, mut server) = stacks(&c);
+    let (mut client, mut server) = stacks(&flood_config(cookies));
     let backlog = if accept_queue_full { 0 } else { i32::MAX };
     let l = server
         .listen(Instant::ZERO, SocketAddr::new(B, PORT), backlog)
@@ -541,6 +541,40 @@ fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool, batch: usize) -> 
         assert_eq!(u64::from(held), server.counters().in_segs, "SYNs refused");
     }
     rate
+}
+
+/// A flood's configuration: `tcp_syncookies` as given, every limit raised.
+fn flood_config(cookies: &str) -> Config {
+    let mut c = Config::default();
+    c.set("net.ipv4.tcp_syncookies", cookies).expect("valid");
+    c.set("net.core.somaxconn", "2147483647").expect("valid");
+    c.set("net.ipv4.tcp_max_syn_backlog", "2147483647")
+        .expect("valid");
+    // The connection table counts requests too (its default, 10^6, is under 2^20).
+    c.set("synq.max_connections", "2147483647").expect("valid");
+    c
+}
+
+/// The cookies-off flood, one SYN per call, timing each call: the longest (the request
+/// index's last rebuild, stop-the-world) in milliseconds, and the SYN it came at.
+fn longest_pause() -> (f64, usize) {
+    let (_, mut server) = stacks(&flood_config("0"));
+    server
+        .listen(Instant::ZERO, SocketAddr::new(B, PORT), i32::MAX)
+        .expect("listen");
+    let t = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(2048);
+    let mut worst = (0.0, 0);
+    for (i, p) in spoofed_syns().iter().enumerate() {
+        let start = WallInstant::now();
+        server.handle_packet(t, p);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if ms > worst.0 {
+            worst = (ms, i);
+        }
+        while server.poll_transmit(t, &mut buf).is_some() {}
+    }
+    worst
 }
 
 /// 2^20 distinct spoofed SYNs to `B:PORT`, prepared outside the timing.
