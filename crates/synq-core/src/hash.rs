@@ -4,6 +4,7 @@
 use core::hash::BuildHasher;
 use core::net::{IpAddr, SocketAddr};
 use siphasher::sip::{SipHasher13, SipHasher24};
+use synq_wire::{Ipv4Packet, Ipv6Packet, TcpPacket};
 
 /// A `BuildHasher` with an explicit key (never the OS's randomness).
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +53,47 @@ pub struct FourTuple {
     pub local: SocketAddr,
     /// The peer's address and port.
     pub remote: SocketAddr,
+}
+
+impl FourTuple {
+    /// The 4-tuple of a TCP packet to us (IPv4 unfragmented, or IPv6 with TCP as the next
+    /// header) as its headers give it, checksums not checked; `None` for anything else.
+    /// Never panics, whatever the bytes.
+    pub(crate) fn of_packet(packet: &[u8]) -> Option<Self> {
+        let ports = |tcp: &[u8]| {
+            let t = TcpPacket::new_checked(tcp).ok()?;
+            Some((t.src_port(), t.dst_port()))
+        };
+        let (src, dst, (sport, dport)): (IpAddr, IpAddr, _) = match packet.first()? >> 4 {
+            4 => {
+                let p = Ipv4Packet::new_checked(packet).ok()?;
+                if p.protocol() != 6 || p.frag_offset() != 0 || p.more_frags() {
+                    return None;
+                }
+                (
+                    p.src_addr().into(),
+                    p.dst_addr().into(),
+                    ports(p.payload())?,
+                )
+            }
+            6 => {
+                let p = Ipv6Packet::new_checked(packet).ok()?;
+                if p.next_header() != 6 {
+                    return None;
+                }
+                (
+                    p.src_addr().into(),
+                    p.dst_addr().into(),
+                    ports(p.payload())?,
+                )
+            }
+            _ => return None,
+        };
+        Some(Self {
+            local: SocketAddr::new(dst, dport),
+            remote: SocketAddr::new(src, sport),
+        })
+    }
 }
 
 /// Hashed as one packed write: a derived `Hash` feeds the keyed SipHash a dozen small

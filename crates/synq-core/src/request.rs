@@ -178,8 +178,10 @@ impl Default for Rec {
     }
 }
 
-/// Records hashed between the index's loads when it grows.
-const GROW_BATCH: usize = 16;
+/// Index words loaded together ahead of their use (a rebuild's records, a batch of
+/// packets): enough misses in flight to cover one's latency, few enough for the core's
+/// miss buffers.
+pub(crate) const WARM_BATCH: usize = 16;
 
 /// Slots per chunk: the tables grow a chunk at a time instead of doubling.
 const CHUNK: usize = 1024;
@@ -605,7 +607,7 @@ impl RequestTable {
         // The chunks walked by hand, not through `live_ids`: its iterator chains cost 30-70
         // more instructions per SYN of a cookies-off flood (callgrind, over 2^20 SYNs).
         // Hashed in batches so the batch's cache misses in the new index overlap.
-        let mut batch = [(0u64, 0u32); GROW_BATCH];
+        let mut batch = [(0u64, 0u32); WARM_BATCH];
         let mut n = 0;
         let mut i = 0u32;
         for chunk in &self.recs.slots.chunks {
@@ -613,7 +615,7 @@ impl RequestTable {
                 if r.flags & LIVE != 0 {
                     batch[n] = (self.rec_hash(r, addrs), i);
                     n += 1;
-                    if n == GROW_BATCH {
+                    if n == WARM_BATCH {
                         index.insert_batch(&batch);
                         n = 0;
                     }

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::counters::Counters;
 use crate::driver::Driver;
 use crate::error::{AcceptError, ListenError};
-use crate::hash::{write_key, SeededState};
+use crate::hash::{write_key, FourTuple, SeededState};
 use crate::stack::{ConnHandle, Event, ListenerHandle, ListenerInfo, Stack};
 use crate::Instant;
 use core::hash::BuildHasher;
@@ -22,7 +22,6 @@ use core::net::{IpAddr, SocketAddr};
 use core::num::NonZeroUsize;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use synq_wire::{Ipv4Packet, Ipv6Packet, TcpPacket};
 
 /// The ChaCha stream the steering key comes from: shard streams are `u32` indices, so no
 /// shard draws from it.
@@ -63,36 +62,8 @@ impl Steering {
     /// The flow hash of a TCP packet (IPv4 unfragmented, or IPv6 with TCP as the next
     /// header), or `None`. Never panics, whatever the bytes.
     pub fn flow_hash(&self, packet: &[u8]) -> Option<u64> {
-        let ports = |tcp: &[u8]| {
-            let t = TcpPacket::new_checked(tcp).ok()?;
-            Some((t.src_port(), t.dst_port()))
-        };
-        let (src, dst, (sport, dport)) = match packet.first()? >> 4 {
-            4 => {
-                let p = Ipv4Packet::new_checked(packet).ok()?;
-                if p.protocol() != 6 || p.frag_offset() != 0 || p.more_frags() {
-                    return None;
-                }
-                (
-                    p.src_addr().into(),
-                    p.dst_addr().into(),
-                    ports(p.payload())?,
-                )
-            }
-            6 => {
-                let p = Ipv6Packet::new_checked(packet).ok()?;
-                if p.next_header() != 6 {
-                    return None;
-                }
-                (
-                    p.src_addr().into(),
-                    p.dst_addr().into(),
-                    ports(p.payload())?,
-                )
-            }
-            _ => return None,
-        };
-        Some(self.tuple_hash(src, sport, dst, dport))
+        let t = FourTuple::of_packet(packet)?;
+        Some(self.tuple_hash(t.remote.ip(), t.remote.port(), t.local.ip(), t.local.port()))
     }
 
     /// The hash of a flow given by its addresses and ports as a packet to us carries them

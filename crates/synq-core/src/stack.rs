@@ -302,7 +302,7 @@ impl Stack {
             // Nothing to look up in an empty request table (a cookie flood): no hashing ahead.
             if self.listen.requests.len() > 0 {
                 for (k, &(p, _)) in known.iter_mut().zip(&batch[..n]) {
-                    *k = peek_tuple(p).map(|t| (t, self.by_tuple.hash(&t)));
+                    *k = FourTuple::of_packet(p).map(|t| (t, self.by_tuple.hash(&t)));
                 }
                 self.listen
                     .requests
@@ -1131,30 +1131,5 @@ fn ip_error<T>(c: &mut Counters, e: WireError) -> Option<T> {
     None
 }
 
-/// Packets hashed and looked ahead at together by [`Stack::handle_packets`]: enough
-/// misses in flight to cover one's latency, few enough for the core's miss buffers.
-const LOOKAHEAD: usize = 16;
-
-/// A packet's 4-tuple as its headers give it, nothing checked: `input` checks everything
-/// and uses the hash computed from this only for the tuple it parses.
-fn peek_tuple(p: &[u8]) -> Option<FourTuple> {
-    let (src, dst, l4): (IpAddr, IpAddr, &[u8]) = match p.first()? >> 4 {
-        4 => {
-            let ihl = usize::from(p[0] & 0x0f) * 4;
-            let a: [u8; 4] = p.get(12..16)?.try_into().ok()?;
-            let b: [u8; 4] = p.get(16..20)?.try_into().ok()?;
-            (a.into(), b.into(), p.get(ihl..)?)
-        }
-        6 => {
-            let a: [u8; 16] = p.get(8..24)?.try_into().ok()?;
-            let b: [u8; 16] = p.get(24..40)?.try_into().ok()?;
-            (a.into(), b.into(), p.get(40..)?)
-        }
-        _ => return None,
-    };
-    let ports = l4.get(..4)?;
-    Some(FourTuple {
-        local: SocketAddr::new(dst, u16::from_be_bytes([ports[2], ports[3]])),
-        remote: SocketAddr::new(src, u16::from_be_bytes([ports[0], ports[1]])),
-    })
-}
+/// Packets hashed and looked ahead at together by [`Stack::handle_packets`].
+const LOOKAHEAD: usize = crate::request::WARM_BATCH;

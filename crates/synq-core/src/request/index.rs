@@ -41,6 +41,11 @@ impl SlotIndex {
         self.words.len().wrapping_sub(1)
     }
 
+    /// The word a probe for `h` starts at.
+    fn start(&self, h: u64) -> usize {
+        h as usize & self.mask()
+    }
+
     /// Entries held.
     pub(super) fn len(&self) -> usize {
         self.live
@@ -83,7 +88,7 @@ impl SlotIndex {
     /// The slot whose word matches `h` and which `eq` confirms.
     pub(super) fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let (low, tag, tomb, mask) = (self.low(), self.tag(h), self.tomb(), self.mask());
-        let mut i = h as usize & mask;
+        let mut i = self.start(h);
         // At most every word once: a full index (never reached at 7/8) ends the loop too.
         for _ in 0..self.words.len() {
             let w = self.words[i];
@@ -101,7 +106,7 @@ impl SlotIndex {
     /// Add `slot` under `h`; the caller made room (`has_room`) and knows it is absent.
     pub(super) fn insert(&mut self, h: u64, slot: u32) {
         let (tag, tomb, mask) = (self.tag(h), self.tomb(), self.mask());
-        let mut i = h as usize & mask;
+        let mut i = self.start(h);
         for _ in 0..self.words.len() {
             let w = self.words[i];
             if w == EMPTY || w == tomb {
@@ -118,9 +123,8 @@ impl SlotIndex {
 
     /// Load the words probes for `hashes` start at (their misses overlap).
     pub(super) fn warm(&self, hashes: impl Iterator<Item = u64>) {
-        let mask = self.mask();
         let x = hashes.fold(0, |x, h| {
-            x ^ self.words.get(h as usize & mask).copied().unwrap_or(0)
+            x ^ self.words.get(self.start(h)).copied().unwrap_or(0)
         });
         core::hint::black_box(x);
     }
@@ -128,14 +132,7 @@ impl SlotIndex {
     /// Add each (hash, slot): their first words loaded together first, so the cache misses
     /// of a large index overlap instead of coming one insert at a time.
     pub(super) fn insert_batch(&mut self, batch: &[(u64, u32)]) {
-        let mask = self.mask();
-        if self.words.is_empty() {
-            return;
-        }
-        let warm = batch
-            .iter()
-            .fold(0, |x, &(h, _)| x ^ self.words[h as usize & mask]);
-        core::hint::black_box(warm);
+        self.warm(batch.iter().map(|&(h, _)| h));
         for &(h, slot) in batch {
             self.insert(h, slot);
         }
@@ -144,7 +141,7 @@ impl SlotIndex {
     /// Remove `slot`, filed under `h`.
     pub(super) fn remove(&mut self, h: u64, slot: u32) {
         let (low, tag, tomb, mask) = (self.low(), self.tag(h), self.tomb(), self.mask());
-        let mut i = h as usize & mask;
+        let mut i = self.start(h);
         for _ in 0..self.words.len() {
             let w = self.words[i];
             if w == EMPTY {
