@@ -1,4 +1,4 @@
-//! Half-open requests (Linux `request_sock`), kept small: a 48-byte record in a table of
+//! Half-open requests (Linux `request_sock`), kept small: a 44-byte record in a table of
 //! fixed-size chunks (no doubling slack), found by 4-tuple through a hash index of 4-byte
 //! slot numbers, its timer an 8-byte entry in a chunked FIFO per retransmission interval.
 //! An IPv4 peer's address lives in the record; an IPv6 peer's 16 bytes in a side table.
@@ -28,11 +28,13 @@ const ARMED: u8 = 64;
 const PARITY: u8 = 128;
 
 /// A stored half-open request. Addresses are compact: the peer's as its IPv4 address or the
-/// index of its IPv6 address in the side table, ours as an index into the stack's list.
+/// index of its IPv6 address in the side table, ours as an index into the stack's list;
+/// the listener as its slab index alone (its generation is the table's `counts` entry's).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rec {
     remote: u32,
-    pub(crate) listener: Key,
+    /// The listener's slab index, or `NO_LISTENER` once it closed.
+    listener: u32,
     pub(crate) iss: SeqNumber,
     pub(crate) irs: SeqNumber,
     /// Peer's TSval from its SYN (valid when `has_ts`).
@@ -54,12 +56,25 @@ pub(crate) struct Rec {
     flags: u8,
 }
 
-/// A request as the table hands it out: the record with the peer's address resolved.
+/// A request as the table hands it out: the record with the peer's address and its
+/// listener's key resolved.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Request {
     rec: Rec,
     remote_ip: IpAddr,
+    /// The listener's key; one no listener has once it closed.
+    pub(crate) listener: Key,
 }
+
+/// A request's listener field once the listener closed (a slab index no listener reaches:
+/// it would take 2^32 listeners).
+const NO_LISTENER: u32 = u32::MAX;
+
+/// The key a request of a closed listener resolves to: found in no table.
+const GONE: Key = Key {
+    index: NO_LISTENER,
+    generation: u32::MAX,
+};
 
 impl core::ops::Deref for Request {
     type Target = Rec;
@@ -153,10 +168,7 @@ impl Rec {
 /// An unused slot.
 const EMPTY: Rec = Rec {
     remote: 0,
-    listener: Key {
-        index: 0,
-        generation: 0,
-    },
+    listener: NO_LISTENER,
     iss: SeqNumber(0),
     irs: SeqNumber(0),
     ts_recent: 0,
@@ -423,6 +435,25 @@ impl RequestTable {
         }
     }
 
+    /// The counts of a record's listener: its index names the open listener, if any.
+    fn counts_of(&mut self, listener: u32) -> Option<&mut SynCounts> {
+        match self.counts.get_mut(listener as usize) {
+            Some((generation, c)) if *generation != u32::MAX => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The key of a record's listener (`GONE` once it closed).
+    fn listener_key(&self, listener: u32) -> Key {
+        match self.counts.get(listener as usize) {
+            Some(&(generation, _)) if generation != u32::MAX => Key {
+                index: listener,
+                generation,
+            },
+            _ => GONE,
+        }
+    }
+
     /// Start counting for a listener that opened (its slab slot may be a reused one).
     pub(crate) fn open_counts(&mut self, l: Key) {
         let i = l.index as usize;
@@ -433,10 +464,26 @@ impl RequestTable {
     }
 
     /// Stop counting for a listener that closed: requests it leaves behind die by their
-    /// timers and count for nobody.
+    /// timers and count for nobody. They are marked as the closed listener's, so that a
+    /// listener reusing its slab index does not take them over.
     pub(crate) fn close_counts(&mut self, l: Key) {
-        if let Some(e) = self.counts.get_mut(l.index as usize) {
-            *e = (u32::MAX, SynCounts::default());
+        let Some(e) = self.counts.get_mut(l.index as usize) else {
+            return;
+        };
+        if e.0 != l.generation {
+            return;
+        }
+        let held = e.1.len;
+        *e = (u32::MAX, SynCounts::default());
+        if held == 0 {
+            return;
+        }
+        for chunk in &mut self.recs.slots.chunks {
+            for r in chunk.iter_mut() {
+                if r.flags & LIVE != 0 && r.listener == l.index {
+                    r.listener = NO_LISTENER;
+                }
+            }
         }
     }
 
@@ -449,7 +496,7 @@ impl RequestTable {
         r.num_timeout = r.num_timeout.saturating_add(1);
         let l = r.listener;
         if first {
-            if let Some(c) = self.counts_mut(l) {
+            if let Some(c) = self.counts_of(l) {
                 c.young -= 1;
             }
         }
@@ -464,7 +511,7 @@ impl RequestTable {
         r.num_timeout = 0;
         let l = r.listener;
         if was_old {
-            if let Some(c) = self.counts_mut(l) {
+            if let Some(c) = self.counts_of(l) {
                 c.young += 1;
             }
         }
@@ -530,6 +577,7 @@ impl RequestTable {
         Request {
             rec,
             remote_ip: self.remote_of(&rec),
+            listener: self.listener_key(rec.listener),
         }
     }
 
@@ -571,9 +619,20 @@ impl RequestTable {
             IpAddr::V4(v) => u32::from(v),
             IpAddr::V6(v) => self.v6.add(v.octets()),
         };
+        // A listener the table does not count for (none in a running stack) holds nothing:
+        // its request is born as a closed listener's.
+        let listener = match self.counts_mut(n.listener) {
+            Some(c) => {
+                c.len += 1;
+                c.young += 1;
+                c.peak = c.peak.max(c.len);
+                n.listener.index
+            }
+            None => NO_LISTENER,
+        };
         let id = self.recs.add(Rec {
             remote,
-            listener: n.listener,
+            listener,
             iss: n.iss,
             irs: n.irs,
             ts_recent: n.ts_recent.unwrap_or(0),
@@ -591,11 +650,6 @@ impl RequestTable {
         let h = h.unwrap_or_else(|| self.hash(&n.tuple));
         self.index.insert(h, id);
         self.len += 1;
-        if let Some(c) = self.counts_mut(n.listener) {
-            c.len += 1;
-            c.young += 1;
-            c.peak = c.peak.max(c.len);
-        }
         self.rearm(id, now, after);
         id
     }
@@ -667,7 +721,7 @@ impl RequestTable {
             // due) would hold 8 bytes per handshake until some later request's timer fires.
             self.timers.values_mut().for_each(Fifo::clear);
         }
-        if let Some(c) = self.counts_mut(req.listener) {
+        if let Some(c) = self.counts_of(req.rec.listener) {
             c.len -= 1;
             if req.num_timeout == 0 {
                 c.young -= 1;
@@ -763,8 +817,10 @@ impl RequestTable {
 
     /// Live requests of one listener, in slot order.
     pub(crate) fn of_listener(&self, l: Key) -> impl Iterator<Item = ReqId> + '_ {
+        // A closed listener's requests were marked as nobody's: none answer to its key.
+        let open = self.listener_key(l.index) == l;
         self.live_ids()
-            .filter(move |(_, r)| r.listener == l)
+            .filter(move |(_, r)| open && r.listener == l.index)
             .map(|(i, _)| i)
     }
 
@@ -796,6 +852,21 @@ impl RequestTable {
         Ok(())
     }
 
+    /// Every live request belongs to an open listener or, marked when its listener closed,
+    /// to none.
+    pub(crate) fn check_listeners(&self, open: impl Fn(Key) -> bool) -> Result<(), String> {
+        for (id, r) in self.live_ids() {
+            let l = self.listener_key(r.listener);
+            if r.listener != NO_LISTENER && (l == GONE || !open(l)) {
+                return Err(format!(
+                    "request {id} names listener slot {} and no open listener holds it",
+                    r.listener
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Timer entries held, live or stale (none while the table is empty).
     pub(crate) fn timer_entries(&self) -> usize {
         self.timers
@@ -822,7 +893,7 @@ mod tests {
 
     #[test]
     fn request_record_is_small() {
-        assert_eq!(size_of::<Rec>(), 48);
+        assert_eq!(size_of::<Rec>(), 44);
     }
 
     fn new(port: u16) -> NewRequest {

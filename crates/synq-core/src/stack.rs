@@ -30,7 +30,7 @@ pub struct ConnHandle(Key);
 
 /// A listening socket, as the application holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListenerHandle(Key);
+pub struct ListenerHandle(pub(crate) Key);
 
 /// Readiness and lifecycle events, drained with [`Stack::poll_event`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -112,6 +112,9 @@ impl Stack {
             ));
         }
         table.requests.check_index(&self.addrs)?;
+        table
+            .requests
+            .check_listeners(|l| table.listeners.contains(l))?;
         let entries = table.requests.timer_entries();
         if table.requests.len() == 0 && entries != 0 {
             return Err(format!(
