@@ -818,7 +818,7 @@ impl RequestTable {
     /// Live requests of one listener, in slot order.
     pub(crate) fn of_listener(&self, l: Key) -> impl Iterator<Item = ReqId> + '_ {
         // A closed listener's requests were marked as nobody's: none answer to its key.
-        let open = self.listener_key(l.index) == l;
+        let open = l != GONE && self.listener_key(l.index) == l;
         self.live_ids()
             .filter(move |(_, r)| open && r.listener == l.index)
             .map(|(i, _)| i)
