@@ -1022,6 +1022,90 @@ mod tests {
         assert_eq!(t.pop_due(late + after), Some(last));
     }
 
+    /// Listeners open and close, a closed one's slab slot reopened under a new generation,
+    /// while requests come and go: each request keeps its listener until that one closes
+    /// and none after, and each listener's counts and `of_listener` match a model.
+    #[test]
+    fn requests_keep_their_listener_through_closes_and_reused_slots() {
+        use std::collections::BTreeMap;
+        let mut t = RequestTable::new(SeededState::new(1, 2));
+        let now = Instant::from_secs(1);
+        let mut open: [Option<Key>; 3] = [None; 3];
+        let mut closed: Vec<Key> = Vec::new();
+        let mut generation = 0u32;
+        // Request id -> (its port, its listener or none once that closed).
+        let mut model: BTreeMap<ReqId, (u16, Option<Key>)> = BTreeMap::new();
+        let (mut x, mut port) = (7u32, 0u16);
+        let mut orphaned_steps = 0u32;
+        for step in 0..5_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let slot = (x >> 8) as usize % open.len();
+            match x % 5 {
+                0 => match open[slot].take() {
+                    Some(k) => {
+                        t.close_counts(k);
+                        closed.push(k);
+                        for v in model.values_mut().filter(|v| v.1 == Some(k)) {
+                            v.1 = None;
+                        }
+                    }
+                    None => {
+                        generation += 1;
+                        let k = Key {
+                            index: slot as u32,
+                            generation,
+                        };
+                        t.open_counts(k);
+                        open[slot] = Some(k);
+                    }
+                },
+                1 | 2 => {
+                    if let Some(k) = open[slot] {
+                        port += 1;
+                        let mut n = new(port);
+                        n.listener = k;
+                        let id = t.insert(n, now, Duration::from_secs(1), &V4, None);
+                        model.insert(id, (port, Some(k)));
+                    }
+                }
+                _ => {
+                    if let Some((&id, &(p, _))) = model.iter().nth(x as usize % model.len().max(1))
+                    {
+                        t.remove(id, &new(p).tuple, None).unwrap();
+                        model.remove(&id);
+                    }
+                }
+            }
+            for (&id, &(_, owner)) in &model {
+                assert_eq!(
+                    t.get(id).unwrap().listener,
+                    owner.unwrap_or(GONE),
+                    "step {step}"
+                );
+            }
+            for &k in open.iter().flatten() {
+                let mine: Vec<ReqId> = model
+                    .iter()
+                    .filter(|(_, v)| v.1 == Some(k))
+                    .map(|(&id, _)| id)
+                    .collect();
+                assert_eq!(t.of_listener(k).collect::<Vec<_>>(), mine, "step {step}");
+                let c = t.counts(k);
+                assert_eq!((c.len as usize, c.young as usize), (mine.len(), mine.len()));
+            }
+            orphaned_steps += u32::from(model.values().any(|v| v.1.is_none()));
+            for &k in closed.iter().rev().take(4) {
+                assert_eq!(t.of_listener(k).count(), 0, "step {step}");
+                assert_eq!(t.counts(k), SynCounts::default());
+            }
+        }
+        // The run did what it is for: many closes, requests left behind by them.
+        assert!(closed.len() > 100, "{} closes", closed.len());
+        assert!(orphaned_steps > 500, "{orphaned_steps} steps with orphans");
+    }
+
     #[test]
     fn ipv6_peers_keep_their_address_in_the_side_table() {
         let addrs: [IpAddr; 1] = ["fd00::1".parse().unwrap()];
