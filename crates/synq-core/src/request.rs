@@ -464,8 +464,8 @@ impl RequestTable {
     }
 
     /// Stop counting for a listener that closed: requests it leaves behind die by their
-    /// timers and count for nobody. They are marked as the closed listener's, so that a
-    /// listener reusing its slab index does not take them over.
+    /// timers and count for nobody. They are marked as nobody's (one walk over the records,
+    /// only when it held any), so that a listener reusing its slab index takes none over.
     pub(crate) fn close_counts(&mut self, l: Key) {
         let Some(e) = self.counts.get_mut(l.index as usize) else {
             return;
