@@ -496,6 +496,13 @@ impl Stack {
 
     /// After anything touched a connection: events, gauges, maps, timers, transmit list.
     fn touch(&mut self, now: Instant, key: Key) {
+        self.touch_with(now, key, true);
+    }
+
+    /// `touch`, asking `wants_transmit` only if `check_tx` (the caller that just asked
+    /// need not: nothing here makes a connection want to send; the TIME_WAIT overflow
+    /// below only closes one).
+    fn touch_with(&mut self, now: Instant, key: Key, check_tx: bool) {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
@@ -554,7 +561,7 @@ impl Stack {
         if slot.conn.state == State::Closed && slot.conn.orphan {
             return self.free(key);
         }
-        if !slot.in_tx && slot.conn.wants_transmit() {
+        if check_tx && !slot.in_tx && slot.conn.wants_transmit() {
             slot.in_tx = true;
             self.tx_ready.push_back(key);
         }
@@ -645,7 +652,7 @@ impl Stack {
                         slot.in_tx = false;
                         self.tx_ready.pop_front();
                     }
-                    self.touch(now, key);
+                    self.touch_with(now, key, false);
                     return Some(n);
                 }
                 None => {
