@@ -593,7 +593,8 @@ pub(crate) fn spoofed_syns() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Feed `syns` to `server` in rounds of 1024 (at most `rounds`), `batch` per call
+/// Feed `syns` to `server` in rounds of 1024, or the most whole calls of `batch` that fit
+/// (at most `rounds` rounds), `batch` per call
 /// (1: `handle_packet`, else `handle_packets`, as a driver reading a batch per wakeup),
 /// draining every reply after each call: SYNs handled per second.
 pub(crate) fn flood(
@@ -607,8 +608,10 @@ pub(crate) fn flood(
     let mut buf = Vec::with_capacity(2048);
     let mut i = 0usize;
     let batch = batch.clamp(1, 1024);
-    rate_max(secs, 1024, rounds, || {
-        for _ in 0..1024 / batch {
+    // Whole calls per round: what a round hands over is what it counts.
+    let calls = 1024 / batch;
+    rate_max(secs, (calls * batch) as u64, rounds, || {
+        for _ in 0..calls {
             if batch == 1 {
                 server.handle_packet(t, &syns[i % syns.len()]);
             } else {

@@ -70,6 +70,9 @@ pub(crate) struct Request {
 /// it would take 2^32 listeners).
 const NO_LISTENER: u32 = u32::MAX;
 
+/// The generation a `counts` entry holds while no open listener has its slab index.
+const CLOSED: u32 = u32::MAX;
+
 /// The key a request of a closed listener resolves to: found in no table.
 const GONE: Key = Key {
     index: NO_LISTENER,
@@ -437,16 +440,14 @@ impl RequestTable {
 
     /// The counts of a record's listener: its index names the open listener, if any.
     fn counts_of(&mut self, listener: u32) -> Option<&mut SynCounts> {
-        match self.counts.get_mut(listener as usize) {
-            Some((generation, c)) if *generation != u32::MAX => Some(c),
-            _ => None,
-        }
+        let l = self.listener_key(listener);
+        self.counts_mut(l)
     }
 
     /// The key of a record's listener (`GONE` once it closed).
     fn listener_key(&self, listener: u32) -> Key {
         match self.counts.get(listener as usize) {
-            Some(&(generation, _)) if generation != u32::MAX => Key {
+            Some(&(generation, _)) if generation != CLOSED => Key {
                 index: listener,
                 generation,
             },
@@ -458,7 +459,7 @@ impl RequestTable {
     pub(crate) fn open_counts(&mut self, l: Key) {
         let i = l.index as usize;
         if self.counts.len() <= i {
-            self.counts.resize(i + 1, (u32::MAX, SynCounts::default()));
+            self.counts.resize(i + 1, (CLOSED, SynCounts::default()));
         }
         self.counts[i] = (l.generation, SynCounts::default());
     }
@@ -474,7 +475,7 @@ impl RequestTable {
             return;
         }
         let held = e.1.len;
-        *e = (u32::MAX, SynCounts::default());
+        *e = (CLOSED, SynCounts::default());
         if held == 0 {
             return;
         }
