@@ -3,6 +3,7 @@
 mod audit;
 mod index;
 mod passive;
+mod timers;
 
 pub use crate::listener::SynRecvInfo;
 
@@ -19,7 +20,7 @@ use crate::Instant;
 use core::net::{IpAddr, SocketAddr};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use synq_wire::{
     ChecksumMode, Error as WireError, IpRepr, Ipv4Packet, Ipv6Packet, TcpPacket, TcpRepr,
 };
@@ -107,7 +108,7 @@ pub struct Stack {
     /// Listeners, half-open requests, cookie keys and peer metrics.
     listen: ListenTable,
     /// Connection timers (request timers live in the request table).
-    timers: BTreeSet<(Instant, Key)>,
+    timers: timers::Timers,
     control: ControlQueue,
     tx_ready: VecDeque<Key>,
     events: VecDeque<Owner>,
@@ -127,6 +128,11 @@ pub struct Stack {
     hashed: Option<(FourTuple, u64)>,
     /// The packet being handled's tuple and hash, when `handle_packets` computed them.
     hashed_in: Option<(FourTuple, u64)>,
+}
+
+/// Whether `key`'s slot still names the timer entry `(t, key)`.
+fn armed_at(conns: &Slab<Slot>, t: Instant, key: Key) -> bool {
+    conns.get(key).is_some_and(|s| s.armed == Some(t))
 }
 
 /// Stale event entries tolerated before a sweep (a sweep walks the whole queue).
@@ -199,7 +205,7 @@ impl Stack {
             conns: Slab::new(),
             by_tuple: index::ConnIndex::new(hash),
             listen: ListenTable::new(hash, cookie_keys, syncache_key),
-            timers: BTreeSet::new(),
+            timers: timers::Timers::default(),
             control: VecDeque::new(),
             tx_ready: VecDeque::new(),
             events: VecDeque::new(),
@@ -572,13 +578,14 @@ impl Stack {
         // each time.
         let later = matches!((deadline, slot.armed), (Some(d), Some(a)) if d > a);
         if deadline != slot.armed && !later {
-            if let Some(old) = slot.armed {
-                self.timers.remove(&(old, key));
+            let old = core::mem::replace(&mut slot.armed, deadline);
+            if old.is_some() {
+                let conns = &self.conns;
+                self.timers.disarm(|t, k| armed_at(conns, t, k));
             }
             if let Some(new) = deadline {
-                self.timers.insert((new, key));
+                self.timers.arm(new, key);
             }
-            slot.armed = deadline;
         }
     }
 
@@ -588,9 +595,6 @@ impl Stack {
         };
         let (armed, hashed, h) = (slot.armed, slot.hashed, slot.tuple_hash);
         let (orphan, in_tw, in_events) = (slot.conn.orphan, slot.in_tw, slot.in_events);
-        if let Some(t) = armed {
-            self.timers.remove(&(t, key));
-        }
         if hashed {
             self.by_tuple.remove(h, key);
         }
@@ -601,6 +605,10 @@ impl Stack {
             self.time_wait -= 1;
         }
         self.conns.discard(key);
+        if armed.is_some() {
+            let conns = &self.conns;
+            self.timers.disarm(|t, k| armed_at(conns, t, k));
+        }
         if in_events {
             self.stale_events += 1;
             // An application that never polls events would let the entries of closed
@@ -668,7 +676,7 @@ impl Stack {
     /// The earliest instant at which [`Stack::handle_timeout`] has work.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let conn = self.timers.first().map(|&(t, _)| t);
+        let conn = self.timers.first();
         match (conn, self.listen.requests.first_entry()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -680,11 +688,13 @@ impl Stack {
         // Take the due set first so a timer re-armed at `now` waits for the next call.
         let mut due = core::mem::take(&mut self.due);
         due.clear();
-        while let Some(&(t, k)) = self.timers.first() {
-            if t > now {
-                break;
+        while let Some(k) = self.timers.pop_due(now) {
+            // The top entry is live: its slot names it until this clears it.
+            if let Some(slot) = self.conns.get_mut(k) {
+                slot.armed = None;
             }
-            self.timers.pop_first();
+            let conns = &self.conns;
+            self.timers.disarm(|t, k| armed_at(conns, t, k));
             due.push(k);
         }
         for &key in &due {
@@ -692,7 +702,6 @@ impl Stack {
             let Some(slot) = conns.get_mut(key) else {
                 continue;
             };
-            slot.armed = None;
             slot.conn.on_timer(&mut ctx);
             self.touch(now, key);
         }

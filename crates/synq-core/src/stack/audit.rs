@@ -8,7 +8,8 @@
 use super::{Owner, Stack};
 use crate::conn::State;
 use crate::slab::Key;
-use std::collections::BTreeMap;
+use crate::Instant;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl Stack {
     /// Check that the stack's internal records agree with each other: no connection in two
@@ -62,6 +63,8 @@ impl Stack {
             return Err("listener address map and listener table differ in size".into());
         }
         let (mut estab, mut tw, mut orphans) = (0u64, 0u32, 0u32);
+        let entries: BTreeSet<(Instant, Key)> = self.timers.entries().collect();
+        let mut armed = 0usize;
         for (key, slot) in self.conns.iter() {
             if slot.unaccepted && !queued.contains_key(&key) {
                 return Err(format!("{key:?} unaccepted but in no accept queue"));
@@ -75,7 +78,8 @@ impl Stack {
                 return Err(format!("{key:?}: kept tuple hash is stale"));
             }
             if let Some(t) = slot.armed {
-                if !self.timers.contains(&(t, key)) {
+                armed += 1;
+                if !entries.contains(&(t, key)) {
                     return Err(format!("{key:?} armed at {t} but not in the timer set"));
                 }
             }
@@ -95,10 +99,25 @@ impl Stack {
             tw += u32::from(slot.in_tw);
             orphans += u32::from(slot.conn.orphan);
         }
-        for &(t, key) in &self.timers {
+        // Stale entries are allowed (removal is lazy), but not at the top, and bounded.
+        if let Some((t, key)) = self.timers.top() {
             if self.conns.get(key).map(|s| s.armed) != Some(Some(t)) {
-                return Err(format!("timer set holds a stale entry {key:?} at {t}"));
+                return Err(format!(
+                    "the timer set's earliest entry {key:?} at {t} is stale"
+                ));
             }
+        }
+        if armed != self.timers.live() {
+            return Err(format!(
+                "{armed} connections armed, the timer set counts {}",
+                self.timers.live()
+            ));
+        }
+        let n = self.timers.entries().count();
+        if n > self.timers.max_entries() {
+            return Err(format!(
+                "timer set holds {n} entries for {armed} armed connections"
+            ));
         }
         let stale = self
             .events
