@@ -656,7 +656,10 @@ impl RequestTable {
     }
 
     /// Rebuild the index for one more request (`slot` its slot number), doubled or with
-    /// its removed words dropped, walking the records in slot order.
+    /// its removed words dropped, walking the records in slot order. Out of line: rare,
+    /// and inlined it tripled `insert`'s code.
+    #[cold]
+    #[inline(never)]
     fn grow_index(&mut self, addrs: &[IpAddr], slot: u32) {
         let mut index = SlotIndex::with_bits(self.index.bits_for(slot));
         // The chunks walked by hand, not through `live_ids`: its iterator chains cost 30-70

@@ -615,14 +615,22 @@ impl Stack {
             // connections pile up without end: past half the queue (and past 64), sweep
             // them out. Amortised, and the queue stays within twice its live entries + 64.
             if self.stale_events > STALE_EVENTS_MIN && self.stale_events * 2 > self.events.len() {
-                let conns = &self.conns;
-                self.events.retain(|o| match *o {
-                    Owner::Conn(k) => conns.get(k).is_some(),
-                    Owner::Listener(_) => true,
-                });
-                self.stale_events = 0;
+                self.sweep_events();
             }
         }
+    }
+
+    /// Drops the event entries of freed connections. Out of line: amortised, and it keeps
+    /// `free` small.
+    #[cold]
+    #[inline(never)]
+    fn sweep_events(&mut self) {
+        let conns = &self.conns;
+        self.events.retain(|o| match *o {
+            Owner::Conn(k) => conns.get(k).is_some(),
+            Owner::Listener(_) => true,
+        });
+        self.stale_events = 0;
     }
 
     // ---------------------------------------------------------------- output

@@ -64,24 +64,37 @@ impl Timers {
             self.heap.pop();
         }
         if self.heap.len() > 2 * self.live + SWEEP_SLACK {
-            let mut v = core::mem::take(&mut self.heap).into_vec();
-            v.retain(|&Reverse(e)| {
-                let (t, k) = unpack(e);
-                live(t, k)
-            });
-            // A deadline dropped and armed again leaves two live-looking entries.
-            v.sort_unstable();
-            v.dedup();
-            self.heap = BinaryHeap::from(v);
-            #[cfg(test)]
-            {
-                self.sweeps += 1;
-            }
+            self.sweep(&live);
         }
         // The room a burst of timers took is given back once it has drained.
         if self.heap.capacity() > 4 * (self.heap.len() + SWEEP_SLACK) {
-            self.heap.shrink_to(2 * self.heap.len() + SWEEP_SLACK);
+            self.shrink();
         }
+    }
+
+    /// Keeps only the live entries, once each. Out of line: rare, and large (a sort).
+    #[cold]
+    #[inline(never)]
+    fn sweep(&mut self, live: &impl Fn(Instant, Key) -> bool) {
+        let mut v = core::mem::take(&mut self.heap).into_vec();
+        v.retain(|&Reverse(e)| {
+            let (t, k) = unpack(e);
+            live(t, k)
+        });
+        // A deadline dropped and armed again leaves two live-looking entries.
+        v.sort_unstable();
+        v.dedup();
+        self.heap = BinaryHeap::from(v);
+        #[cfg(test)]
+        {
+            self.sweeps += 1;
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn shrink(&mut self) {
+        self.heap.shrink_to(2 * self.heap.len() + SWEEP_SLACK);
     }
 
     /// The earliest entry.
