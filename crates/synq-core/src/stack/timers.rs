@@ -2,7 +2,8 @@
 //!
 //! A connection's slot names its one armed deadline (`Slot::armed`), and an entry is live
 //! while its slot still names it. Disarming leaves the entry where it is; stale entries go
-//! when they reach the top, or at a sweep once they outnumber the live ones. A handshake
+//! when they reach the top, or at a sweep once they outnumber the live ones by more than
+//! `SWEEP_SLACK`. A handshake
 //! arms and disarms a connection's timer once each: a push and at most a pop here, where a
 //! `BTreeSet` searched, split and merged nodes both times (about 3 % of a handshake's
 //! instructions).
