@@ -239,6 +239,12 @@ impl<T: Copy + Default> Chunks<T> {
     fn iter(&self) -> impl Iterator<Item = &T> + '_ {
         self.chunks.iter().flat_map(|c| c.iter()).take(self.used)
     }
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> + '_ {
+        self.chunks
+            .iter_mut()
+            .flat_map(|c| c.iter_mut())
+            .take(self.used)
+    }
     fn bytes(&self) -> usize {
         self.chunks.len() * CHUNK * size_of::<T>() + self.chunks.capacity() * size_of::<Box<[T]>>()
     }
@@ -479,11 +485,9 @@ impl RequestTable {
         if held == 0 {
             return;
         }
-        for chunk in &mut self.recs.slots.chunks {
-            for r in chunk.iter_mut() {
-                if r.flags & LIVE != 0 && r.listener == l.index {
-                    r.listener = NO_LISTENER;
-                }
+        for r in self.recs.slots.iter_mut() {
+            if r.flags & LIVE != 0 && r.listener == l.index {
+                r.listener = NO_LISTENER;
             }
         }
     }

@@ -130,11 +130,6 @@ pub struct Stack {
     hashed_in: Option<(FourTuple, u64)>,
 }
 
-/// Whether `key`'s slot still names the timer entry `(t, key)`.
-fn armed_at(conns: &Slab<Slot>, t: Instant, key: Key) -> bool {
-    conns.get(key).is_some_and(|s| s.armed == Some(t))
-}
-
 /// Stale event entries tolerated before a sweep (a sweep walks the whole queue).
 pub(crate) const STALE_EVENTS_MIN: usize = 64;
 
@@ -580,8 +575,7 @@ impl Stack {
         if deadline != slot.armed && !later {
             let old = core::mem::replace(&mut slot.armed, deadline);
             if old.is_some() {
-                let conns = &self.conns;
-                self.timers.disarm(|t, k| armed_at(conns, t, k));
+                self.timer_dropped();
             }
             if let Some(new) = deadline {
                 self.timers.arm(new, key);
@@ -606,8 +600,7 @@ impl Stack {
         }
         self.conns.discard(key);
         if armed.is_some() {
-            let conns = &self.conns;
-            self.timers.disarm(|t, k| armed_at(conns, t, k));
+            self.timer_dropped();
         }
         if in_events {
             self.stale_events += 1;
@@ -618,6 +611,14 @@ impl Stack {
                 self.sweep_events();
             }
         }
+    }
+
+    /// A connection stopped naming its armed deadline (its `armed` already changed, or it
+    /// was freed): the timer set lets that entry go.
+    fn timer_dropped(&mut self) {
+        let conns = &self.conns;
+        self.timers
+            .disarm(|t, k| conns.get(k).is_some_and(|s| s.armed == Some(t)));
     }
 
     /// Drops the event entries of freed connections. Out of line: amortised, and it keeps
@@ -701,8 +702,7 @@ impl Stack {
             if let Some(slot) = self.conns.get_mut(k) {
                 slot.armed = None;
             }
-            let conns = &self.conns;
-            self.timers.disarm(|t, k| armed_at(conns, t, k));
+            self.timer_dropped();
             due.push(k);
         }
         for &key in &due {

@@ -3,10 +3,9 @@
 //! A connection's slot names its one armed deadline (`Slot::armed`), and an entry is live
 //! while its slot still names it. Disarming leaves the entry where it is; stale entries go
 //! when they reach the top, or at a sweep once they outnumber the live ones by more than
-//! `SWEEP_SLACK`. A handshake
-//! arms and disarms a connection's timer once each: a push and at most a pop here, where a
-//! `BTreeSet` searched, split and merged nodes both times (about 3 % of a handshake's
-//! instructions).
+//! `SWEEP_SLACK`. A handshake arms and disarms a connection's timer once each: a push and
+//! at most a pop here, where a `BTreeSet` searched, split and merged nodes both times
+//! (about 3 % of a handshake's instructions).
 //!
 //! Invariants after every call: the top entry, if any, is live; every armed slot has an
 //! entry; there are at most `2 * live + SWEEP_SLACK` entries. Order is (deadline, key), a
@@ -57,14 +56,13 @@ impl Timers {
     /// an entry is still named.
     pub(super) fn disarm(&mut self, live: impl Fn(Instant, Key) -> bool) {
         self.live -= 1;
-        while let Some(&Reverse(e)) = self.heap.peek() {
-            let (t, k) = unpack(e);
+        while let Some((t, k)) = self.top() {
             if live(t, k) {
                 break;
             }
             self.heap.pop();
         }
-        if self.heap.len() > 2 * self.live + SWEEP_SLACK {
+        if self.heap.len() > self.max_entries() {
             self.sweep(&live);
         }
         // The room a burst of timers took is given back once it has drained.
