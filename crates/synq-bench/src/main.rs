@@ -692,40 +692,6 @@ fn big_listener_on(addr: IpAddr) -> Stack {
     server
 }
 
-/// A SYN from IPv6 source number `i` to `dst` (the options of an ordinary client).
-fn syn_v6(i: u32, dst: SocketAddr, buf: &mut Vec<u8>) {
-    use synq_core::wire::{
-        emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps,
-    };
-    let src =
-        core::net::Ipv6Addr::from(0xfd00_0000_0000_0000_0000_0001_0000_0000u128 + u128::from(i));
-    let tcp = TcpRepr {
-        src_port: 1024 + (i % 60_000) as u16,
-        dst_port: dst.port(),
-        seq: SeqNumber(i.wrapping_mul(2_654_435_761)),
-        ack: SeqNumber(0),
-        flags: TcpFlags::SYN,
-        window: 64_800,
-        urgent: 0,
-        options: TcpOptions {
-            mss: Some(1440),
-            sack_permitted: true,
-            timestamps: Some(Timestamps { tsval: i, tsecr: 0 }),
-            window_scale: Some(7),
-            ..TcpOptions::default()
-        },
-        payload: &[],
-    };
-    let ip = IpRepr {
-        src: IpAddr::V6(src),
-        dst: dst.ip(),
-        hop_limit: 64,
-    };
-    buf.clear();
-    buf.resize(packet_len(&ip, &tcp), 0);
-    emit_packet(&ip, &tcp, buf).expect("a SYN fits");
-}
-
 /// The final ACK for spoofed SYN `syn` that `server` answered with `synack`.
 fn final_ack(syn: &[u8], synack: &[u8], out: &mut Vec<u8>) {
     use synq_core::wire::{
@@ -847,12 +813,12 @@ fn main() {
     });
     assert_eq!(server.listeners().map(|l| l.syn_recv).sum::<u32>(), n);
     drop(server);
-    // The same from IPv6 peers: their 16-byte addresses sit beside the records.
+    // The same from IPv6 peers: their addresses' last 12 bytes sit beside the records.
     let b6: IpAddr = "fd00::2".parse().expect("an address");
     let mut server = big_listener_on(b6);
     let half_open_v6 = bytes_per(n as usize, |n| {
         for i in 0..n as u32 {
-            syn_v6(i, SocketAddr::new(b6, PORT), &mut p);
+            synq_sim::scenario::spoofed_syn(i, i, SocketAddr::new(b6, PORT), &mut p);
             server.handle_packet(t, &p);
             while server.poll_transmit(t, &mut buf).is_some() {}
         }

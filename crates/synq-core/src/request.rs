@@ -1,18 +1,20 @@
-//! Half-open requests (Linux `request_sock`), kept small: a 44-byte record in a table of
+//! Half-open requests (Linux `request_sock`), kept small: a 40-byte record in a table of
 //! fixed-size chunks (no doubling slack), found by 4-tuple through a hash index of 4-byte
-//! slot numbers, its timer an 8-byte entry in a chunked FIFO per retransmission interval.
-//! An IPv4 peer's address lives in the record; an IPv6 peer's 16 bytes in a side table.
-//! A request holds what answering the final ACK needs and nothing more.
+//! slot numbers, its timer a 4-byte deadline beside it under a tree of minimums. An IPv4
+//! peer's address lives in the record; an IPv6 peer's first 4 bytes do, its other 12 in a
+//! side table beside the slot. A request holds what answering the final ACK needs and
+//! nothing more.
 
 use crate::hash::{FourTuple, SeededState};
 use crate::slab::Key;
 use crate::Duration;
 use crate::Instant;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::collections::{BTreeMap, VecDeque};
 use synq_wire::SeqNumber;
 
+mod deadlines;
 mod index;
+use deadlines::Deadlines;
 use index::SlotIndex;
 
 const SACK: u8 = 1;
@@ -21,17 +23,14 @@ const TS: u8 = 4;
 const V6: u8 = 8;
 const RESENT: u8 = 16;
 const LIVE: u8 = 32;
-/// A timer entry for this request is pending.
-const ARMED: u8 = 64;
-/// Flips on every arm; the entry carries it too, so an entry left behind by a re-arm at
-/// the same microsecond and interval is told from the new one.
-const PARITY: u8 = 128;
 
-/// A stored half-open request. Addresses are compact: the peer's as its IPv4 address or the
-/// index of its IPv6 address in the side table, ours as an index into the stack's list;
-/// the listener as its slab index alone (its generation is the table's `counts` entry's).
+/// A stored half-open request. Addresses are compact: ours as an index into the stack's
+/// list, the listener as its slab index alone (its generation is the table's `counts`
+/// entry's).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rec {
+    /// The peer's IPv4 address, or its IPv6 address's first 4 bytes (the other 12 are in
+    /// the table's side chunks, at the record's slot).
     remote: u32,
     /// The listener's slab index, or `NO_LISTENER` once it closed.
     listener: u32,
@@ -43,8 +42,6 @@ pub(crate) struct Rec {
     last_oow: u32,
     /// First SYN-ACK, in µs (wrapping): the RTT sample and the request's age.
     sent: u32,
-    /// The armed timer's deadline, in µs (wrapping); matched against timer entries.
-    deadline: u32,
     remote_port: u16,
     local_port: u16,
     peer_mss: u16,
@@ -177,7 +174,6 @@ const EMPTY: Rec = Rec {
     ts_recent: 0,
     last_oow: 0,
     sent: 0,
-    deadline: 0,
     remote_port: 0,
     local_port: 0,
     peer_mss: 0,
@@ -287,95 +283,8 @@ impl<T: Copy + Default> Store<T> {
     }
 }
 
-/// Timer entries per FIFO block.
-const BLOCK: usize = 512;
-
-/// A run of timer entries: (µs after `base`, slot number with the arm's parity in bit 31).
-#[derive(Debug)]
-struct Block {
-    base: Instant,
-    head: usize,
-    items: Vec<(u32, u32)>,
-}
-
-/// One interval's timer entries in deadline order, in blocks so the queue grows without
-/// doubling and an entry costs 8 bytes.
-#[derive(Debug, Default)]
-struct Fifo {
-    blocks: VecDeque<Block>,
-    /// An emptied block's storage, kept so a steady trickle does not allocate per entry.
-    spare: Vec<(u32, u32)>,
-}
-
-const PARITY_BIT: u32 = 1 << 31;
-
-/// Bytes of one timer entry.
-const ENTRY: usize = size_of::<(u32, u32)>();
-
-impl Fifo {
-    fn push(&mut self, at: Instant, tag: u32) {
-        if let Some(b) = self.blocks.back_mut() {
-            let off = at.total_micros() - b.base.total_micros();
-            if b.items.len() < BLOCK && off <= u64::from(u32::MAX) {
-                b.items.push((off as u32, tag));
-                return;
-            }
-        }
-        let mut items = std::mem::take(&mut self.spare);
-        if items.capacity() == 0 && !self.blocks.is_empty() {
-            // A busy FIFO: a whole block at once (a lone first block grows from small).
-            items.reserve_exact(BLOCK);
-        }
-        items.push((0, tag));
-        self.blocks.push_back(Block {
-            base: at,
-            head: 0,
-            items,
-        });
-    }
-    fn front(&self) -> Option<(Instant, u32)> {
-        let b = self.blocks.front()?;
-        let &(off, tag) = b.items.get(b.head)?;
-        Some((b.base + Duration::from_micros(u64::from(off)), tag))
-    }
-    fn pop_front(&mut self) {
-        let Some(b) = self.blocks.front_mut() else {
-            return;
-        };
-        b.head += 1;
-        if b.head >= b.items.len() {
-            if let Some(b) = self.blocks.pop_front() {
-                self.retire(b);
-            }
-        }
-    }
-    /// A block done with: its storage kept as the spare if it is the largest seen.
-    fn retire(&mut self, mut b: Block) {
-        if b.items.capacity() > self.spare.capacity() {
-            b.items.clear();
-            self.spare = b.items;
-        }
-    }
-    /// Drop every entry, keeping the largest block's room for the next ones.
-    fn clear(&mut self) {
-        while let Some(b) = self.blocks.pop_front() {
-            self.retire(b);
-        }
-    }
-    fn bytes(&self) -> usize {
-        self.blocks.capacity() * size_of::<Block>()
-            + self
-                .blocks
-                .iter()
-                .map(|b| b.items.capacity())
-                .sum::<usize>()
-                * ENTRY
-            + self.spare.capacity() * ENTRY
-    }
-}
-
-/// Slot number of a request. Stale numbers are harmless: lookups check the tuple, timers
-/// check the deadline and parity.
+/// Slot number of a request. Stale numbers are harmless: lookups check the tuple, and a
+/// freed slot's timer is dropped with it.
 pub(crate) type ReqId = u32;
 
 /// One listener's share of the table (Linux `request_sock_queue` counts).
@@ -394,36 +303,37 @@ pub(crate) struct SynCounts {
 #[derive(Debug)]
 pub(crate) struct RequestTable {
     recs: Store<Rec>,
-    /// IPv6 peers' addresses, by the index their record holds.
-    v6: Store<[u8; 16]>,
+    /// IPv6 peers' address bytes 4..16, by slot, a chunk allocated once a record in its
+    /// range has an IPv6 peer.
+    v6: Vec<Option<Box<V6Chunk>>>,
     index: SlotIndex,
     hasher: SeededState,
-    /// One FIFO per re-arm interval: entries join at `now + interval` with `now` never
-    /// decreasing, so each FIFO is in deadline order and its front is its earliest.
-    timers: BTreeMap<Duration, Fifo>,
+    /// Each armed request's deadline, by slot.
+    timers: Deadlines,
     len: usize,
     /// Per listener, indexed by its slab index, with the generation it belongs to.
     counts: Vec<(u32, SynCounts)>,
 }
 
-/// Whether a timer entry (deadline, tag) is the one its request is armed with.
-fn entry_live(recs: &Chunks<Rec>, at: Instant, tag: u32) -> bool {
-    recs.get(tag & !PARITY_BIT).is_some_and(|r| {
-        let parity = if r.flags & PARITY != 0 { PARITY_BIT } else { 0 };
-        r.flags & (LIVE | ARMED) == LIVE | ARMED
-            && r.deadline == micros32(at)
-            && tag & PARITY_BIT == parity
-    })
+/// The last 12 bytes of IPv6 peers' addresses for one chunk of slots.
+type V6Chunk = [[u8; 12]; CHUNK];
+
+/// An IPv6 address split as the table keeps it: the record's 4 bytes, the side table's 12.
+fn split_v6(v: Ipv6Addr) -> (u32, [u8; 12]) {
+    let o = v.octets();
+    let mut tail = [0; 12];
+    tail.copy_from_slice(&o[4..]);
+    (u32::from_be_bytes([o[0], o[1], o[2], o[3]]), tail)
 }
 
 impl RequestTable {
     pub(crate) fn new(hasher: SeededState) -> Self {
         Self {
             recs: Store::default(),
-            v6: Store::default(),
+            v6: Vec::new(),
             index: SlotIndex::default(),
             hasher,
-            timers: BTreeMap::new(),
+            timers: Deadlines::default(),
             len: 0,
             counts: Vec::new(),
         }
@@ -526,17 +436,36 @@ impl RequestTable {
         self.len
     }
 
-    fn remote_of(&self, r: &Rec) -> IpAddr {
+    /// Bytes 4..16 of the IPv6 peer's address of slot `id`.
+    fn v6_tail(&self, id: ReqId) -> [u8; 12] {
+        let i = id as usize;
+        match self.v6.get(i / CHUNK) {
+            Some(Some(c)) => c[i % CHUNK],
+            _ => [0; 12],
+        }
+    }
+
+    fn set_v6_tail(&mut self, id: ReqId, tail: [u8; 12]) {
+        let i = id as usize;
+        if self.v6.len() <= i / CHUNK {
+            self.v6.resize_with(i / CHUNK + 1, || None);
+        }
+        let c = self.v6[i / CHUNK].get_or_insert_with(|| Box::new([[0; 12]; CHUNK]));
+        c[i % CHUNK] = tail;
+    }
+
+    fn remote_of(&self, id: ReqId, r: &Rec) -> IpAddr {
         if r.flags & V6 != 0 {
-            IpAddr::V6(Ipv6Addr::from(
-                self.v6.slots.get(r.remote).copied().unwrap_or_default(),
-            ))
+            let mut o = [0; 16];
+            o[..4].copy_from_slice(&r.remote.to_be_bytes());
+            o[4..].copy_from_slice(&self.v6_tail(id));
+            IpAddr::V6(Ipv6Addr::from(o))
         } else {
             IpAddr::V4(Ipv4Addr::from(r.remote))
         }
     }
 
-    fn matches(&self, r: &Rec, local_ip: u16, t: &FourTuple) -> bool {
+    fn matches(&self, id: ReqId, r: &Rec, local_ip: u16, t: &FourTuple) -> bool {
         if r.local_ip != local_ip
             || r.local_port != t.local.port()
             || r.remote_port != t.remote.port()
@@ -545,7 +474,10 @@ impl RequestTable {
         }
         match t.remote.ip() {
             IpAddr::V4(v) => r.flags & V6 == 0 && r.remote == u32::from(v),
-            IpAddr::V6(v) => r.flags & V6 != 0 && self.v6.slots.get(r.remote) == Some(&v.octets()),
+            IpAddr::V6(v) => {
+                let (head, tail) = split_v6(v);
+                r.flags & V6 != 0 && r.remote == head && self.v6_tail(id) == tail
+            }
         }
     }
 
@@ -567,7 +499,7 @@ impl RequestTable {
             self.recs
                 .slots
                 .get(i)
-                .is_some_and(|r| r.flags & LIVE != 0 && self.matches(r, local_ip, t))
+                .is_some_and(|r| r.flags & LIVE != 0 && self.matches(i, r, local_ip, t))
         })
     }
 
@@ -578,17 +510,17 @@ impl RequestTable {
     }
 
     /// The record with its peer's address looked up.
-    fn resolve(&self, rec: Rec) -> Request {
+    fn resolve(&self, id: ReqId, rec: Rec) -> Request {
         Request {
             rec,
-            remote_ip: self.remote_of(&rec),
+            remote_ip: self.remote_of(id, &rec),
             listener: self.listener_key(rec.listener),
         }
     }
 
     pub(crate) fn get(&self, id: ReqId) -> Option<Request> {
         let rec = *self.recs.slots.get(id).filter(|r| r.flags & LIVE != 0)?;
-        Some(self.resolve(rec))
+        Some(self.resolve(id, rec))
     }
 
     pub(crate) fn get_mut(&mut self, id: ReqId) -> Option<&mut Rec> {
@@ -620,9 +552,12 @@ impl RequestTable {
         if !self.index.has_room(next) {
             self.grow_index(addrs, next);
         }
-        let remote = match n.tuple.remote.ip() {
-            IpAddr::V4(v) => u32::from(v),
-            IpAddr::V6(v) => self.v6.add(v.octets()),
+        let (remote, v6_tail) = match n.tuple.remote.ip() {
+            IpAddr::V4(v) => (u32::from(v), None),
+            IpAddr::V6(v) => {
+                let (head, tail) = split_v6(v);
+                (head, Some(tail))
+            }
         };
         // A listener the table does not count for (none in a running stack) holds nothing:
         // its request is born as a closed listener's.
@@ -643,7 +578,6 @@ impl RequestTable {
             ts_recent: n.ts_recent.unwrap_or(0),
             last_oow: 0,
             sent: micros32(now),
-            deadline: 0,
             remote_port: n.tuple.remote.port(),
             local_port: n.tuple.local.port(),
             peer_mss: n.peer_mss.unwrap_or(0),
@@ -652,6 +586,9 @@ impl RequestTable {
             num_timeout: 0,
             flags,
         });
+        if let Some(tail) = v6_tail {
+            self.set_v6_tail(id, tail);
+        }
         let h = h.unwrap_or_else(|| self.hash(&n.tuple));
         self.index.insert(h, id);
         self.len += 1;
@@ -675,7 +612,7 @@ impl RequestTable {
         for chunk in &self.recs.slots.chunks {
             for r in chunk.iter() {
                 if r.flags & LIVE != 0 {
-                    batch[n] = (self.rec_hash(r, addrs), i);
+                    batch[n] = (self.rec_hash(i, r, addrs), i);
                     n += 1;
                     if n == WARM_BATCH {
                         index.insert_batch(&batch);
@@ -691,7 +628,7 @@ impl RequestTable {
 
     /// The index hash of a stored record: an IPv4 pair straight from its fields (one
     /// SipHash and nothing built), anything else through its [`FourTuple`].
-    fn rec_hash(&self, r: &Rec, addrs: &[IpAddr]) -> u64 {
+    fn rec_hash(&self, id: ReqId, r: &Rec, addrs: &[IpAddr]) -> u64 {
         if r.flags & V6 == 0 {
             if let Some(IpAddr::V4(local)) = addrs.get(usize::from(r.local_ip)) {
                 return self.hasher.hash_v4(
@@ -702,7 +639,7 @@ impl RequestTable {
                 );
             }
         }
-        self.hash(&self.resolve(*r).tuple(addrs))
+        self.hash(&self.resolve(id, *r).tuple(addrs))
     }
 
     /// Remove request `id`, filed under `tuple` (`h` its hash if known).
@@ -719,16 +656,8 @@ impl RequestTable {
             slot.flags = 0;
         }
         self.recs.free.push(id);
-        if req.flags & V6 != 0 {
-            self.v6.free.push(req.remote);
-        }
+        self.timers.disarm(id);
         self.len -= 1;
-        if self.len == 0 {
-            // Every timer entry left is stale. Dropped now, or a listener whose handshakes
-            // all complete before their SYN-ACK timers (poll_timeout then says nothing is
-            // due) would hold 8 bytes per handshake until some later request's timer fires.
-            self.timers.values_mut().for_each(Fifo::clear);
-        }
         if let Some(c) = self.counts_of(req.rec.listener) {
             c.len -= 1;
             if req.num_timeout == 0 {
@@ -738,80 +667,27 @@ impl RequestTable {
         Some(req)
     }
 
-    /// (Re)arm a request's timer to fire `after` from `now`; any earlier entry goes stale.
+    /// (Re)arm a request's timer to fire `after` from `now`, in place of any earlier one.
     /// `now` must not decrease from call to call (the stack's clock contract).
     pub(crate) fn rearm(&mut self, id: ReqId, now: Instant, after: Duration) {
-        let at = now + after;
-        let Some(r) = self.get_mut(id) else {
-            return;
-        };
-        r.flags = (r.flags ^ PARITY) | ARMED;
-        r.deadline = micros32(at);
-        let tag = id | if r.flags & PARITY != 0 { PARITY_BIT } else { 0 };
-        self.timers.entry(after).or_default().push(at, tag);
-    }
-
-    /// The FIFO whose front is due first (ties: the shorter interval).
-    fn earliest(&self) -> Option<(Duration, Instant, u32)> {
-        // Every poll_timeout asks, and most stacks hold no request at all.
-        if self.timers.is_empty() {
-            return None;
-        }
-        self.timers
-            .iter()
-            .filter_map(|(&k, q)| q.front().map(|(at, tag)| (k, at, tag)))
-            .min_by_key(|&(k, at, _)| (at, k))
-    }
-
-    fn pop_front_of(&mut self, k: Duration) {
-        if let Some(q) = self.timers.get_mut(&k) {
-            q.pop_front();
-            if q.blocks.is_empty() {
-                self.timers.remove(&k);
-            }
+        if self.get_mut(id).is_some() {
+            self.timers.arm(id, now, now + after);
         }
     }
 
-    /// Drop stale entries from the fronts so `first_entry` is a live deadline; returns it.
-    pub(crate) fn purge_front(&mut self) -> Option<Instant> {
-        let recs = &self.recs.slots;
-        self.timers.retain(|_, q| {
-            while let Some((at, tag)) = q.front() {
-                if entry_live(recs, at, tag) {
-                    break;
-                }
-                q.pop_front();
-            }
-            !q.blocks.is_empty()
-        });
-        self.first_entry()
-    }
-
-    /// The earliest timer entry (live or stale), for `poll_timeout` on a shared borrow.
+    /// The earliest timer, for `poll_timeout`.
     pub(crate) fn first_entry(&self) -> Option<Instant> {
-        // Entries left behind by requests that are gone wait for the next pop_due.
-        if self.len == 0 {
-            return None;
-        }
-        self.earliest().map(|(_, at, _)| at)
+        self.timers.first_at()
     }
 
-    /// Pop a live timer due at `now`, earliest first.
+    /// Pop a timer due at `now`, earliest first (ties: the lower slot).
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<ReqId> {
-        while let Some((k, at, tag)) = self.earliest() {
-            if at > now {
-                return None;
-            }
-            self.pop_front_of(k);
-            if entry_live(&self.recs.slots, at, tag) {
-                let id = tag & !PARITY_BIT;
-                if let Some(r) = self.get_mut(id) {
-                    r.flags &= !ARMED;
-                }
-                return Some(id);
-            }
+        let (id, at) = self.timers.first()?;
+        if at > now {
+            return None;
         }
-        None
+        self.timers.disarm(id);
+        Some(id)
     }
 
     fn live_ids(&self) -> impl Iterator<Item = (ReqId, &Rec)> + '_ {
@@ -839,7 +715,7 @@ impl RequestTable {
 
     /// Every live request.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Request> + '_ {
-        self.live_ids().map(|(_, &rec)| self.resolve(rec))
+        self.live_ids().map(|(id, &rec)| self.resolve(id, rec))
     }
 
     /// For the audit: the index holds one entry per live request, each found by its tuple.
@@ -852,7 +728,7 @@ impl RequestTable {
             ));
         }
         for (id, r) in self.live_ids() {
-            let t = self.resolve(*r).tuple(addrs);
+            let t = self.resolve(id, *r).tuple(addrs);
             if self.find(r.local_ip, &t, None) != Some(id) {
                 return Err(format!("request {id} ({t:?}) not found through the index"));
             }
@@ -875,21 +751,29 @@ impl RequestTable {
         Ok(())
     }
 
-    /// Timer entries held, live or stale (none while the table is empty).
-    pub(crate) fn timer_entries(&self) -> usize {
-        self.timers
-            .values()
-            .flat_map(|q| q.blocks.iter())
-            .map(|b| b.items.len() - b.head)
-            .sum()
+    /// For the audit: the timer tree is exact, and only live requests have timers.
+    pub(crate) fn check_timers(&self) -> Result<(), String> {
+        self.timers.check()?;
+        let armed = self
+            .live_ids()
+            .filter(|&(id, _)| self.timers.is_armed(id))
+            .count();
+        if armed != self.timers.armed() {
+            return Err(format!(
+                "{} request timers armed, {armed} of them on live requests",
+                self.timers.armed()
+            ));
+        }
+        Ok(())
     }
 
     /// Heap bytes held, for the per-entry cost report.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.recs.bytes()
-            + self.v6.bytes()
+            + self.v6.capacity() * size_of::<Option<Box<V6Chunk>>>()
+            + self.v6.iter().flatten().count() * size_of::<V6Chunk>()
             + self.index.bytes()
-            + self.timers.values().map(Fifo::bytes).sum::<usize>()
+            + self.timers.bytes()
     }
 }
 
@@ -901,7 +785,7 @@ mod tests {
 
     #[test]
     fn request_record_is_small() {
-        assert_eq!(size_of::<Rec>(), 44);
+        assert_eq!(size_of::<Rec>(), 40);
     }
 
     fn new(port: u16) -> NewRequest {
@@ -939,25 +823,25 @@ mod tests {
         assert_eq!(t.get(id).unwrap().peer_wscale(), Some(7));
         t.remove(id, &tu, None).unwrap();
         assert_eq!(t.find(0, &tu, None), None);
-        // Re-arming makes the old entry stale; removed requests never fire.
+        // Re-arming replaces the old deadline; removed requests never fire.
         t.rearm(ids[0], now, Duration::from_secs(500));
         let mut fired = Vec::new();
         while let Some(id) = t.pop_due(now + Duration::from_secs(200)) {
             fired.push(id);
         }
         assert_eq!(fired.len(), 98);
-        // Deadlines 1..100 s sit in 100 interval FIFOs; they fire earliest first.
+        // Deadlines 1..100 s, armed with 100 intervals, fire earliest first.
         assert!(fired.windows(2).all(|w| w[0] < w[1]), "{fired:?}");
         assert!(!fired.contains(&ids[0]) && !fired.contains(&id));
-        assert_eq!(t.purge_front(), Some(now + Duration::from_secs(500)));
+        assert_eq!(t.first_entry(), Some(now + Duration::from_secs(500)));
         // A freed slot is reused and found under its new tuple only.
         let n = t.insert(new(4242), now, Duration::ZERO, &V4, None);
         assert_eq!(n, id);
         assert_eq!(t.find(0, &new(4242).tuple, None), Some(id));
     }
 
-    /// Handshakes that complete before their SYN-ACK timers leave entries behind; once
-    /// the table is empty they are all stale and go, their room kept for the next ones.
+    /// Handshakes that complete before their SYN-ACK timers leave no timer behind, and
+    /// their room serves the next ones.
     #[test]
     fn an_emptied_table_holds_no_timer_entries() {
         let mut t = RequestTable::new(SeededState::new(1, 2));
@@ -974,10 +858,8 @@ mod tests {
             for (id, tuple) in reqs {
                 t.remove(id, &tuple, None).unwrap();
             }
-            assert!(
-                t.timers.values().all(|q| q.blocks.is_empty()),
-                "round {round}"
-            );
+            assert_eq!(t.timers.armed(), 0, "round {round}");
+            t.check_timers().unwrap();
             if round == 0 {
                 room = t.heap_bytes();
             }
@@ -993,21 +875,28 @@ mod tests {
     }
 
     #[test]
-    fn a_rearm_at_the_same_instant_fires_in_its_new_place() {
+    fn a_rearm_replaces_the_deadline_and_ties_fire_in_slot_order() {
         let mut t = RequestTable::new(SeededState::new(1, 2));
         let now = Instant::from_secs(1);
         let a = t.insert(new(1), now, Duration::from_secs(1), &V4, None);
-        let b = t.insert(new(2), now, Duration::from_secs(1), &V4, None);
-        // Same microsecond, same interval: the entry behind b is the live one.
-        t.rearm(a, now, Duration::from_secs(1));
-        let due = now + Duration::from_secs(1);
+        let b = t.insert(new(2), now, Duration::from_secs(2), &V4, None);
+        let c = t.insert(new(3), now, Duration::from_secs(3), &V4, None);
+        // c moves ahead of b, then to b's deadline; a moves behind both.
+        t.rearm(c, now, Duration::from_millis(1500));
+        t.rearm(c, now, Duration::from_secs(2));
+        t.rearm(a, now, Duration::from_secs(5));
+        assert_eq!(t.first_entry(), Some(now + Duration::from_secs(2)));
+        let due = now + Duration::from_secs(2);
         assert_eq!(t.pop_due(due), Some(b));
-        assert_eq!(t.pop_due(due), Some(a));
+        assert_eq!(t.pop_due(due), Some(c));
+        assert_eq!(t.pop_due(due), None);
+        assert_eq!(t.pop_due(due + Duration::from_secs(3)), Some(a));
         assert_eq!(t.pop_due(due + Duration::from_secs(100)), None);
+        t.check_timers().unwrap();
     }
 
     #[test]
-    fn timer_blocks_span_many_entries_and_long_gaps() {
+    fn timers_span_many_chunks_and_long_gaps() {
         let mut t = RequestTable::new(SeededState::new(1, 2));
         let step = Duration::from_millis(1);
         let mut now = Instant::from_secs(1);
@@ -1017,14 +906,15 @@ mod tests {
             ids.push(t.insert(new(p), now, after, &V4, None));
             now += step;
         }
-        // Two hours on (beyond a block's 32-bit microsecond offsets), one more.
+        // Two hours on (beyond 32-bit microsecond offsets from the epoch), one more: the
+        // first 1500, overdue by more than half the span, fire first, in slot order.
         let late = now + Duration::from_secs(7200);
         let last = t.insert(new(2000), late, after, &V4, None);
         let mut fired = Vec::new();
-        while let Some(id) = t.pop_due(now + after) {
+        while let Some(id) = t.pop_due(late) {
             fired.push(id);
         }
-        assert_eq!(fired, ids, "in deadline order across blocks");
+        assert_eq!(fired, ids, "in slot order");
         assert_eq!(t.first_entry(), Some(late + after));
         assert_eq!(t.pop_due(late + after - step), None);
         assert_eq!(t.pop_due(late + after), Some(last));
@@ -1115,7 +1005,7 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_peers_keep_their_address_in_the_side_table() {
+    fn ipv6_peers_keep_their_address_across_record_and_side_table() {
         let addrs: [IpAddr; 1] = ["fd00::1".parse().unwrap()];
         let mut t = RequestTable::new(SeededState::new(1, 2));
         let now = Instant::from_secs(1);
@@ -1137,9 +1027,21 @@ mod tests {
         let gone = t.remove(a, &v6(1, "fd00::2").tuple, None).unwrap();
         assert_eq!(gone.tuple(&addrs), v6(1, "fd00::2").tuple);
         assert_eq!(t.find(0, &v6(1, "fd00::2").tuple, None), None);
-        // The freed address slot is reused by the next IPv6 peer.
+        // The freed slot is reused by the next IPv6 peer; peers alike in their first 4
+        // bytes or in their last 12 are told apart.
         let c = t.insert(v6(9, "fd00::9"), now, Duration::from_secs(1), &addrs, None);
+        assert_eq!(c, a);
         assert_eq!(t.get(c).unwrap().tuple(&addrs), v6(9, "fd00::9").tuple);
         assert_eq!(t.get(b).unwrap().tuple(&addrs), v6(1, "fd00::3").tuple);
+        let d = t.insert(v6(1, "fd01::3"), now, Duration::from_secs(1), &addrs, None);
+        assert_eq!(t.find(0, &v6(1, "fd01::3").tuple, None), Some(d));
+        assert_eq!(t.find(0, &v6(1, "fd00::3").tuple, None), Some(b));
+        assert_eq!(t.find(0, &v6(1, "fd01::9").tuple, None), None);
+        // An IPv4 peer in a slot an IPv6 one held is not taken for it.
+        t.remove(c, &v6(9, "fd00::9").tuple, None).unwrap();
+        let e = t.insert(new(2), now, Duration::from_secs(1), &V4, None);
+        assert_eq!(e, c);
+        assert_eq!(t.get(e).unwrap().tuple(&V4), new(2).tuple);
+        assert_eq!(t.find(0, &v6(9, "fd00::9").tuple, None), None);
     }
 }

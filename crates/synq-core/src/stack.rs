@@ -725,7 +725,6 @@ impl Stack {
             self.apply(now, p, None);
         }
         self.due_reqs = reqs;
-        self.listen.requests.purge_front();
     }
 
     /// Entries in the event queue, live or stale (for tests of its bound).

@@ -2,7 +2,7 @@
 //! SYN-queue entry (Linux 6.18: 320 bytes per request sock), and none at all under
 //! `tcp_syncookies=2`.
 
-use core::net::SocketAddr;
+use core::net::{IpAddr, Ipv6Addr, SocketAddr};
 use synq_core::{Config, Instant, Stack};
 use synq_sim::scenario::{spoofed_syn, SERVER_ADDR};
 
@@ -14,25 +14,36 @@ fn live() -> (u64, u64) {
     (s.curr_bytes as u64, s.total_blocks)
 }
 
+/// The server's IPv6 address.
+const SERVER_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
+
 fn syn(i: u32) -> Vec<u8> {
+    syn_to(SERVER_ADDR, i)
+}
+
+fn syn_to(server: IpAddr, i: u32) -> Vec<u8> {
     let mut buf = Vec::new();
     spoofed_syn(
         i,
         i.wrapping_mul(2_654_435_761),
-        SocketAddr::new(SERVER_ADDR, 80),
+        SocketAddr::new(server, 80),
         &mut buf,
     );
     buf
 }
 
 fn server(cookies: &str) -> Stack {
+    server_on(SERVER_ADDR, cookies)
+}
+
+fn server_on(addr: IpAddr, cookies: &str) -> Stack {
     let mut c = Config::default();
     c.set("net.ipv4.tcp_syncookies", cookies).unwrap();
     c.set("net.core.somaxconn", "2147483647").unwrap();
     c.set("net.ipv4.tcp_max_syn_backlog", "2147483647").unwrap();
     let mut s = Stack::new(c, 1);
-    s.add_address(SERVER_ADDR);
-    s.listen(Instant::ZERO, SocketAddr::new(SERVER_ADDR, 80), -1)
+    s.add_address(addr);
+    s.listen(Instant::ZERO, SocketAddr::new(addr, 80), -1)
         .unwrap();
     s
 }
@@ -49,15 +60,18 @@ fn feed(s: &mut Stack, from: u32, to: u32, out: &mut Vec<u8>) {
 #[test]
 fn half_open_memory() {
     let _profiler = dhat::Profiler::builder().testing().build();
-    bytes_per_half_open_request();
+    bytes_per_half_open_request(SERVER_ADDR);
+    bytes_per_half_open_request(SERVER_V6);
     cookie_mode_2_flood_allocates_nothing();
     synack_retransmissions_do_not_allocate_per_request();
 }
 
-fn bytes_per_half_open_request() {
+/// From IPv4 peers, or from IPv6 peers (whose addresses' last 12 bytes sit beside the
+/// records) with `addr` an IPv6 address.
+fn bytes_per_half_open_request(addr: IpAddr) {
     const N: u32 = 100_000;
-    let packets: Vec<Vec<u8>> = (0..N).map(syn).collect();
-    let mut s = server("0");
+    let packets: Vec<Vec<u8>> = (0..N).map(|i| syn_to(addr, i)).collect();
+    let mut s = server_on(addr, "0");
     let mut out = Vec::with_capacity(2048);
     let before = live().0;
     for p in &packets {
@@ -73,11 +87,12 @@ fn bytes_per_half_open_request() {
     );
     let info = s.listeners().next().unwrap();
     assert_eq!(info.syn_recv, N);
+    let family = if addr.is_ipv6() { "IPv6" } else { "IPv4" };
     println!(
-        "half-open: {per:.1} heap bytes per request measured over {N} (record {} B, \
-         record+index+timer before slack {} B; Linux 6.18: 320 B)",
+        "half-open, {family} peers: {per:.1} heap bytes per request measured over {N} \
+         (record {} B, record+index+timer before slack {} B; Linux 6.18: 320 B)",
         Stack::request_record_bytes(),
-        Stack::request_entry_bytes()
+        Stack::request_entry_bytes() + if addr.is_ipv6() { 12 } else { 0 }
     );
     assert!(per <= 64.0, "{per} bytes per half-open request");
 }
@@ -99,9 +114,9 @@ fn cookie_mode_2_flood_allocates_nothing() {
     assert_eq!((grown, n_allocs), (0, 0));
 }
 
-/// A request's timer entry goes into a FIFO block of 512 entries: re-arming 20 000 requests
-/// for their SYN-ACK retransmissions takes a block allocation per 512, not one per request
-/// (the rest: the due list and the transmit queue growing to hold a burst of 20 000).
+/// A request's timer is a deadline in place beside its record: re-arming 20 000 requests
+/// for their SYN-ACK retransmissions allocates nothing per request (what does allocate:
+/// the due list and the transmit queue growing to hold a burst of 20 000).
 fn synack_retransmissions_do_not_allocate_per_request() {
     const N: u32 = 20_000;
     let mut s = server("0");
@@ -126,7 +141,7 @@ fn synack_retransmissions_do_not_allocate_per_request() {
     assert_eq!(synacks, 2 * u64::from(N));
     assert!(n_allocs * 100 <= synacks, "{n_allocs} allocations");
     // The drained transmit queue gives its room back (it held about 230 bytes per waiting
-    // SYN-ACK: 4.6 MB here); what stays is the timer blocks, 8 bytes per request.
+    // SYN-ACK: 4.6 MB here); what stays is the due list's room, 4 bytes per request.
     assert!(
         kept <= 16 * i64::from(N),
         "{kept} bytes kept after the burst"

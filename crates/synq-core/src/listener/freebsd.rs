@@ -340,7 +340,6 @@ pub(super) fn on_request_segment(
         cx.bsd.sc_dupsyn += 1;
         t.requests.clear_timeouts(id);
         t.requests.rearm(id, cx.now, request_rto(0));
-        t.requests.purge_front();
         if let Some(r) = t.requests.get_mut(id) {
             r.set_resent();
         }

@@ -200,7 +200,6 @@ pub(super) fn rearm_for_dup_syn(
 ) {
     let after = request_rto(req.num_timeout());
     t.requests.rearm(id, cx.now, after);
-    t.requests.purge_front();
 }
 
 /// The final ACK finds the accept queue full: drop it (the request stays, marked acked, and

@@ -16,8 +16,8 @@ impl Stack {
     /// accept queues (or twice in one), every queued connection synchronized and unaccepted,
     /// the 4-tuple map, timer set, transmit list and event queue (its count of entries left by
     /// freed connections included) matching the connections' own flags, the
-    /// per-listener SYN-queue counts matching the request table (which keeps no timer entry
-    /// once empty), and the gauges
+    /// per-listener SYN-queue counts matching the request table (whose timer tree must be
+    /// exact, with timers on live requests only), and the gauges
     /// (`TcpCurrEstab`, TIME_WAIT and orphan counts) matching the connections they count.
     /// Returns the first disagreement found. Meant for tests and fuzzing; it costs a walk
     /// over every record.
@@ -134,12 +134,7 @@ impl Stack {
         table
             .requests
             .check_listeners(|l| table.listeners.contains(l))?;
-        let entries = table.requests.timer_entries();
-        if table.requests.len() == 0 && entries != 0 {
-            return Err(format!(
-                "no request held, {entries} request timer entries kept"
-            ));
-        }
+        table.requests.check_timers()?;
         if self.by_tuple.len() != self.conns.iter().filter(|(_, s)| s.hashed).count() {
             return Err("4-tuple map holds entries of no hashed connection".into());
         }

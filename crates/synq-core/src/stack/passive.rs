@@ -134,17 +134,17 @@ impl Stack {
         self.listen.syn_recv(&self.addrs)
     }
 
-    /// Heap bytes the request table holds: record chunks, free list, hash index and timer
-    /// FIFOs (allocator overhead aside).
+    /// Heap bytes the request table holds: record chunks, free list, IPv6 address chunks,
+    /// hash index and timer deadlines (allocator overhead aside).
     pub fn request_table_bytes(&self) -> usize {
         self.listen.requests.heap_bytes()
     }
 
     /// Bytes one half-open request from an IPv4 peer costs: its record, its 4-byte
-    /// hash-index word and its 8-byte timer-FIFO entry, before container slack. An IPv6
-    /// peer adds its 16-byte address.
+    /// hash-index word and its 4-byte timer deadline, before container slack and the tree
+    /// over the deadlines (a quarter byte). An IPv6 peer adds 12 bytes of its address.
     pub const fn request_entry_bytes() -> usize {
-        Self::request_record_bytes() + 4 + 8
+        Self::request_record_bytes() + 4 + 4
     }
 
     /// Bytes of one stored request record.

@@ -783,7 +783,7 @@ fn check_31_bsd_drop_incomplete_variant() {
 
 #[test]
 fn half_open_state_is_small() {
-    assert_eq!(size_of::<crate::request::Rec>(), 44);
+    assert_eq!(size_of::<crate::request::Rec>(), 40);
     assert!(Stack::request_entry_bytes() < 320 / 3);
 }
 

@@ -3,7 +3,7 @@
 
 use super::{subseed, SERVER_ADDR};
 use crate::{Duration, HostId, Instant, LinkConfig, Network, SimError, Tap};
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use synq_core::wire::{
     emit_packet, packet_len, IpRepr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, Timestamps,
 };
@@ -299,6 +299,12 @@ pub fn flood_source(i: u32) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::from(n)), 1024 + (i % 60_000) as u16)
 }
 
+/// Spoofed IPv6 source `i`: in 2001:2::/48 (benchmarking range), one address and port each.
+pub fn flood_source_v6(i: u32) -> SocketAddr {
+    let n = 0x2001_0002_0000_0000_0000_0000_0000_0001u128 + u128::from(i);
+    SocketAddr::new(IpAddr::V6(Ipv6Addr::from(n)), 1024 + (i % 60_000) as u16)
+}
+
 impl Flooder {
     /// SYNs emitted per drain at most (the network's buffer pool recycles this many).
     pub const BATCH: u32 = 4096;
@@ -375,8 +381,8 @@ pub fn forged_ack(i: u32, seq: u32, ack: u32, dst: SocketAddr, buf: &mut Vec<u8>
     spoofed(i, dst, (seq, ack), TcpFlags::ACK, 502, options, buf);
 }
 
-/// Write into `buf` the SYN of spoofed source `i` ([`flood_source`]) to `dst`: a Linux
-/// client's SYN (window 64240; MSS 1460, SACK-permitted, timestamps, window scale 7).
+/// Write into `buf` the SYN of spoofed source `i` ([`flood_source`], or
+/// [`flood_source_v6`] to an IPv6 `dst`) to `dst`: a Linux client's SYN (window 64240; MSS 1460, SACK-permitted, timestamps, window scale 7).
 pub fn spoofed_syn(i: u32, isn: u32, dst: SocketAddr, buf: &mut Vec<u8>) {
     let options = TcpOptions {
         mss: Some(1460),
@@ -401,7 +407,10 @@ fn spoofed(
     options: TcpOptions,
     buf: &mut Vec<u8>,
 ) {
-    let src = flood_source(i);
+    let src = match dst {
+        SocketAddr::V4(_) => flood_source(i),
+        SocketAddr::V6(_) => flood_source_v6(i),
+    };
     let tcp = TcpRepr {
         src_port: src.port(),
         dst_port: dst.port(),
@@ -420,7 +429,7 @@ fn spoofed(
     };
     buf.clear();
     buf.resize(packet_len(&ip, &tcp), 0);
-    // Both addresses are IPv4 and the segment is small: emitting cannot fail.
+    // Both addresses are of one family and the segment is small: emitting cannot fail.
     let _ = emit_packet(&ip, &tcp, buf);
 }
 

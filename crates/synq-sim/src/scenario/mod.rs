@@ -6,9 +6,10 @@ mod transfer;
 pub mod workload;
 
 pub use backlog::{
-    client_addr, flood_source, forged_ack, overflow, overflow_tapped, spoofed_syn, synflood,
-    synflood_tapped, BacklogParams, BacklogReport, ClientHost, ClientsReport, Flooder, Host,
-    ListenerReport, OverflowParams, ServerHost, SocketRow, SynfloodParams, LISTEN_COUNTERS, PORT,
+    client_addr, flood_source, flood_source_v6, forged_ack, overflow, overflow_tapped, spoofed_syn,
+    synflood, synflood_tapped, BacklogParams, BacklogReport, ClientHost, ClientsReport, Flooder,
+    Host, ListenerReport, OverflowParams, ServerHost, SocketRow, SynfloodParams, LISTEN_COUNTERS,
+    PORT,
 };
 pub use soak::{soak, SoakParams, SoakReport};
 pub use transfer::{transfer, transfer_tapped, TransferParams, TransferReport};
