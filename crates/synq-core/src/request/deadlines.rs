@@ -18,20 +18,31 @@ const NONE: u32 = u32::MAX;
 /// The furthest a deadline may lie after the epoch (71 minutes).
 const SPAN: u64 = NONE as u64 - 1;
 
-/// The smallest of a node's children.
-fn group_min(kids: &[u32]) -> u32 {
+/// A node's children.
+type Group = [u32; FAN];
+
+/// The smallest of a node's children (a fixed 16, so the compiler unrolls it).
+fn group_min(kids: &Group) -> u32 {
     kids.iter().copied().fold(NONE, u32::min)
 }
 
+/// Group `q` of a level.
+fn group(level: &[u32], q: usize) -> Option<&Group> {
+    level.as_chunks::<FAN>().0.get(q)
+}
+
 /// A node whose child went from `old` to `new`: its new value, if it changes.
-fn step(cur: u32, old: u32, new: u32, kids: &[u32]) -> Option<u32> {
-    let next = if new < cur {
-        new
-    } else if old == cur {
-        group_min(kids)
-    } else {
+#[inline(always)]
+fn step(cur: u32, old: u32, new: u32, kids: &Group) -> Option<u32> {
+    if new < cur {
+        return Some(new);
+    }
+    // A child that held the minimum went up: unchanged while another holds it too (a
+    // batch of requests armed at one instant), which a compare of all 16 at once tells.
+    if old != cur || kids.iter().fold(false, |any, &k| any | (k == cur)) {
         return None;
-    };
+    }
+    let next = group_min(kids);
     (next != cur).then_some(next)
 }
 
@@ -108,11 +119,11 @@ impl Deadlines {
                 let mut level = vec![NONE; need];
                 if let Some(prev) = k.checked_sub(1).map(|p| &self.levels[p]) {
                     for (p, v) in level.iter_mut().enumerate() {
-                        *v = prev.get(p * FAN..(p + 1) * FAN).map_or(NONE, group_min);
+                        *v = group(prev, p).map_or(NONE, group_min);
                     }
                 } else {
                     for (p, v) in level.iter_mut().enumerate() {
-                        *v = self.leaf_group(p * FAN).map_or(NONE, group_min);
+                        *v = self.leaf_group(p).map_or(NONE, group_min);
                     }
                 }
                 self.levels.push(level);
@@ -124,13 +135,19 @@ impl Deadlines {
             }
             below = need;
         }
-        self.root = self.levels.last().map_or(NONE, |l| group_min(l));
+        self.root = self.top_min();
     }
 
-    /// The 16 leaves starting at slot `first` (a multiple of 16).
-    fn leaf_group(&self, first: usize) -> Option<&[u32]> {
-        let c = self.leaves.get(first / CHUNK)?;
-        c.get(first % CHUNK..first % CHUNK + FAN)
+    fn top_min(&self) -> u32 {
+        self.levels
+            .last()
+            .and_then(|l| group(l, 0))
+            .map_or(NONE, group_min)
+    }
+
+    /// Leaf group `q`: slots 16q to 16q + 15.
+    fn leaf_group(&self, q: usize) -> Option<&Group> {
+        group(&self.leaves.get(q * FAN / CHUNK)?[..], q % (CHUNK / FAN))
     }
 
     /// Set slot `i`'s leaf and carry the change up as far as it reaches.
@@ -140,36 +157,40 @@ impl Deadlines {
             return;
         };
         let old = std::mem::replace(&mut chunk[i % CHUNK], v);
-        if old == v {
-            return;
-        }
-        if old == NONE {
-            self.armed += 1;
-        } else if v == NONE {
-            self.armed -= 1;
-        }
-        let first = i % CHUNK / FAN * FAN;
-        let kids = &chunk[first..first + FAN];
-        let mut p = i / FAN;
-        let Some(level) = self.levels.first_mut() else {
+        self.armed = self.armed + usize::from(old == NONE) - usize::from(v == NONE);
+        let p = i / FAN;
+        let (Some(kids), Some(cur)) = (
+            group(&chunk[..], i % CHUNK / FAN),
+            self.levels.first().and_then(|l| l.get(p)).copied(),
+        ) else {
             return;
         };
-        let Some(mut new) = step(level[p], old, v, kids) else {
-            return;
-        };
-        let mut old = std::mem::replace(&mut level[p], new);
+        if let Some(new) = step(cur, old, v, kids) {
+            self.lift(p, cur, new);
+        }
+    }
+
+    /// Node `p` of the first level goes from `old` to `new`: set it and carry the change
+    /// up. Out of line: most arms and drops stop below it.
+    #[inline(never)]
+    fn lift(&mut self, mut p: usize, mut old: u32, mut new: u32) {
+        if let Some(n) = self.levels.first_mut().and_then(|l| l.get_mut(p)) {
+            *n = new;
+        }
         for k in 1..self.levels.len() {
             let (lower, upper) = self.levels.split_at_mut(k);
             let q = p / FAN;
-            let kids = &lower[k - 1][q * FAN..(q + 1) * FAN];
-            let Some(next) = step(upper[0][q], old, new, kids) else {
+            let (Some(kids), Some(cur)) = (group(&lower[k - 1], q), upper[0].get_mut(q)) else {
                 return;
             };
-            old = std::mem::replace(&mut upper[0][q], next);
+            let Some(next) = step(*cur, old, new, kids) else {
+                return;
+            };
+            old = std::mem::replace(cur, next);
             new = next;
             p = q;
         }
-        if let Some(top) = self.levels.last() {
+        if let Some(top) = self.levels.last().and_then(|l| group(l, 0)) {
             if let Some(r) = step(self.root, old, new, top) {
                 self.root = r;
             }
@@ -231,9 +252,9 @@ impl Deadlines {
         let top = self.levels.last()?;
         let mut p = find(top, v)?;
         for level in self.levels.iter().rev().skip(1) {
-            p = p * FAN + find(level.get(p * FAN..(p + 1) * FAN)?, v)?;
+            p = p * FAN + find(group(level, p)?, v)?;
         }
-        let leaf = p * FAN + find(self.leaf_group(p * FAN)?, v)?;
+        let leaf = p * FAN + find(self.leaf_group(p)?, v)?;
         Some((leaf as u32, at))
     }
 
@@ -266,8 +287,8 @@ impl Deadlines {
         for (k, level) in self.levels.iter().enumerate() {
             for (p, &v) in level.iter().enumerate() {
                 let kids = match k {
-                    0 => self.leaf_group(p * FAN),
-                    _ => self.levels[k - 1].get(p * FAN..(p + 1) * FAN),
+                    0 => self.leaf_group(p),
+                    _ => group(&self.levels[k - 1], p),
                 };
                 let min = kids.map_or(NONE, group_min);
                 if v != min {
@@ -277,7 +298,7 @@ impl Deadlines {
                 }
             }
         }
-        let min = self.levels.last().map_or(NONE, |l| group_min(l));
+        let min = self.top_min();
         if self.root != min {
             return Err(format!(
                 "request timer root holds {}, the top level's minimum is {min}",

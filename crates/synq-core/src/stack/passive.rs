@@ -40,7 +40,9 @@ impl Stack {
         }
     }
 
-    /// The handshake completed: a connection joins the accept queue's tail.
+    /// The handshake completed: a connection joins the accept queue's tail. Out of line,
+    /// so that `apply` stays small enough to inline into `Stack::input`.
+    #[inline(never)]
     fn make_child(&mut self, now: Instant, c: Child, seg: Option<&TcpRepr<'_>>) {
         let ts_offset = self.secrets.ts_offset(&c.tuple, self.config.tcp_timestamps);
         let tuple_hash = self.by_tuple.hash_known(&c.tuple, self.hashed);
