@@ -218,15 +218,21 @@ impl Deadlines {
         self.set(i, NONE);
     }
 
-    /// Move the epoch up to the earliest deadline, or to half a span before `now` if that
-    /// one is further overdue (deadlines that far gone become the epoch and fire first,
-    /// together, in slot order). Every deadline then lies within half a span plus one
+    /// Move the epoch up to the earliest deadline or `now`, whichever is earlier (a timer
+    /// armed later is due at `now` or after), but no further back than half a span before
+    /// `now`: deadlines overdue by more than that become the epoch and fire first,
+    /// together, in slot order. Every deadline then lies within half a span plus one
     /// interval of the epoch. Rare: at most once per half span of the clock.
     #[cold]
     #[inline(never)]
     fn rebase(&mut self, now: Instant) {
         let earliest = self.epoch.total_micros() + u64::from(self.root);
-        let epoch = earliest.max(now.total_micros().saturating_sub(SPAN / 2));
+        let now = now.total_micros();
+        let epoch = earliest
+            .min(now)
+            .max(now.saturating_sub(SPAN / 2))
+            // Never back (a clock that went back breaks the contract, not the table).
+            .max(self.epoch.total_micros());
         let shift = epoch - self.epoch.total_micros();
         for chunk in &mut self.leaves {
             for v in chunk.iter_mut().filter(|v| **v != NONE) {
@@ -335,7 +341,9 @@ mod tests {
             let slot = rand(3 * CHUNK as u64) as u32;
             match rand(10) {
                 0..=4 => {
-                    let at = now + Duration::from_micros(rand(130_000_000));
+                    // Short and long intervals mixed, as SYN-ACK backoff has them.
+                    let span = if rand(2) == 0 { 2_000_000 } else { 130_000_000 };
+                    let at = now + Duration::from_micros(rand(span));
                     let epoch = d.epoch;
                     d.arm(slot, now, at);
                     rebases += u32::from(d.epoch != epoch && model.len() > 1);
@@ -382,6 +390,27 @@ mod tests {
         d.check().unwrap();
         assert!(fired > 10_000, "{fired} fired");
         assert!(rebases >= 5, "{rebases} rebases with timers held");
+    }
+
+    /// The epoch moves while every deadline is still ahead of the clock; a timer armed
+    /// just after, due before all of them, keeps its own deadline.
+    #[test]
+    fn a_timer_armed_after_the_epoch_moves_keeps_its_deadline() {
+        let mut d = Deadlines::default();
+        let mut now = Instant::from_secs(1);
+        let start = now;
+        d.arm(0, now, now + Duration::from_secs(60));
+        // Slot 0 re-armed every 50 s, never due, until offsets outgrow the span.
+        while d.epoch == start {
+            now += Duration::from_secs(50);
+            d.arm(0, now, now + Duration::from_secs(60));
+        }
+        let soon = now + Duration::from_secs(1);
+        d.arm(1, now, soon);
+        assert_eq!(d.first(), Some((1, soon)));
+        d.disarm(1);
+        assert_eq!(d.first(), Some((0, now + Duration::from_secs(60))));
+        d.check().unwrap();
     }
 
     /// A deadline overdue by more than the span when a far one is armed becomes the
