@@ -28,7 +28,7 @@ fn group_min(kids: &Group) -> u32 {
 
 /// Group `q` of a level.
 fn group(level: &[u32], q: usize) -> Option<&Group> {
-    level.as_chunks::<FAN>().0.get(q)
+    level.get(q * FAN..(q + 1) * FAN)?.try_into().ok()
 }
 
 /// A node whose child went from `old` to `new`: its new value, if it changes.
@@ -197,7 +197,7 @@ impl Deadlines {
         }
     }
 
-    /// Arm slot `i` (reserved) to fire at `at`, `now` the stack's clock (never decreasing
+    /// Arm slot `i` to fire at `at`, `now` the stack's clock (never decreasing
     /// from call to call, and `at` at most `SPAN` after it).
     pub(super) fn arm(&mut self, i: u32, now: Instant, at: Instant) {
         self.reserve(i);
