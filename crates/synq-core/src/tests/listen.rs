@@ -359,6 +359,40 @@ fn check_09_max_syn_backlog_quarter_rule() {
     assert_eq!(p.a.state(late), Some(State::Established));
 }
 
+/// Requests that live for hours (`tcp_synack_retries` 100, the interval capped at 120 s)
+/// keep their SYN-ACK schedule to the microsecond while the request timers' epoch moves.
+/// A, from 1 s, and B, from 61.5 s, keep a timer armed from then on. The epoch was last
+/// set at 32 s (A's re-arm with nothing else armed), so A's re-arm at 4 208 s, due at
+/// 4 328 s, is the first past 2^32 µs from it and moves it, while B is due at 4 268.5 s.
+/// Requests arriving every 7 s from 4 210 s, each first due a second later, must fire
+/// then, not at B's deadline.
+#[test]
+fn synack_schedule_holds_for_hours_across_the_timer_epoch() {
+    let mut r = Raw::new(cfg(&[("net.ipv4.tcp_synack_retries", "100")]), 128);
+    let mut starts = vec![
+        (1, Duration::from_secs(1)),
+        (2, Duration::from_millis(61_500)),
+    ];
+    starts.extend((0..14).map(|k| (3 + k, Duration::from_secs(4_210 + 7 * u64::from(k)))));
+    for &(i, at) in &starts {
+        r.advance((Instant::ZERO + at).saturating_since(r.now));
+        assert_eq!(r.now, Instant::ZERO + at);
+        r.syn(i);
+    }
+    r.advance(Duration::from_secs(5 * 3600));
+    assert_eq!(r.rows(), 0, "every request died after its 100th resend");
+    for &(i, start) in &starts {
+        let got: Vec<Instant> = r.synacks_to(i).iter().map(|o| o.at).collect();
+        let mut t = Instant::ZERO + start;
+        let mut want = vec![t];
+        for n in 0..100u32 {
+            t += Duration::from_secs(1u64 << n.min(7)).min(Duration::from_secs(120));
+            want.push(t);
+        }
+        assert_eq!(got, want, "peer {i}");
+    }
+}
+
 #[test]
 fn check_10_synack_schedule_and_silent_expiry() {
     for (retries, resends, gone) in [("2", vec![1, 3], 7), ("5", vec![1, 3, 7, 15, 31], 63)] {
