@@ -676,7 +676,7 @@ impl RequestTable {
     }
 
     /// The earliest timer, for `poll_timeout`.
-    pub(crate) fn first_entry(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.timers.first_at()
     }
 
@@ -833,7 +833,7 @@ mod tests {
         // Deadlines 1..100 s, armed with 100 intervals, fire earliest first.
         assert!(fired.windows(2).all(|w| w[0] < w[1]), "{fired:?}");
         assert!(!fired.contains(&ids[0]) && !fired.contains(&id));
-        assert_eq!(t.first_entry(), Some(now + Duration::from_secs(500)));
+        assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(500)));
         // A freed slot is reused and found under its new tuple only.
         let n = t.insert(new(4242), now, Duration::ZERO, &V4, None);
         assert_eq!(n, id);
@@ -867,7 +867,7 @@ mod tests {
             assert_eq!(t.heap_bytes(), room, "round {round}");
             now += Duration::from_micros(10);
         }
-        assert_eq!(t.first_entry(), None);
+        assert_eq!(t.next_deadline(), None);
         assert_eq!(t.pop_due(now + Duration::from_secs(10)), None);
         // Timers still work after the sweep.
         let id = t.insert(new(7), now, rto, &V4, None);
@@ -885,7 +885,7 @@ mod tests {
         t.rearm(c, now, Duration::from_millis(1500));
         t.rearm(c, now, Duration::from_secs(2));
         t.rearm(a, now, Duration::from_secs(5));
-        assert_eq!(t.first_entry(), Some(now + Duration::from_secs(2)));
+        assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(2)));
         let due = now + Duration::from_secs(2);
         assert_eq!(t.pop_due(due), Some(b));
         assert_eq!(t.pop_due(due), Some(c));
@@ -915,7 +915,7 @@ mod tests {
             fired.push(id);
         }
         assert_eq!(fired, ids, "in slot order");
-        assert_eq!(t.first_entry(), Some(late + after));
+        assert_eq!(t.next_deadline(), Some(late + after));
         assert_eq!(t.pop_due(late + after - step), None);
         assert_eq!(t.pop_due(late + after), Some(last));
     }

@@ -686,7 +686,7 @@ impl Stack {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.timers.first();
-        match (conn, self.listen.requests.first_entry()) {
+        match (conn, self.listen.requests.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
