@@ -97,6 +97,9 @@ struct Slot {
 /// Stateless replies the control queue keeps room for once a burst has drained.
 const CONTROL_KEEP: usize = 256;
 
+/// Entries the due lists of `handle_timeout` keep room for once a burst has fired.
+const DUE_KEEP: usize = 256;
+
 /// A sans-IO TCP/IP stack. See the crate documentation for the calling contract.
 pub struct Stack {
     config: Config,
@@ -713,6 +716,7 @@ impl Stack {
             slot.conn.on_timer(&mut ctx);
             self.touch(now, key);
         }
+        keep_room(&mut due);
         self.due = due;
         let mut reqs = core::mem::take(&mut self.due_reqs);
         reqs.clear();
@@ -724,7 +728,14 @@ impl Stack {
             let p = table.on_request_timer(&mut cx, id);
             self.apply(now, p, None);
         }
+        keep_room(&mut reqs);
         self.due_reqs = reqs;
+    }
+
+    /// Room the due lists hold (for tests of their bound).
+    #[cfg(test)]
+    pub(crate) fn due_room(&self) -> usize {
+        self.due.capacity() + self.due_reqs.capacity()
     }
 
     /// Entries in the event queue, live or stale (for tests of its bound).
@@ -1141,6 +1152,15 @@ impl Stack {
             .listeners
             .iter()
             .filter_map(|(k, _)| self.listener_info(ListenerHandle(k)))
+    }
+}
+
+/// A due list after its timers fired: a burst's room (thousands of requests retransmitting
+/// at one instant) goes back rather than stay at the high-water mark for good.
+fn keep_room<T>(list: &mut Vec<T>) {
+    if list.capacity() > DUE_KEEP {
+        list.clear();
+        list.shrink_to(DUE_KEEP);
     }
 }
 

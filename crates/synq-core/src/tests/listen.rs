@@ -393,6 +393,29 @@ fn synack_schedule_holds_for_hours_across_the_timer_epoch() {
     }
 }
 
+/// A burst of SYN-ACK retransmissions (2 000 requests due at one instant) fires in full,
+/// and the due list gives its room back afterwards rather than keep 2 000 entries' worth.
+#[test]
+fn a_retransmission_burst_leaves_no_room_behind() {
+    const N: u32 = 2_000;
+    let mut r = Raw::new(
+        cfg(&[
+            ("net.ipv4.tcp_syncookies", "0"),
+            ("net.ipv4.tcp_max_syn_backlog", "8192"),
+            ("net.core.somaxconn", "8192"),
+        ]),
+        4096,
+    );
+    for i in 1..=N {
+        r.syn(i);
+    }
+    assert_eq!(r.rows(), N);
+    r.advance(Duration::from_secs(1));
+    assert_eq!(r.c("TcpExtTCPSynRetrans"), u64::from(N), "all fired at 1 s");
+    let room = r.s.due_room();
+    assert!(room <= 256, "{room} entries of room kept after the burst");
+}
+
 #[test]
 fn check_10_synack_schedule_and_silent_expiry() {
     for (retries, resends, gone) in [("2", vec![1, 3], 7), ("5", vec![1, 3, 7, 15, 31], 63)] {
