@@ -67,7 +67,7 @@ counters! {
     syn_challenge => "TcpExtTCPSYNChallenge",
     paws_estab => "TcpExtPAWSEstab",
     fast_retrans => "TcpExtTCPFastRetrans",
-    loss_probes => "TcpExtTCPWinProbe",
+    win_probes => "TcpExtTCPWinProbe",
     abort_on_close => "TcpExtTCPAbortOnClose",
     abort_on_data => "TcpExtTCPAbortOnData",
     abort_on_timeout => "TcpExtTCPAbortOnTimeout",

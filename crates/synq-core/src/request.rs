@@ -780,6 +780,7 @@ impl RequestTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::util::XorShift32;
 
     const V4: [IpAddr; 1] = [IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))];
 
@@ -933,12 +934,10 @@ mod tests {
         let mut generation = 0u32;
         // Request id -> (its port, its listener or none once that closed).
         let mut model: BTreeMap<ReqId, (u16, Option<Key>)> = BTreeMap::new();
-        let (mut x, mut port) = (7u32, 0u16);
+        let (mut rng, mut port) = (XorShift32(7), 0u16);
         let mut orphaned_steps = 0u32;
         for step in 0..5_000 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
+            let x = rng.next_u32();
             let slot = (x >> 8) as usize % open.len();
             match x % 5 {
                 0 => match open[slot].take() {

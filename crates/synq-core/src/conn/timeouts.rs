@@ -162,7 +162,7 @@ impl Connection {
         if !self.state.is_synchronized() || self.snd_wnd > 0 || self.unsent() == 0 {
             return;
         }
-        ctx.counters.loss_probes += 1;
+        ctx.counters.win_probes += 1;
         self.backoff += 1;
         // A probe is an ACK with an old sequence number: the peer answers with its window.
         self.ack = AckState::Now;

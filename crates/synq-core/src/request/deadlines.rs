@@ -307,6 +307,7 @@ impl Deadlines {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::util::XorShift64;
     use std::collections::BTreeSet;
 
     /// Random arms, re-arms, drops and firings over slots spanning several chunks, and
@@ -318,13 +319,8 @@ mod tests {
         let mut model: BTreeSet<(Instant, u32)> = BTreeSet::new();
         let mut at_of = std::collections::BTreeMap::new();
         let mut now = Instant::from_secs(1);
-        let mut x = 0x9e37_79b9u64;
-        let mut rand = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rng = XorShift64(0x9e37_79b9);
+        let mut rand = move |n: u64| rng.below(n);
         let (mut fired, mut rebases) = (0, 0);
         for step in 0..60_000u32 {
             let slot = rand(3 * CHUNK as u64) as u32;

@@ -174,6 +174,7 @@ impl SlotIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::util::XorShift32;
     use std::collections::BTreeMap;
 
     /// A weak hash on purpose: long runs and shared tags exercise probing and removal.
@@ -187,11 +188,9 @@ mod tests {
         let mut model: BTreeMap<u32, u32> = BTreeMap::new(); // slot -> key
         let mut next = 0u32;
         let mut free = Vec::new();
-        let mut x = 1u32;
+        let mut rng = XorShift32(1);
         for step in 0..20_000u32 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
+            let x = rng.next_u32();
             let grow = model.len() < 300 && (x % 3 != 0 || model.is_empty());
             if grow {
                 let slot = free.pop().unwrap_or_else(|| {

@@ -41,13 +41,8 @@ fn a_batch_is_handled_as_its_packets_one_by_one() {
     // SYN-ACKs seen, by peer: (peer, our ISN, the peer's ISN).
     let mut synacks: Vec<(SocketAddr, SeqNumber, SeqNumber)> = Vec::new();
     let mut now = Instant::from_secs(1);
-    let mut x = 0x9e37_79b9u32;
-    let mut rnd = move |n: u32| {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x % n.max(1)
-    };
+    let mut rng = XorShift32(0x9e37_79b9);
+    let mut rnd = move |n: u32| rng.below(n);
     let mut handled = 0;
     for round in 0..300 {
         let mut packets: Vec<Vec<u8>> = Vec::new();

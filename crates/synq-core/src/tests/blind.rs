@@ -7,15 +7,12 @@ use super::util::*;
 use crate::{Config, ConnHandle, Duration, State};
 use synq_wire::{SeqNumber, TcpFlags};
 
-/// A seeded xorshift64 for the attacker's guesses.
-struct Guess(u64);
+/// The attacker's guesses: a seeded xorshift64's high halves.
+struct Guess(XorShift64);
 
 impl Guess {
     fn next(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 32) as u32
+        (self.0.next_u64() >> 32) as u32
     }
 }
 
@@ -46,7 +43,7 @@ fn attack(
 fn blind_rsts_reset_nothing_and_challenges_are_rate_limited() {
     let mut p = Pair::new();
     let (c, s, _) = p.connected(false);
-    let mut g = Guess(0x5eed_0001);
+    let mut g = Guess(XorShift64(0x5eed_0001));
     // 50 000 guesses in 5 s. The attacker is told RCV.NXT within 1 MB (a sweep's best
     // case); a fully blind one lands in a 64 KB window once in 65 536 guesses.
     let n = 50_000;
@@ -97,7 +94,7 @@ fn a_blind_rst_at_rcv_nxt_does_reset() {
 fn blind_syns_reset_nothing() {
     let mut p = Pair::new();
     let (c, s, _) = p.connected(false);
-    let mut g = Guess(0x5eed_0002);
+    let mut g = Guess(XorShift64(0x5eed_0002));
     let n = 5_000;
     attack(&mut p, c, s, n, |_| {
         (TcpFlags::SYN, SeqNumber(g.next()), SeqNumber(0))
@@ -123,7 +120,7 @@ fn blind_syns_reset_nothing() {
 fn blind_data_needs_an_acceptable_ack() {
     let mut p = Pair::new();
     let (c, s, _) = p.connected(false);
-    let mut g = Guess(0x5eed_0003);
+    let mut g = Guess(XorShift64(0x5eed_0003));
     // The worst case: the attacker knows RCV.NXT exactly and guesses only the ACK field.
     // RFC 5961 §5.2 takes data only with SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
     let n = 200_000u32;

@@ -210,7 +210,7 @@ fn zero_window_then_reopen() {
         bi.recv_queue
     );
     assert!(
-        p.a.counters().loss_probes > 0,
+        p.a.counters().win_probes > 0,
         "zero-window probes were sent"
     );
     assert!(!p.segs(false, |x| x.window == 0).is_empty());

@@ -51,7 +51,7 @@ fn peers_that_never_read_hold_one_receive_buffer_each() {
     let total: usize = held.iter().sum();
     // A minute more: A probes the zero window (persist timer) and nobody gives up.
     p.run_for(Duration::from_secs(60));
-    let probes = p.a.counters().loss_probes;
+    let probes = p.a.counters().win_probes;
     eprintln!(
         "{n} peers that never read: B holds {total} bytes ({} per connection at most, \
          tcp_rmem[1] = {rmem} plus {slack} of window rounding); after 60 s more, A sent {probes} zero-window probes and \

@@ -1,7 +1,7 @@
 //! Loss recovery on the SACK path (RACK-TLP, PRR, RTO recovery from the scoreboard, DSACK)
 //! between two stacks 10 ms apart each way: the segments sent, in order and time.
 
-use super::util::{drop_data, pattern, Pair, Seg};
+use super::util::{drop_data, pattern, Pair, Seg, XorShift32};
 use crate::{Config, Duration, Instant, TsMode};
 use synq_wire::SeqNumber;
 
@@ -101,13 +101,8 @@ fn sacked_data_is_never_resent_with_random_losses() {
     for seed in 1..=12u32 {
         let mut p = Pair::new();
         let (c, s, _) = p.connected(false);
-        let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-        let mut roll = move || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x % 100
-        };
+        let mut rng = XorShift32(seed.wrapping_mul(2_654_435_761) | 1);
+        let mut roll = move || rng.below(100);
         p.filter = Some(Box::new(move |seg: &Seg| {
             !(seg.a_to_b && seg.len > 0 && roll() < 8)
         }));

@@ -12,6 +12,45 @@ pub(crate) const B4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 pub(crate) const A6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
 pub(crate) const B6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
 
+/// Marsaglia's xorshift32 (shifts 13, 17, 5): many cheap inputs, the same on every run.
+/// The seed must not be 0.
+pub(crate) struct XorShift32(pub(crate) u32);
+
+impl XorShift32 {
+    pub(crate) fn next_u32(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+
+    /// A value below `n` (0 for `n` = 0).
+    pub(crate) fn below(&mut self, n: u32) -> u32 {
+        self.next_u32() % n.max(1)
+    }
+}
+
+/// xorshift64 (shifts 13, 7, 17), as [`XorShift32`].
+pub(crate) struct XorShift64(pub(crate) u64);
+
+impl XorShift64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A value below `n` (0 for `n` = 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
 /// One logged segment.
 #[derive(Clone, Debug)]
 pub(crate) struct Seg {
@@ -238,15 +277,8 @@ impl Pair {
 
 /// Deterministic pseudo-random bytes.
 pub(crate) fn pattern(n: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    let mut rng = XorShift32(seed.wrapping_mul(2_654_435_761).max(1));
+    (0..n).map(|_| rng.next_u32() as u8).collect()
 }
 
 /// Every packet `from` (a stack, or the shards) has to send, in order.
