@@ -779,6 +779,10 @@ fn main() {
         return;
     }
     if let Some(path) = &args.latency_plot {
+        if let Err(e) = latency::font() {
+            eprintln!("synq-bench: {e}");
+            std::process::exit(2);
+        }
         // Each point serves a quarter of a second of arrivals (`--secs` scales it).
         if let Err(e) = latency::figure(path, (s / 8.0).min(5.0)) {
             eprintln!("synq-bench: {e}");

@@ -148,3 +148,24 @@ fn only_runs_the_named_measurements_in_the_order_given() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+/// The latency figure draws its SVG with its text, however the workspace was built (plotters
+/// measures text with a registered font once the CLI's plots enable that, which a
+/// workspace build does for synq-bench too): every rate and cookie mode in the table.
+#[test]
+fn latency_plot_draws_its_text() {
+    let path = std::env::temp_dir().join(format!("synq-bench-latency-{}.svg", std::process::id()));
+    let out = stdout_of(&["--latency-plot", path.to_str().unwrap(), "--secs", "0.08"]);
+    let table = String::from_utf8(out).unwrap();
+    // A header, then 9 rates for each of cookies 0, 1 and 2.
+    assert_eq!(table.lines().count(), 1 + 27, "{table}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    for text in [
+        "Legitimate connect latency",
+        "offered flood rate, SYN/s",
+        "p99 latency",
+    ] {
+        assert!(svg.contains(text), "{text} missing from the SVG");
+    }
+}
