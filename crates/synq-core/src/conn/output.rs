@@ -338,12 +338,12 @@ impl Connection {
 
     // ---- introspection ----
 
-    /// Snapshot for tests, `ss`-like views and the simulator.
     /// An RTT sample was taken (Linux saves tcp_metrics only then).
     pub(crate) fn has_rtt(&self) -> bool {
         self.rtt.srtt().is_some()
     }
 
+    /// Snapshot for tests, `ss`-like views and the simulator.
     pub(crate) fn info(&self) -> ConnInfo {
         ConnInfo {
             state: self.state,
