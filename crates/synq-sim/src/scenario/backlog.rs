@@ -293,9 +293,12 @@ pub struct Flooder {
     ack: bool,
 }
 
-/// Spoofed source `i`: 198.18.0.0/15 (benchmarking range), one address and port each.
+/// Spoofed source `i`: address 198.18.0.1 + `i`, port 1024 + `i` mod 60 000. The addresses
+/// stay in 198.18.0.0/15 (the benchmarking range) while `i` < 131 071; past that they run
+/// on, wrapping at 2^32 (floods of 2^20 sources, and the latency benchmark's clients far from
+/// them, live in memory only).
 pub fn flood_source(i: u32) -> SocketAddr {
-    let n = 0xC612_0000u32 + 1 + i;
+    let n = 0xC612_0001u32.wrapping_add(i);
     SocketAddr::new(IpAddr::V4(Ipv4Addr::from(n)), 1024 + (i % 60_000) as u16)
 }
 
@@ -634,6 +637,16 @@ pub fn synflood_tapped(p: &SynfloodParams, tap: Option<Tap>) -> Result<BacklogRe
 mod tests {
     use super::*;
     use crate::MAX_DRAIN;
+
+    #[test]
+    fn flood_sources_are_defined_for_every_index() {
+        let at = |i: u32| flood_source(i).to_string();
+        assert_eq!(at(0), "198.18.0.1:1024");
+        assert_eq!(at(131_070), "198.19.255.255:12094");
+        // Past the top of the address space they wrap (a debug build once panicked here).
+        assert_eq!(at(u32::MAX - 0xC612_0000), "0.0.0.0:19903");
+        assert_eq!(at(u32::MAX), "198.18.0.0:48319");
+    }
 
     #[test]
     fn a_flood_larger_than_a_drain_arrives_in_batches() {
