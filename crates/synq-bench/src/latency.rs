@@ -149,35 +149,10 @@ pub(crate) fn point(rate: f64, cookies: &str, span_s: f64) -> Point {
     }
 }
 
-/// Where TrueType fonts usually are; `SYNQ_FONT` comes first (the list `synq sim --plot`
-/// searches).
-const FONTS: [&str; 5] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
-];
-
-/// Register a font for the figure's text. plotters measures text with a registered font
-/// (its `ab_glyph` feature, which the CLI's plots need too: built in one workspace, both
-/// get it), so without one the SVG cannot be drawn. Checked before the measurements run.
+/// Register the font the figure's text is measured and drawn with (checked before the
+/// measurements run).
 pub(crate) fn font() -> Result<(), String> {
-    let candidates = std::env::var("SYNQ_FONT")
-        .ok()
-        .into_iter()
-        .chain(FONTS.iter().map(|s| (*s).to_string()));
-    for path in candidates {
-        if let Ok(bytes) = std::fs::read(&path) {
-            // plotters keeps fonts for the process's life.
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            let normal = plotters::style::FontStyle::Normal;
-            if plotters::style::register_font("sans-serif", normal, bytes).is_ok() {
-                return Ok(());
-            }
-        }
-    }
-    Err("--latency-plot: no TrueType font found for the text (install fonts-dejavu-core, or set SYNQ_FONT=/path/to/font.ttf)".into())
+    synq_plot::register_font().map_err(|e| format!("--latency-plot: {e}"))
 }
 
 /// Every rate for cookies 0, 1 and 2: print the table, draw `path` (SVG).

@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
 use synq_sim::scenario::{RunReport, Scenario};
 
 /// The file formats `--plot` writes.
@@ -32,37 +31,9 @@ pub(crate) fn format_of(path: &Path) -> Result<Format> {
     }
 }
 
-/// Where TrueType fonts usually are; `SYNQ_FONT` comes first.
-const FONTS: [&str; 5] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
-];
-
-/// Register a font for the plot's text, once per process (plotters measures text with it,
-/// for SVG too).
+/// Register the font the plot's text is measured and drawn with.
 fn font() -> Result<()> {
-    static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    FONT.get_or_init(|| {
-        let candidates = std::env::var("SYNQ_FONT")
-            .ok()
-            .into_iter()
-            .chain(FONTS.iter().map(|s| (*s).to_string()));
-        for path in candidates {
-            if let Ok(bytes) = std::fs::read(&path) {
-                // plotters keeps fonts for the process's life.
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return Ok(());
-                }
-            }
-        }
-        Err("--plot: no TrueType font found for the text (install fonts-dejavu-core, or set SYNQ_FONT=/path/to/font.ttf)".into())
-    })
-    .clone()
-    .map_err(Error::usage)
+    synq_plot::register_font().map_err(|e| Error::usage(format!("--plot: {e}")))
 }
 
 /// Draw each scenario's reports (one per model, each with a timeline) into `path`: two rows
