@@ -94,11 +94,9 @@ struct Slot {
     metrics_saved: bool,
 }
 
-/// Stateless replies the control queue keeps room for once a burst has drained.
-const CONTROL_KEEP: usize = 256;
-
-/// Entries the due lists of `handle_timeout` keep room for once a burst has fired.
-const DUE_KEEP: usize = 256;
+/// Entries the control queue and the due lists of `handle_timeout` keep room for once a
+/// burst (thousands of SYN-ACKs due at once) has passed.
+const BURST_KEEP: usize = 256;
 
 /// A sans-IO TCP/IP stack. See the crate documentation for the calling contract.
 pub struct Stack {
@@ -645,10 +643,10 @@ impl Stack {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         if let Some((ip, tcp)) = self.control.pop_front() {
-            if self.control.is_empty() && self.control.capacity() > CONTROL_KEEP {
+            if self.control.is_empty() && self.control.capacity() > BURST_KEEP {
                 // A burst (thousands of SYN-ACKs due at once) is over: give its room back
                 // rather than hold the high-water mark for good.
-                self.control.shrink_to(CONTROL_KEEP);
+                self.control.shrink_to(BURST_KEEP);
             }
             self.counters.ip_out_requests += 1;
             return Some(emit(&ip, &tcp, buf));
@@ -1158,9 +1156,9 @@ impl Stack {
 /// A due list after its timers fired: a burst's room (thousands of requests retransmitting
 /// at one instant) goes back rather than stay at the high-water mark for good.
 fn keep_room<T>(list: &mut Vec<T>) {
-    if list.capacity() > DUE_KEEP {
+    if list.capacity() > BURST_KEEP {
         list.clear();
-        list.shrink_to(DUE_KEEP);
+        list.shrink_to(BURST_KEEP);
     }
 }
 

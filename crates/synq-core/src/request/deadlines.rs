@@ -118,16 +118,7 @@ impl Deadlines {
         for k in 0.. {
             let need = below.div_ceil(FAN).next_multiple_of(FAN);
             if k == self.levels.len() {
-                let mut level = vec![NONE; need];
-                if let Some(prev) = k.checked_sub(1).map(|p| &self.levels[p]) {
-                    for (p, v) in level.iter_mut().enumerate() {
-                        *v = group(prev, p).map_or(NONE, group_min);
-                    }
-                } else {
-                    for (p, v) in level.iter_mut().enumerate() {
-                        *v = self.leaf_group(p).map_or(NONE, group_min);
-                    }
-                }
+                let level = (0..need).map(|p| self.node_min(k, p)).collect();
                 self.levels.push(level);
             } else if self.levels[k].len() < need {
                 self.levels[k].resize(need, NONE);
@@ -145,6 +136,15 @@ impl Deadlines {
             .last()
             .and_then(|l| group(l, 0))
             .map_or(NONE, group_min)
+    }
+
+    /// The minimum of node `p` of level `k`'s children (leaves for level 0), recomputed.
+    fn node_min(&self, k: usize, p: usize) -> u32 {
+        let kids = match k.checked_sub(1) {
+            None => self.leaf_group(p),
+            Some(below) => group(&self.levels[below], p),
+        };
+        kids.map_or(NONE, group_min)
     }
 
     /// Leaf group `q`: slots 16q to 16q + 15.
@@ -281,11 +281,7 @@ impl Deadlines {
     pub(super) fn check(&self) -> Result<(), String> {
         for (k, level) in self.levels.iter().enumerate() {
             for (p, &v) in level.iter().enumerate() {
-                let kids = match k {
-                    0 => self.leaf_group(p),
-                    _ => group(&self.levels[k - 1], p),
-                };
-                let min = kids.map_or(NONE, group_min);
+                let min = self.node_min(k, p);
                 if v != min {
                     return Err(format!(
                         "request timer node {p} of level {k} holds {v}, its children's minimum is {min}"
