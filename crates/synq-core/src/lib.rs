@@ -34,14 +34,21 @@
 //!
 //! ## What is implemented
 //!
-//! RFC 9293 states and segment processing, RFC 5961 RST/SYN/ACK checks with rate-limited
-//! challenge ACKs, RFC 7323 window scaling, timestamps (RTTM and PAWS), RFC 6298 RTO with
-//! Linux's 200 ms floor, RFC 5681 congestion control with NewReno recovery (RFC 6582),
-//! delayed ACKs, out-of-order reassembly with SACK blocks sent (RFC 2018; received SACK
-//! blocks are parsed but recovery is NewReno), zero-window probing, TIME_WAIT, RFC 6528
-//! ISNs, and listeners whose backlog follows a [`Model`]: Linux (two queues, SYN cookies in
-//! Linux's encoding, request pruning, `TCP_DEFER_ACCEPT`), Linux 4.10-6.12, 4.4BSD's single
-//! queue, or the textbook single queue.
+//! RFC 9293 states and segment processing over IPv4 and IPv6, RFC 5961 RST/SYN/ACK checks
+//! with rate-limited challenge ACKs, RFC 7323 window scaling, timestamps (RTTM and PAWS),
+//! RFC 6298 RTO with Linux's 200 ms floor, RFC 6528 ISNs, delayed ACKs, zero-window probing,
+//! keepalive, TIME_WAIT and receive-buffer autotuning.
+//!
+//! Loss recovery as Linux runs it: with SACK, a scoreboard with RACK loss detection and tail
+//! loss probes (RFC 8985), proportional rate reduction (RFC 6937), F-RTO (RFC 5682) and
+//! DSACK (RFC 2883); without SACK, NewReno (RFC 6582). Congestion control is CUBIC (RFC 9438,
+//! HyStart included, the default) or Reno (RFC 5681), per stack or per socket
+//! ([`congestion`]). Runs of full-sized segments can leave as one super-segment for a
+//! device with segmentation offload ([`gso`]).
+//!
+//! Listeners' backlogs follow a [`Model`]: Linux (two queues, SYN cookies in Linux's
+//! encoding, request pruning, `TCP_DEFER_ACCEPT`), Linux 4.10-6.12, 4.4BSD's single queue,
+//! the textbook single queue, or modern FreeBSD's syncache with its own SYN cookies.
 
 pub mod config;
 pub mod congestion;
