@@ -135,25 +135,6 @@ fn rate_max(secs: f64, per: u64, max_rounds: u64, mut round: impl FnMut()) -> f6
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Hand every packet each stack has to the other until both are quiet (bounded).
-fn pump(now: Instant, a: &mut Stack, b: &mut Stack, buf: &mut Vec<u8>) {
-    for _ in 0..1000 {
-        let mut moved = false;
-        while let Some(n) = a.poll_transmit(now, buf) {
-            b.handle_packet(now, &buf[..n]);
-            moved = true;
-        }
-        while let Some(n) = b.poll_transmit(now, buf) {
-            a.handle_packet(now, &buf[..n]);
-            moved = true;
-        }
-        if !moved {
-            return;
-        }
-    }
-    panic!("the stacks kept talking");
-}
-
 fn stacks(config: &Config) -> (Stack, Stack) {
     let mut client = Stack::new(config.clone(), 1);
     client.add_address(A);
@@ -179,7 +160,6 @@ fn handshake_rounds(mut client: Stack, mut server: Stack) -> Rounds {
     let l = server
         .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
         .expect("listen");
-    let mut buf = Vec::with_capacity(2048);
     let mut t = Instant::from_secs(1);
     let mut conns: Vec<ConnHandle> = Vec::with_capacity(BATCH);
     let mut accepted: Vec<ConnHandle> = Vec::with_capacity(BATCH);
@@ -195,7 +175,7 @@ fn handshake_rounds(mut client: Stack, mut server: Stack) -> Rounds {
                     .expect("connect"),
             );
         }
-        pump(t, &mut client, &mut server, &mut buf);
+        pump(t, &mut client, &mut server, &mut wire);
         while let Ok((s, _)) = server.accept(t, l) {
             accepted.push(s);
         }
@@ -208,42 +188,82 @@ fn handshake_rounds(mut client: Stack, mut server: Stack) -> Rounds {
         }
         // Both RSTs leave before either arrives, as a kernel's close() with SO_LINGER 0
         // sends at once and smoltcp's poll sends both: five packets a handshake on each.
-        cross(t, &mut client, &mut server, &mut wire, &mut buf);
-        pump(t, &mut client, &mut server, &mut buf);
+        cross(t, &mut client, &mut server, &mut wire);
+        pump(t, &mut client, &mut server, &mut wire);
         BATCH as u64
     })
 }
 
-/// Packets taken from both stacks before any is delivered: (bytes, where each ends).
+/// The in-memory link between two stacks: every packet is written into a buffer of its
+/// own, kept for the next round, so nothing is allocated or copied per packet (smoltcp's
+/// wire below works the same way).
 #[derive(Default)]
 struct Wire {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
+    bufs: Vec<Vec<u8>>,
+    /// The length of each packet on the wire, in the order sent.
+    lens: Vec<usize>,
 }
 
-/// Everything `a` and `b` have to send, collected first, then handed across.
-fn cross(now: Instant, a: &mut Stack, b: &mut Stack, w: &mut Wire, buf: &mut Vec<u8>) {
-    let mut take = |s: &mut Stack, w: &mut Wire| {
-        let start = w.ends.len();
-        while let Some(n) = s.poll_transmit(now, buf) {
-            w.bytes.extend_from_slice(&buf[..n]);
-            w.ends.push(w.bytes.len());
+impl Wire {
+    /// Everything `s` has to send, put on the wire after what is there: where it starts.
+    fn take(&mut self, now: Instant, s: &mut Stack) -> usize {
+        let start = self.lens.len();
+        loop {
+            let i = self.lens.len();
+            if i == self.bufs.len() {
+                self.bufs.push(Vec::with_capacity(2048));
+            }
+            match s.poll_transmit(now, &mut self.bufs[i]) {
+                Some(n) => self.lens.push(n),
+                None => return start,
+            }
         }
-        start
-    };
-    w.bytes.clear();
-    w.ends.clear();
-    take(a, w);
-    let from_b = take(b, w);
-    let mut begin = 0;
-    for (i, &end) in w.ends.iter().enumerate() {
-        let p = &w.bytes[begin..end];
+    }
+
+    /// The packets on the wire from `from` on.
+    fn packets(&self, from: usize) -> impl Iterator<Item = &[u8]> {
+        self.bufs
+            .iter()
+            .zip(&self.lens)
+            .skip(from)
+            .map(|(b, &n)| &b[..n])
+    }
+}
+
+/// Each stack in turn sends everything it has, then the other receives it all, as two
+/// drivers take turns (synq-tokio's reads a batch, handles it, then sends what that made),
+/// until both are quiet (bounded).
+fn pump(now: Instant, a: &mut Stack, b: &mut Stack, w: &mut Wire) {
+    for _ in 0..1000 {
+        let moved = carry(now, a, b, w) + carry(now, b, a, w);
+        if moved == 0 {
+            return;
+        }
+    }
+    panic!("the stacks kept talking");
+}
+
+/// Every packet `from` has to send, handed to `to` once all are out: how many.
+fn carry(now: Instant, from: &mut Stack, to: &mut Stack, w: &mut Wire) -> usize {
+    w.lens.clear();
+    w.take(now, from);
+    for p in w.packets(0) {
+        to.handle_packet(now, p);
+    }
+    w.lens.len()
+}
+
+/// Everything `a` and `b` have to send, taken from both first, then handed across.
+fn cross(now: Instant, a: &mut Stack, b: &mut Stack, w: &mut Wire) {
+    w.lens.clear();
+    w.take(now, a);
+    let from_b = w.take(now, b);
+    for (i, p) in w.packets(0).enumerate() {
         if i < from_b {
             b.handle_packet(now, p);
         } else {
             a.handle_packet(now, p);
         }
-        begin = end;
     }
 }
 
@@ -254,31 +274,38 @@ mod smol {
     use smoltcp::socket::tcp;
     use smoltcp::time::{Duration, Instant};
     use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+    use std::cell::RefCell;
     use std::collections::VecDeque;
 
     const PORT: u16 = 1234;
 
     /// smoltcp's own `Loopback` skips checksums and has an MTU of 65535; synq computes and
     /// verifies both checksums on 1500-byte packets. The same work: an in-memory wire
-    /// with smoltcp's default checksum handling (compute and verify) and `mtu`.
+    /// with smoltcp's default checksum handling (compute and verify) and `mtu`. Packet
+    /// buffers are reused, as synq's wire reuses its one: no allocation per packet.
     struct Wire {
         queue: VecDeque<Vec<u8>>,
+        spare: RefCell<Vec<Vec<u8>>>,
         mtu: usize,
     }
 
-    struct Rx(Vec<u8>);
+    struct Rx<'a>(Vec<u8>, &'a RefCell<Vec<Vec<u8>>>);
 
-    impl phy::RxToken for Rx {
+    impl phy::RxToken for Rx<'_> {
         fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-            f(&self.0)
+            let r = f(&self.0);
+            self.1.borrow_mut().push(self.0);
+            r
         }
     }
 
-    struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
+    struct Tx<'a>(&'a mut VecDeque<Vec<u8>>, &'a RefCell<Vec<Vec<u8>>>);
 
     impl phy::TxToken for Tx<'_> {
         fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-            let mut b = vec![0; len];
+            let mut b = self.1.borrow_mut().pop().unwrap_or_default();
+            b.clear();
+            b.resize(len, 0);
             let r = f(&mut b);
             self.0.push_back(b);
             r
@@ -286,15 +313,16 @@ mod smol {
     }
 
     impl Device for Wire {
-        type RxToken<'a> = Rx;
+        type RxToken<'a> = Rx<'a>;
         type TxToken<'a> = Tx<'a>;
 
-        fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
-            self.queue.pop_front().map(|b| (Rx(b), Tx(&mut self.queue)))
+        fn receive(&mut self, _: Instant) -> Option<(Rx<'_>, Tx<'_>)> {
+            let b = self.queue.pop_front()?;
+            Some((Rx(b, &self.spare), Tx(&mut self.queue, &self.spare)))
         }
 
         fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
-            Some(Tx(&mut self.queue))
+            Some(Tx(&mut self.queue, &self.spare))
         }
 
         fn capabilities(&self) -> DeviceCapabilities {
@@ -316,6 +344,7 @@ mod smol {
         fn new(mtu: usize) -> Self {
             let mut device = Wire {
                 queue: VecDeque::new(),
+                spare: RefCell::new(Vec::new()),
                 mtu,
             };
             let now = Instant::from_millis(0);
@@ -435,11 +464,11 @@ fn synq_bulk() -> Rounds {
         .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
         .expect("listen");
     let mut t = Instant::from_secs(1);
-    let mut buf = Vec::with_capacity(2048);
+    let mut wire = Wire::default();
     let c = client
         .connect(t, SocketAddr::new(B, PORT))
         .expect("connect");
-    pump(t, &mut client, &mut server, &mut buf);
+    pump(t, &mut client, &mut server, &mut wire);
     let (s, _) = server.accept(t, l).expect("accepted");
     let chunk = vec![0x5au8; 65536];
     let mut sink = vec![0u8; 65536];
@@ -447,14 +476,14 @@ fn synq_bulk() -> Rounds {
         let mut moved = 0u64;
         t += synq_core::Duration::from_micros(10);
         let _ = client.send(t, c, &chunk);
-        pump(t, &mut client, &mut server, &mut buf);
+        pump(t, &mut client, &mut server, &mut wire);
         while let Ok(n) = server.recv(t, s, &mut sink) {
             if n == 0 {
                 break;
             }
             moved += n as u64;
         }
-        pump(t, &mut client, &mut server, &mut buf);
+        pump(t, &mut client, &mut server, &mut wire);
         moved
     })
 }
@@ -517,13 +546,13 @@ fn syn_rate(secs: f64, cookies: &str, accept_queue_full: bool, batch: usize) -> 
         .listen(Instant::ZERO, SocketAddr::new(B, PORT), backlog)
         .expect("listen");
     let t = Instant::from_secs(1);
-    let mut buf = Vec::with_capacity(2048);
+    let mut wire = Wire::default();
     if accept_queue_full {
         // One connection nobody accepts fills a backlog-0 queue (Linux holds backlog + 1).
         client
             .connect(t, SocketAddr::new(B, PORT))
             .expect("connect");
-        pump(t, &mut client, &mut server, &mut buf);
+        pump(t, &mut client, &mut server, &mut wire);
         assert_eq!(server.listener_info(l).map(|i| i.recv_q), Some(1));
     }
     let syns = spoofed_syns();
