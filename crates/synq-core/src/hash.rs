@@ -4,7 +4,7 @@
 use core::hash::BuildHasher;
 use core::net::{IpAddr, SocketAddr};
 use siphasher::sip::{SipHasher13, SipHasher24};
-use synq_wire::{Ipv4Packet, Ipv6Packet, TcpPacket};
+use synq_wire::{Ipv4Packet, Ipv6Packet, SeqNumber, TcpFlags, TcpPacket, TcpRepr};
 
 /// A `BuildHasher` with an explicit key (never the OS's randomness).
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +56,18 @@ pub struct FourTuple {
 }
 
 impl FourTuple {
+    /// A segment from our end of this connection to the peer's, window 0, no options and
+    /// no payload until the caller sets them: every segment the engine sends starts here.
+    #[inline]
+    pub(crate) fn segment(
+        &self,
+        seq: SeqNumber,
+        ack: SeqNumber,
+        flags: TcpFlags,
+    ) -> TcpRepr<'static> {
+        TcpRepr::header(self.local.port(), self.remote.port(), seq, ack, flags)
+    }
+
     /// The 4-tuple of a TCP packet to us (IPv4 unfragmented, or IPv6 with TCP as the next
     /// header) as its headers give it, checksums not checked; `None` for anything else.
     /// Never panics, whatever the bytes.
@@ -266,14 +278,14 @@ impl Secrets {
         tuple: &FourTuple,
         now: crate::Instant,
         mode: crate::config::TsMode,
-    ) -> (synq_wire::SeqNumber, u32) {
+    ) -> (SeqNumber, u32) {
         let h = self.isn.hash_key(tuple);
         let isn = (h as u32).wrapping_add((now.total_micros() / 4) as u32);
-        (synq_wire::SeqNumber(isn), ts_half(h, mode))
+        (SeqNumber(isn), ts_half(h, mode))
     }
 
     /// The ISN alone.
-    pub(crate) fn isn(&self, tuple: &FourTuple, now: crate::Instant) -> synq_wire::SeqNumber {
+    pub(crate) fn isn(&self, tuple: &FourTuple, now: crate::Instant) -> SeqNumber {
         self.isn_and_ts_offset(tuple, now, crate::config::TsMode::Off)
             .0
     }

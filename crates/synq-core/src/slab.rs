@@ -10,8 +10,10 @@ pub(crate) struct Key {
     pub(crate) generation: u32,
 }
 
+/// One place in the slab: a value with the generation of its key, or a link in the free
+/// list.
 #[derive(Debug)]
-enum Slot<T> {
+enum Entry<T> {
     Full { generation: u32, value: T },
     Free { generation: u32, next_free: u32 },
 }
@@ -21,7 +23,7 @@ enum Slot<T> {
 pub(crate) struct Slab<T> {
     /// Chunks of `1 << shift` slots, each allocated at that capacity once; only the last
     /// is partly filled.
-    chunks: Vec<Vec<Slot<T>>>,
+    chunks: Vec<Vec<Entry<T>>>,
     free_head: u32,
     len: usize,
 }
@@ -36,10 +38,10 @@ impl<T> Slab<T> {
     /// mask (a constant per type: every packet looks up a few slots).
     const SHIFT: u32 = {
         let per = CHUNK_BYTES
-            / if size_of::<Slot<T>>() == 0 {
+            / if size_of::<Entry<T>>() == 0 {
                 1
             } else {
-                size_of::<Slot<T>>()
+                size_of::<Entry<T>>()
             };
         if per == 0 {
             0
@@ -58,13 +60,13 @@ impl<T> Slab<T> {
     }
 
     #[inline]
-    fn slot(&self, index: u32) -> Option<&Slot<T>> {
+    fn slot(&self, index: u32) -> Option<&Entry<T>> {
         let i = index as usize;
         self.chunks.get(i >> Self::SHIFT)?.get(i & Self::MASK)
     }
 
     #[inline]
-    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<T>> {
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Entry<T>> {
         let i = index as usize;
         self.chunks
             .get_mut(i >> Self::SHIFT)?
@@ -87,7 +89,7 @@ impl<T> Slab<T> {
         let slot = self
             .slot_mut(key.index)
             .expect("a claimed slot is in the slab");
-        *slot = Slot::Full {
+        *slot = Entry::Full {
             generation: key.generation,
             value: make(),
         };
@@ -103,11 +105,11 @@ impl<T> Slab<T> {
                 .slot_mut(index)
                 .expect("the free list points into the slab");
             let (generation, next) = match *slot {
-                Slot::Free {
+                Entry::Free {
                     generation,
                     next_free,
                 } => (generation, next_free),
-                Slot::Full { .. } => unreachable!("free list points at a full slot"),
+                Entry::Full { .. } => unreachable!("free list points at a full slot"),
             };
             self.free_head = next;
             return Key { index, generation };
@@ -125,7 +127,7 @@ impl<T> Slab<T> {
             .last_mut()
             .expect("a chunk with room was just ensured");
         let index = u32::try_from(full + chunk.len()).expect("slab index overflow");
-        chunk.push(Slot::Free {
+        chunk.push(Entry::Free {
             generation: 0,
             next_free: NONE,
         });
@@ -137,7 +139,7 @@ impl<T> Slab<T> {
 
     pub(crate) fn get(&self, key: Key) -> Option<&T> {
         match self.slot(key.index)? {
-            Slot::Full { generation, value } if *generation == key.generation => Some(value),
+            Entry::Full { generation, value } if *generation == key.generation => Some(value),
             _ => None,
         }
     }
@@ -148,19 +150,19 @@ impl<T> Slab<T> {
 
     pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
         match self.slot_mut(key.index)? {
-            Slot::Full { generation, value } if *generation == key.generation => Some(value),
+            Entry::Full { generation, value } if *generation == key.generation => Some(value),
             _ => None,
         }
     }
 
     /// Free `key`'s slot if it holds that key: the slot, and the free entry to put in it.
-    fn vacate(&mut self, key: Key) -> Option<(&mut Slot<T>, Slot<T>)> {
-        let next = Slot::Free {
+    fn vacate(&mut self, key: Key) -> Option<(&mut Entry<T>, Entry<T>)> {
+        let next = Entry::Free {
             generation: key.generation.wrapping_add(1),
             next_free: self.free_head,
         };
         match self.slot_mut(key.index)? {
-            Slot::Full { generation, .. } if *generation == key.generation => {}
+            Entry::Full { generation, .. } if *generation == key.generation => {}
             _ => return None,
         }
         self.free_head = key.index;
@@ -171,8 +173,8 @@ impl<T> Slab<T> {
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
         let (slot, next) = self.vacate(key)?;
         match core::mem::replace(slot, next) {
-            Slot::Full { value, .. } => Some(value),
-            Slot::Free { .. } => None,
+            Entry::Full { value, .. } => Some(value),
+            Entry::Free { .. } => None,
         }
     }
 
@@ -189,14 +191,14 @@ impl<T> Slab<T> {
             .flatten()
             .enumerate()
             .filter_map(|(i, s)| match s {
-                Slot::Full { generation, value } => Some((
+                Entry::Full { generation, value } => Some((
                     Key {
                         index: i as u32,
                         generation: *generation,
                     },
                     value,
                 )),
-                Slot::Free { .. } => None,
+                Entry::Free { .. } => None,
             })
     }
 }

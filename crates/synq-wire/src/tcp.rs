@@ -409,6 +409,42 @@ pub struct TcpRepr<'a> {
     pub payload: &'a [u8],
 }
 
+impl TcpRepr<'static> {
+    /// A segment with these ports, sequence numbers and flags, and window 0, urgent pointer
+    /// 0, no options and no payload until struct update syntax sets them:
+    ///
+    /// ```
+    /// use synq_wire::{SeqNumber, TcpFlags, TcpRepr};
+    ///
+    /// let flags = TcpFlags::SYN | TcpFlags::ACK;
+    /// let reply = TcpRepr {
+    ///     window: 65_535,
+    ///     ..TcpRepr::header(80, 40_000, SeqNumber(7), SeqNumber(2), flags)
+    /// };
+    /// assert_eq!((reply.src_port, reply.ack, reply.window), (80, SeqNumber(2), 65_535));
+    /// assert!(reply.payload.is_empty() && reply.options.mss.is_none());
+    /// ```
+    pub fn header(
+        src_port: u16,
+        dst_port: u16,
+        seq: SeqNumber,
+        ack: SeqNumber,
+        flags: TcpFlags,
+    ) -> Self {
+        Self {
+            src_port,
+            dst_port,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        }
+    }
+}
+
 impl<'a> TcpRepr<'a> {
     /// Parses a segment; `src`/`dst` are the IP addresses for the checksum.
     pub fn parse(

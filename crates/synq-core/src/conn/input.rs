@@ -668,15 +668,5 @@ pub(crate) fn rst_reply(seg: &TcpRepr<'_>) -> TcpRepr<'static> {
             TcpFlags::RST | TcpFlags::ACK,
         )
     };
-    TcpRepr {
-        src_port: seg.dst_port,
-        dst_port: seg.src_port,
-        seq,
-        ack,
-        flags,
-        window: 0,
-        urgent: 0,
-        options: TcpOptions::default(),
-        payload: &[],
-    }
+    TcpRepr::header(seg.dst_port, seg.src_port, seq, ack, flags)
 }

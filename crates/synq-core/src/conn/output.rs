@@ -155,15 +155,10 @@ impl Connection {
             SeqNumber(0)
         };
         let repr = TcpRepr {
-            src_port: self.tuple.local.port(),
-            dst_port: self.tuple.remote.port(),
-            seq,
-            ack,
-            flags,
             window,
-            urgent: 0,
             options,
             payload: self.send_buf.slice(payload.0, payload.1),
+            ..self.tuple.segment(seq, ack, flags)
         };
         let ip = IpRepr {
             src: self.tuple.local.ip(),

@@ -332,15 +332,10 @@ impl ListenTable {
             options.timestamps = Some(Timestamps { tsval, tsecr });
         }
         let tcp = TcpRepr {
-            src_port: s.tuple.local.port(),
-            dst_port: s.tuple.remote.port(),
-            seq: s.iss,
-            ack: s.irs + 1,
-            flags: TcpFlags::SYN | TcpFlags::ACK,
             window: window.min(65_535) as u16,
-            urgent: 0,
             options,
-            payload: &[],
+            ..s.tuple
+                .segment(s.iss, s.irs + 1, TcpFlags::SYN | TcpFlags::ACK)
         };
         let ip = cx.ip_to(&s.tuple);
         cx.send(ip, tcp, false)
@@ -528,15 +523,9 @@ impl ListenTable {
         let wscale = self.listener_rcv(cx.config, req.listener).1;
         let shift = req.peer_wscale().map_or(0, |_| wscale);
         let tcp = TcpRepr {
-            src_port: tuple.local.port(),
-            dst_port: tuple.remote.port(),
-            seq: req.iss + 1,
-            ack: req.irs + 1,
-            flags: TcpFlags::ACK,
             window: (self.request_window(cx.config, req, &tuple) >> shift) as u16,
-            urgent: 0,
             options,
-            payload: &[],
+            ..tuple.segment(req.iss + 1, req.irs + 1, TcpFlags::ACK)
         };
         let ip = cx.ip_to(&tuple);
         cx.send(ip, tcp, false)
@@ -646,17 +635,7 @@ fn rcv_space(c: &Config, rcvbuf: u32) -> (u32, u8) {
 /// An RST to a request's peer (an embryo dropped after it received a SYN).
 pub(super) fn reset_request(cx: &mut PassiveCtx<'_>, req: &Request) -> Passive {
     let tuple = req.tuple(cx.addrs);
-    let tcp = TcpRepr {
-        src_port: tuple.local.port(),
-        dst_port: tuple.remote.port(),
-        seq: req.iss + 1,
-        ack: req.irs + 1,
-        flags: TcpFlags::RST | TcpFlags::ACK,
-        window: 0,
-        urgent: 0,
-        options: TcpOptions::default(),
-        payload: &[],
-    };
+    let tcp = tuple.segment(req.iss + 1, req.irs + 1, TcpFlags::RST | TcpFlags::ACK);
     let ip = cx.ip_to(&tuple);
     cx.reply(ip, tcp)
 }
