@@ -424,6 +424,7 @@ impl TcpRepr<'static> {
     /// assert_eq!((reply.src_port, reply.ack, reply.window), (80, SeqNumber(2), 65_535));
     /// assert!(reply.payload.is_empty() && reply.options.mss.is_none());
     /// ```
+    #[inline]
     pub fn header(
         src_port: u16,
         dst_port: u16,
