@@ -609,6 +609,13 @@ const KNOBS: &[Knob] = &[
 ];
 
 impl Config {
+    /// Whether `conns` connections and `requests` half-open requests fill the table that
+    /// `synq.max_connections` bounds (a request holds a place as a connection does): the
+    /// one test both the active and the passive side apply before adding an entry.
+    pub(crate) fn table_full(&self, conns: usize, requests: usize) -> bool {
+        conns + requests >= self.max_connections as usize
+    }
+
     /// Every sysctl name this stack knows, in table order.
     pub fn names() -> impl Iterator<Item = &'static str> {
         KNOBS.iter().map(|k| k.name)

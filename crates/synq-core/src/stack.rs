@@ -934,7 +934,10 @@ impl Stack {
         now: Instant,
         tuple: FourTuple,
     ) -> Result<ConnHandle, ConnectError> {
-        if self.conns.len() + self.listen.requests.len() >= self.config.max_connections as usize {
+        if self
+            .config
+            .table_full(self.conns.len(), self.listen.requests.len())
+        {
             self.counters.conn_table_full += 1;
             return Err(ConnectError::NoBuffers);
         }

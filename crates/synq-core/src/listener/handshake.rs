@@ -89,7 +89,7 @@ impl PassiveCtx<'_> {
 
     /// `synq.max_connections` reached: count it and refuse.
     pub(super) fn table_full(&mut self, requests: usize) -> bool {
-        if requests + self.conns >= self.config.max_connections as usize {
+        if self.config.table_full(self.conns, requests) {
             self.counters.conn_table_full += 1;
             self.counters.listen_drops += 1;
             return true;
