@@ -30,6 +30,7 @@ macro_rules! say {
 static HEAP: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 mod latency;
+mod machine;
 mod scaling;
 
 pub(crate) const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -51,8 +52,8 @@ struct Args {
     /// Run only these measurements and print their figures (for profilers and quick
     /// comparisons): handshakes, smoltcp-handshakes, syn-cookies0, syn-cookies0-batched,
     /// syn-cookies2, cookie-check (forged ACKs checked), rebuild-pause (the longest call of
-    /// the cookies-off flood), bulk, smoltcp-bulk. Handshake and bulk measurements named
-    /// together run interleaved.
+    /// the cookies-off flood), bulk, smoltcp-bulk, machine (copy bandwidth, load latency,
+    /// SipHash costs). Handshake and bulk measurements named together run interleaved.
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     only: Vec<String>,
     /// Instead of the suite: legitimate connect latency against the offered SYN-flood rate,
@@ -506,7 +507,7 @@ fn only(secs: f64, names: &[String]) {
         "syn-cookies2" => Some(("2", 1)),
         _ => None,
     };
-    let other = ["cookie-check", "rebuild-pause"];
+    let other = ["cookie-check", "rebuild-pause", "machine"];
     let known = |n: &str| rounds(n).is_some() || flood(n).is_some() || other.contains(&n);
     if let Some(bad) = names.iter().find(|n| !known(n)) {
         eprintln!("synq-bench: unknown measurement {bad:?}");
@@ -519,6 +520,10 @@ fn only(secs: f64, names: &[String]) {
         .collect();
     let mut figures = interleaved(secs, &mut ms).into_iter();
     for name in names {
+        if name == "machine" {
+            say!("{}", machine::measure(secs).line());
+            continue;
+        }
         if name == "rebuild-pause" {
             let (ms, at) = longest_pause();
             say!("{name}: {ms:.1} ms, the longest handle_packet, at SYN {at} of 2^20");
@@ -889,7 +894,8 @@ fn main() {
     );
     drop(server);
     let cookie_ns = 1e9 / forged_ack_rate(s);
-    let out = json!({
+    let limits = machine::measure(s);
+    let mut out = json!({
         "handshakes_per_sec": handshakes.round(),
         "smoltcp_handshakes_per_sec": smol_handshakes.round(),
         "kernel_handshakes_per_sec": kernel.map(f64::round),
@@ -905,6 +911,9 @@ fn main() {
         "smoltcp_bulk_bytes_per_sec": smol_bulk.round(),
         "secs": s,
     });
+    if let (Some(o), serde_json::Value::Object(m)) = (out.as_object_mut(), limits.json()) {
+        o.extend(m);
+    }
     if args.json {
         say!("{out}");
         return;
@@ -928,6 +937,7 @@ fn main() {
         smol_bulk / 1e6,
         ratio(bulk, smol_bulk)
     );
+    say!("{}", limits.line());
 }
 
 mod kernel {

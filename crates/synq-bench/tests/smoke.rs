@@ -38,6 +38,12 @@ fn every_key_is_measured() {
         "established_idle_bytes",
         "bulk_bytes_per_sec",
         "smoltcp_bulk_bytes_per_sec",
+        "machine_copy_bytes_per_sec",
+        "machine_load_ns_8mib",
+        "machine_load_ns_256mib",
+        "siphash24_12b_ns",
+        "siphash24_16b_ns",
+        "siphash13_16b_ns",
     ] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
     }
@@ -147,6 +153,20 @@ fn only_runs_the_named_measurements_in_the_order_given() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn machine_limits_are_measured() {
+    let out = stdout_of(&["--only", "machine", "--secs", "0.05"]);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("machine, one core: copy"), "{text}");
+    // Copy bandwidth, two load latencies, three hash costs, and the sizes between them.
+    let figures: Vec<f64> = text
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(figures.len() >= 6, "{text}");
+    assert!(figures.iter().all(|&x| x > 0.0), "{text}");
 }
 
 /// The latency figure draws its SVG with its text, however the workspace was built (plotters
