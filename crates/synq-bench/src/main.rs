@@ -283,7 +283,7 @@ mod smol {
     /// smoltcp's own `Loopback` skips checksums and has an MTU of 65535; synq computes and
     /// verifies both checksums on 1500-byte packets. The same work: an in-memory wire
     /// with smoltcp's default checksum handling (compute and verify) and `mtu`. Packet
-    /// buffers are reused, as synq's wire reuses its one: no allocation per packet.
+    /// buffers are reused, as synq's wire reuses its own: no allocation per packet.
     struct Wire {
         queue: VecDeque<Vec<u8>>,
         spare: RefCell<Vec<Vec<u8>>>,
