@@ -51,7 +51,7 @@ def main():
                 last = int(tok, 16)
             elif tok[0] in "+-":
                 last += int(tok)
-            runs[last >> 6] += 0
+            runs[last >> 6] += 0  # executed, if only as a call site
             if after_call:
                 after_call = False
                 continue

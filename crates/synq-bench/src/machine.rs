@@ -4,6 +4,9 @@
 //! a request index larger than the caches) and the keyed hashes every SYN pays for.
 
 use core::hash::Hasher;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use serde_json::{json, Value};
 use siphasher::sip::{SipHasher13, SipHasher24};
 use std::hint::black_box;
@@ -113,13 +116,7 @@ fn load_ns(bytes: usize, part: Wall) -> f64 {
     let lines = bytes / LINE;
     let mut next = vec![0u32; bytes / size_of::<u32>()];
     let mut order: Vec<u32> = (0..lines as u32).collect();
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for i in (1..lines).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        order.swap(i, (x % (i as u64 + 1)) as usize);
-    }
+    order.shuffle(&mut StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15));
     // Line `order[k]` leads to line `order[k + 1]`: one cycle through every line.
     for (k, &line) in order.iter().enumerate() {
         next[line as usize * per] = order[(k + 1) % lines] * per as u32;
