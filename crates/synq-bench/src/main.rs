@@ -36,7 +36,8 @@ mod scaling;
 pub(crate) const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 pub(crate) const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 pub(crate) const PORT: u16 = 80;
-/// Connections per round, on every side (smoltcp's 16 listening sockets).
+/// Handshakes per round on every side by default (smoltcp's 16 listening sockets, the
+/// comparison issue 11 sets); `--sockets` changes it.
 const BATCH: usize = 16;
 
 /// One run, side by side.
@@ -56,6 +57,13 @@ struct Args {
     /// SipHash costs). Handshake and bulk measurements named together run interleaved.
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     only: Vec<String>,
+    /// Handshakes in flight at once in the handshake comparison: smoltcp's listening
+    /// sockets on the port (it has no backlog) and as many clients; synq and the kernel
+    /// connect as many before accepting. smoltcp scans its sockets for each packet, so its
+    /// cost per handshake grows with this; synq's does not.
+    #[arg(long, value_name = "N", default_value_t = BATCH as u16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    sockets: u16,
     /// Instead of the suite: legitimate connect latency against the offered SYN-flood rate,
     /// on one core, for tcp_syncookies 0, 1 and 2; prints a table and draws this SVG.
     #[arg(long, value_name = "FILE.svg")]
@@ -144,32 +152,34 @@ fn stacks(config: &Config) -> (Stack, Stack) {
     (client, server)
 }
 
-/// synq: BATCH connects, the handshakes, accept, abort on both sides; repeat.
-fn synq_handshakes() -> Rounds {
+/// synq: `n` connects, the handshakes, accept, abort on both sides; repeat.
+fn synq_handshakes(n: usize) -> Rounds {
     let (client, server) = stacks(&Config::default());
-    handshake_rounds(client, server)
+    handshake_rounds(client, server, n)
 }
 
 /// [`synq_handshakes`] between two given stacks (the server owning `B`): handshakes per
 /// second.
 pub(crate) fn handshakes_between(secs: f64, client: Stack, server: Stack) -> f64 {
-    alone(secs, handshake_rounds(client, server))
+    alone(secs, handshake_rounds(client, server, BATCH))
 }
 
-/// [`handshakes_between`] as rounds of BATCH handshakes.
-fn handshake_rounds(mut client: Stack, mut server: Stack) -> Rounds {
+/// [`handshakes_between`] as rounds of `n` handshakes.
+fn handshake_rounds(mut client: Stack, mut server: Stack, n: usize) -> Rounds {
+    // A backlog that holds the round (at most `--sockets`' 1024): no SYN is answered with
+    // a cookie or dropped.
     let l = server
-        .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
+        .listen(Instant::ZERO, SocketAddr::new(B, PORT), n.max(128) as i32)
         .expect("listen");
     let mut t = Instant::from_secs(1);
-    let mut conns: Vec<ConnHandle> = Vec::with_capacity(BATCH);
-    let mut accepted: Vec<ConnHandle> = Vec::with_capacity(BATCH);
+    let mut conns: Vec<ConnHandle> = Vec::with_capacity(n);
+    let mut accepted: Vec<ConnHandle> = Vec::with_capacity(n);
     let mut wire = Wire::default();
     Box::new(move || {
         t += synq_core::Duration::from_micros(10);
         conns.clear();
         accepted.clear();
-        for _ in 0..BATCH {
+        for _ in 0..n {
             conns.push(
                 client
                     .connect(t, SocketAddr::new(B, PORT))
@@ -180,7 +190,7 @@ fn handshake_rounds(mut client: Stack, mut server: Stack) -> Rounds {
         while let Ok((s, _)) = server.accept(t, l) {
             accepted.push(s);
         }
-        assert_eq!(accepted.len(), BATCH, "every handshake completes");
+        assert_eq!(accepted.len(), n, "every handshake completes");
         for &c in &conns {
             client.abort(t, c).expect("abort");
         }
@@ -191,7 +201,7 @@ fn handshake_rounds(mut client: Stack, mut server: Stack) -> Rounds {
         // sends at once and smoltcp's poll sends both: five packets a handshake on each.
         cross(t, &mut client, &mut server, &mut wire);
         pump(t, &mut client, &mut server, &mut wire);
-        BATCH as u64
+        n as u64
     })
 }
 
@@ -269,7 +279,7 @@ fn cross(now: Instant, a: &mut Stack, b: &mut Stack, w: &mut Wire) {
 }
 
 mod smol {
-    use super::{Rounds, BATCH};
+    use super::Rounds;
     use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
     use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
     use smoltcp::socket::tcp;
@@ -375,11 +385,11 @@ mod smol {
         }
     }
 
-    /// BATCH listening sockets on one port and BATCH clients: connect, establish, abort.
-    pub(super) fn handshakes() -> Rounds {
+    /// `n` listening sockets on one port and `n` clients: connect, establish, abort.
+    pub(super) fn handshakes(n: usize) -> Rounds {
         let mut rig = Rig::new(1500);
-        let servers: Vec<_> = (0..BATCH).map(|_| rig.socket(1500)).collect();
-        let clients: Vec<_> = (0..BATCH).map(|_| rig.socket(1500)).collect();
+        let servers: Vec<_> = (0..n).map(|_| rig.socket(1500)).collect();
+        let clients: Vec<_> = (0..n).map(|_| rig.socket(1500)).collect();
         let mut port = 49152u16;
         Box::new(move || {
             for &s in &servers {
@@ -416,7 +426,7 @@ mod smol {
                 rig.sockets.get_mut::<tcp::Socket>(h).abort();
             }
             rig.poll();
-            BATCH as u64
+            n as u64
         })
     }
 
@@ -491,13 +501,13 @@ fn synq_bulk() -> Rounds {
 
 /// `--only`: the named measurements, those in rounds interleaved, the SYN floods alone (the
 /// cookies-off one ends when its 2^20 SYNs are spent). Every name is checked first.
-fn only(secs: f64, names: &[String]) {
-    let rounds = |name: &str| -> Option<fn() -> Rounds> {
+fn only(secs: f64, sockets: usize, names: &[String]) {
+    let rounds = |name: &str| -> Option<fn(usize) -> Rounds> {
         match name {
             "handshakes" => Some(synq_handshakes),
             "smoltcp-handshakes" => Some(smol::handshakes),
-            "bulk" => Some(synq_bulk),
-            "smoltcp-bulk" => Some(smol::bulk),
+            "bulk" => Some(|_| synq_bulk()),
+            "smoltcp-bulk" => Some(|_| smol::bulk()),
             _ => None,
         }
     };
@@ -516,7 +526,7 @@ fn only(secs: f64, names: &[String]) {
     let mut ms: Vec<Rounds> = names
         .iter()
         .filter_map(|n| rounds(n))
-        .map(|f| f())
+        .map(|f| f(sockets))
         .collect();
     let mut figures = interleaved(secs, &mut ms).into_iter();
     for name in names {
@@ -791,7 +801,10 @@ fn main() {
         std::process::exit(2);
     }
     if args.kernel_child {
-        say!("{}", kernel::handshakes_here(args.secs));
+        say!(
+            "{}",
+            kernel::handshakes_here(args.secs, usize::from(args.sockets))
+        );
         return;
     }
     if let Some(addr) = args.tun_client {
@@ -825,12 +838,16 @@ fn main() {
         return;
     }
     if !args.only.is_empty() {
-        return only(s, &args.only);
+        return only(s, usize::from(args.sockets), &args.only);
     }
+    let sockets = usize::from(args.sockets);
     // Each pair compared as a ratio runs interleaved, a slice at a time.
-    let pair = interleaved(s, &mut [synq_handshakes(), smol::handshakes()]);
+    let pair = interleaved(
+        s,
+        &mut [synq_handshakes(sockets), smol::handshakes(sockets)],
+    );
     let (handshakes, smol_handshakes) = (pair[0], pair[1]);
-    let kernel = kernel::handshakes(s);
+    let kernel = kernel::handshakes(s, sockets);
     let syn0 = syn_rate(s, "0", false, 1);
     let syn0_batched = syn_rate(s, "0", false, RX_BATCH);
     let syn2 = syn_rate(s, "2", false, 1);
@@ -909,6 +926,7 @@ fn main() {
         "cookie_check_ns": (cookie_ns * 10.0).round() / 10.0,
         "bulk_bytes_per_sec": bulk.round(),
         "smoltcp_bulk_bytes_per_sec": smol_bulk.round(),
+        "handshake_sockets": sockets,
         "secs": s,
     });
     if let (Some(o), serde_json::Value::Object(m)) = (out.as_object_mut(), limits.json()) {
@@ -921,7 +939,7 @@ fn main() {
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     say!("synq-bench, {s} s per figure, one core each");
     say!(
-        "handshakes/s: synq {handshakes:.0}, smoltcp {smol_handshakes:.0} ({:.2}x), kernel {}",
+        "handshakes/s, {sockets} at a time: synq {handshakes:.0}, smoltcp {smol_handshakes:.0} ({:.2}x), kernel {}",
         ratio(handshakes, smol_handshakes),
         kernel.map_or("n/a (needs root)".into(), |k| format!(
             "{k:.0} ({:.2}x)",
@@ -946,7 +964,7 @@ mod kernel {
     use std::net::{SocketAddr, TcpListener, TcpStream};
 
     /// Run the kernel's handshakes in a fresh namespace (root), `None` without one.
-    pub(super) fn handshakes(secs: f64) -> Option<f64> {
+    pub(super) fn handshakes(secs: f64, n: usize) -> Option<f64> {
         if synq_tun::unsupported().is_some() {
             return None;
         }
@@ -963,17 +981,23 @@ mod kernel {
         let out = ns
             .command(exe.to_str()?)
             .args(["--kernel-child", "--secs", &secs.to_string()])
+            .args(["--sockets", &n.to_string()])
             .output()
             .ok()?;
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     }
 
-    /// Inside the namespace: connect, accept, abort (SO_LINGER 0), BATCH at a time.
-    pub(super) fn handshakes_here(secs: f64) -> f64 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    /// Inside the namespace: connect, accept, abort (SO_LINGER 0), `n` at a time.
+    pub(super) fn handshakes_here(secs: f64, n: usize) -> f64 {
+        // std's `bind` listens with a backlog of 128; `n` connections wait to be accepted.
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        s.listen(n.max(128) as i32).expect("listen");
+        let listener: TcpListener = s.into();
         let addr: SocketAddr = listener.local_addr().expect("address");
-        rate(secs, super::BATCH as u64, || {
-            let clients: Vec<TcpStream> = (0..super::BATCH)
+        rate(secs, n as u64, || {
+            let clients: Vec<TcpStream> = (0..n)
                 .map(|_| {
                     let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
                     s.set_linger(Some(std::time::Duration::ZERO))
@@ -982,7 +1006,7 @@ mod kernel {
                     s.into()
                 })
                 .collect();
-            for _ in 0..super::BATCH {
+            for _ in 0..n {
                 let (s, _) = listener.accept().expect("accept");
                 socket2::SockRef::from(&s)
                     .set_linger(Some(std::time::Duration::ZERO))

@@ -47,6 +47,8 @@ fn every_key_is_measured() {
     ] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
     }
+    // The comparison: 16 handshakes at a time unless `--sockets` says otherwise.
+    assert_eq!(v["handshake_sockets"], 16, "{v}");
     // A number with root and a network namespace, null without.
     let k = &v["kernel_handshakes_per_sec"];
     assert!(k.is_null() || k.as_f64().is_some_and(|x| x > 0.0), "{v}");
@@ -68,6 +70,39 @@ fn bad_input_is_one_line_and_exit_2() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
+    for n in ["0", "1025", "99999999999999999999", "-3", "x"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+            .args([&format!("--sockets={n}"), "--only", "handshakes"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "--sockets {n}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "--sockets {n}: {err}");
+    }
+}
+
+/// More handshakes in flight than the default backlog of 128 holds: each side completes
+/// every one of them (synq's round asserts it, smoltcp's too) and reports a rate.
+#[test]
+fn sockets_sets_the_handshakes_in_flight() {
+    let out = stdout_of(&[
+        "--only",
+        "handshakes,smoltcp-handshakes",
+        "--sockets",
+        "300",
+        "--secs",
+        "0.05",
+    ]);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    for line in text.lines() {
+        let figure: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!(figure > 0.0, "{line}");
+    }
 }
 
 #[test]

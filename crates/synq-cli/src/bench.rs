@@ -9,7 +9,8 @@ use std::process::{Command, ExitCode};
 
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
-    /// Arguments for synq-bench: [--json] [--secs S] [--only NAME] [--latency-plot FILE.svg].
+    /// Arguments for synq-bench: [--json] [--secs S] [--only NAME] [--sockets N]
+    /// [--latency-plot FILE.svg].
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
