@@ -17,6 +17,29 @@ fn stdout_of(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// `synq-bench ARGS`, which must refuse them: exit 2 and one line on stderr.
+fn refused(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+        .args(args)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+}
+
+/// Every line of `--only` output (`NAME: FIGURE ...`) has a figure above zero.
+fn every_figure_above_zero(text: &str) {
+    for line in text.lines() {
+        let figure: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!(figure > 0.0, "{line}");
+    }
+}
+
 /// `synq-bench ARGS`, which must succeed and print one JSON object.
 fn json_of(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&stdout_of(args)).expect("one JSON object")
@@ -57,13 +80,7 @@ fn every_key_is_measured() {
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     for secs in ["-1", "0", "NaN", "1e300", "x"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
-            .arg(format!("--secs={secs}"))
-            .output()
-            .expect("runs");
-        assert_eq!(out.status.code(), Some(2), "--secs {secs}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "--secs {secs}: {err}");
+        refused(&[&format!("--secs={secs}")]);
     }
     let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
         .args(["--only", "nothing", "--secs", "0.01"])
@@ -71,13 +88,7 @@ fn bad_input_is_one_line_and_exit_2() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     for n in ["0", "1025", "99999999999999999999", "-3", "x"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
-            .args([&format!("--sockets={n}"), "--only", "handshakes"])
-            .output()
-            .expect("runs");
-        assert_eq!(out.status.code(), Some(2), "--sockets {n}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "--sockets {n}: {err}");
+        refused(&[&format!("--sockets={n}"), "--only", "handshakes"]);
     }
 }
 
@@ -95,14 +106,7 @@ fn sockets_sets_the_handshakes_in_flight() {
     ]);
     let text = String::from_utf8_lossy(&out);
     assert_eq!(text.lines().count(), 2, "{text}");
-    for line in text.lines() {
-        let figure: f64 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        assert!(figure > 0.0, "{line}");
-    }
+    every_figure_above_zero(&text);
 }
 
 #[test]
@@ -133,13 +137,7 @@ fn scaling_thread_counts_are_checked() {
         &["--scaling", "--threads", "1,x"],
         &["--threads", "2"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
-            .args(bad)
-            .output()
-            .expect("runs");
-        assert_eq!(out.status.code(), Some(2), "{bad:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
+        refused(bad);
     }
 }
 
@@ -164,14 +162,7 @@ fn only_runs_the_named_measurements_in_the_order_given() {
         ],
         "{text}"
     );
-    for line in text.lines() {
-        let figure: f64 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        assert!(figure > 0.0, "{line}");
-    }
+    every_figure_above_zero(&text);
     // The flood's longest call (where it falls is the machine's business, not a test's).
     let out = stdout_of(&["--only", "rebuild-pause"]);
     let text = String::from_utf8_lossy(&out);
