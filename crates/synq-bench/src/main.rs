@@ -60,7 +60,7 @@ struct Args {
     /// Handshakes in flight at once in the handshake comparison: smoltcp's listening
     /// sockets on the port (it has no backlog) and as many clients; synq and the kernel
     /// connect as many before accepting. smoltcp scans its sockets for each packet, so its
-    /// cost per handshake grows with this; synq's does not.
+    /// cost per handshake grows with this number; synq's tables do not scan.
     #[arg(long, value_name = "N", default_value_t = BATCH as u16,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     sockets: u16,
