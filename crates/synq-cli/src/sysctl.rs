@@ -106,6 +106,10 @@ pub(crate) fn assignments(args: &SysctlArgs) -> Result<Vec<(String, String)>> {
 
 /// Import every sysctl we know from /proc/sys (Linux writes tabs between fields).
 fn host_sysctls(c: &mut Config) -> Result {
+    // Knobs that bound each other (ip_unprivileged_port_start and ip_local_port_range) can
+    // refuse a legal host pair while the other still holds our default: those get a second
+    // try once the rest is in.
+    let mut again = Vec::new();
     for name in Config::names() {
         let path = format!("/proc/sys/{}", name.replace('.', "/"));
         let Ok(text) = std::fs::read_to_string(&path) else {
@@ -122,7 +126,12 @@ fn host_sysctls(c: &mut Config) -> Result {
             ));
             continue;
         }
-        c.set(name, value)
+        if c.set(name, value).is_err() {
+            again.push((name, path, value.to_string()));
+        }
+    }
+    for (name, path, value) in again {
+        c.set(name, &value)
             .map_err(|e| Error::usage(format!("{path}: {e}")))?;
     }
     Ok(())

@@ -771,6 +771,10 @@ fn sysctl_from_host_takes_legal_host_values() {
         // Out of order, and at least 4096 each: 6.18.44 refuses less for tcp_rmem (earlier
         // 6.18 builds took 1), and a refusal here would only skip the test.
         ("net.ipv4.tcp_rmem", "8192 4096 4096"),
+        // A pair that bounds each other: legal together, the second refused against our
+        // default range, so the import must not take them one by one in a single pass.
+        ("net.ipv4.ip_local_port_range", "50000 60000"),
+        ("net.ipv4.ip_unprivileged_port_start", "40000"),
         // Always built into Linux (a host default such as bbr gets a warning instead).
         ("net.ipv4.tcp_congestion_control", "reno"),
     ];
@@ -810,6 +814,8 @@ fn sysctl_from_host_takes_legal_host_values() {
     assert_eq!(v["net.ipv4.tcp_max_syn_backlog"], -5);
     assert_eq!(v["net.ipv4.tcp_fin_timeout"], -1);
     assert_eq!(v["net.ipv4.tcp_rmem"], "8192\t4096\t4096");
+    assert_eq!(v["net.ipv4.ip_local_port_range"], "50000\t60000");
+    assert_eq!(v["net.ipv4.ip_unprivileged_port_start"], 40000);
 }
 
 #[test]

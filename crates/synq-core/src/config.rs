@@ -218,8 +218,13 @@ pub struct Config {
     pub tcp_max_orphans: u32,
     /// `net.ipv4.tcp_migrate_req`: reuseport request migration (kept for name fidelity).
     pub tcp_migrate_req: bool,
-    /// `net.ipv4.ip_local_port_range`: ephemeral ports for connect().
+    /// `net.ipv4.ip_local_port_range`: ephemeral ports for connect(). Linux refuses a range
+    /// that starts below `ip_unprivileged_port_start`.
     pub ip_local_port_range: [u16; 2],
+    /// `net.ipv4.ip_unprivileged_port_start`: the first port outside the privileged range.
+    /// synq binds no privileges to it; it bounds `ip_local_port_range` as in Linux, which
+    /// refuses either knob where the ephemeral range would start below it.
+    pub ip_unprivileged_port_start: u16,
     /// `net.ipv4.ip_default_ttl`: TTL / hop limit of emitted packets.
     pub ip_default_ttl: u8,
     /// `synq.mtu`: link MTU, from which the advertised MSS is derived (no Linux sysctl).
@@ -302,6 +307,7 @@ impl Default for Config {
             tcp_max_orphans: 131_072,
             tcp_migrate_req: false,
             ip_local_port_range: [32768, 60999],
+            ip_unprivileged_port_start: 1024,
             ip_default_ttl: 64,
             mtu: 1500,
             max_connections: 1_000_000,
@@ -535,11 +541,31 @@ const KNOBS: &[Knob] = &[
         i32::MAX as u32
     )),
     knob!("net.ipv4.tcp_migrate_req", bool tcp_migrate_req),
+    // Before the range, so an import in table order (`--sysctl-from-host`) can lower it
+    // first.
+    Knob {
+        name: "net.ipv4.ip_unprivileged_port_start",
+        get: |c| c.ip_unprivileged_port_start.to_string(),
+        set: |c, v| {
+            let p = int(v, 0u16, 65_535)?;
+            // Linux `ipv4_privileged_ports`.
+            if p > c.ip_local_port_range[0] {
+                return Err("must not exceed the start of net.ipv4.ip_local_port_range");
+            }
+            c.ip_unprivileged_port_start = p;
+            Ok(())
+        },
+    },
     Knob {
         name: "net.ipv4.ip_local_port_range",
         get: |c| format!("{}\t{}", c.ip_local_port_range[0], c.ip_local_port_range[1]),
         set: |c, v| {
-            c.ip_local_port_range = port_range(v)?;
+            let r = port_range(v)?;
+            // Linux `ipv4_local_port_range`.
+            if r[0] < c.ip_unprivileged_port_start {
+                return Err("must start at or above net.ipv4.ip_unprivileged_port_start");
+            }
+            c.ip_local_port_range = r;
             Ok(())
         },
     },
@@ -771,10 +797,11 @@ mod tests {
     #[test]
     fn ranges_are_linux_6_18s() {
         // Every value a 6.18 kernel takes with `sysctl -w` (checked in a fresh network
-        // namespace), and the first it refuses on either side. One exception: 6.18.44 (stop
-        // 29's machine) refuses a tcp_rmem value below 4096, where the kernel's table
-        // (`extra1 = SYSCTL_ONE`) and the 6.18 build these were first checked on take 1;
-        // synq keeps the floor of one.
+        // namespace), and the first it refuses on either side. Two builds differ: 6.18.44
+        // (stop 29's machine) refuses a tcp_rmem value below 4096, where the kernel's table
+        // (`extra1 = SYSCTL_ONE`) and the 6.18 build these were first checked on take 1, and
+        // a tcp_invalid_ratelimit above i32::MAX, which that build took; synq keeps the
+        // first build's bounds. `kernel_facts.rs` checks the rest against the host kernel.
         let ok = [
             ("net.ipv4.tcp_synack_retries", "255"),
             ("net.ipv4.tcp_syn_retries", "127"),
@@ -796,7 +823,10 @@ mod tests {
             ("net.ipv4.tcp_challenge_ack_limit", "0"),
             ("net.ipv4.tcp_rmem", "1 1 1"),
             ("net.ipv4.tcp_wmem", "10 5 1"),
-            ("net.ipv4.ip_local_port_range", "1 1"),
+            ("net.ipv4.ip_local_port_range", "1024 1024"),
+            ("net.ipv4.ip_local_port_range", "1024 65535"),
+            ("net.ipv4.ip_unprivileged_port_start", "0"),
+            ("net.ipv4.ip_unprivileged_port_start", "32768"),
         ];
         for (name, v) in ok {
             let mut c = Config::default();
@@ -819,7 +849,14 @@ mod tests {
             ("net.core.somaxconn", "-1"),
             ("net.ipv4.ip_default_ttl", "0"),
             ("net.ipv4.ip_local_port_range", "0 5"),
-            ("net.ipv4.ip_local_port_range", "5 4"),
+            ("net.ipv4.ip_local_port_range", "5000 4000"),
+            // Below ip_unprivileged_port_start (1024).
+            ("net.ipv4.ip_local_port_range", "1023 1024"),
+            ("net.ipv4.ip_local_port_range", "1 1"),
+            // Above the start of ip_local_port_range (32768).
+            ("net.ipv4.ip_unprivileged_port_start", "32769"),
+            ("net.ipv4.ip_unprivileged_port_start", "-1"),
+            ("net.ipv4.ip_unprivileged_port_start", "65536"),
         ];
         for (name, v) in refused {
             let mut c = Config::default();
@@ -828,6 +865,21 @@ mod tests {
         let mut c = Config::default();
         c.set("net.ipv4.tcp_abort_on_overflow", "2").unwrap();
         assert!(c.tcp_abort_on_overflow, "non-zero is on, as in Linux");
+        // The two port knobs bound each other, so order matters, as with `sysctl -w`.
+        let mut c = Config::default();
+        assert!(c.set("net.ipv4.ip_local_port_range", "100 200").is_err());
+        c.set("net.ipv4.ip_unprivileged_port_start", "0").unwrap();
+        c.set("net.ipv4.ip_local_port_range", "100 200").unwrap();
+        assert!(c.set("net.ipv4.ip_unprivileged_port_start", "101").is_err());
+        let mut c = Config::default();
+        assert!(c
+            .set("net.ipv4.ip_unprivileged_port_start", "40000")
+            .is_err());
+        c.set("net.ipv4.ip_local_port_range", "50000 60000")
+            .unwrap();
+        c.set("net.ipv4.ip_unprivileged_port_start", "40000")
+            .unwrap();
+        assert_eq!(c.ip_unprivileged_port_start, 40000);
     }
 
     #[test]

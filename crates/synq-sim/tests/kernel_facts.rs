@@ -48,6 +48,7 @@ const FIXED: &[&str] = &[
     "net.ipv4.tcp_invalid_ratelimit",
     "net.ipv4.tcp_migrate_req",
     "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
     "net.ipv4.ip_default_ttl",
 ];
 
@@ -92,6 +93,79 @@ fn sysctl_defaults_match_a_fresh_namespace() {
             "{name}: synq {mine}, this kernel {} (sized from memory)",
             k[*name]
         );
+    }
+}
+
+/// Writes in a fresh namespace, one sequence per namespace: the kernel takes or refuses each
+/// as synq's `Config::set` does from its defaults. Where kernel builds differ (a tcp_rmem
+/// below 4096, a tcp_invalid_ratelimit above i32::MAX: `config.rs`'s ranges test) nothing
+/// is asked.
+#[test]
+fn sysctl_writes_are_taken_or_refused_as_the_kernel_does() {
+    if let Some(why) = skip_reason() {
+        skip(
+            "sysctl_writes_are_taken_or_refused_as_the_kernel_does",
+            &why,
+        );
+        return;
+    }
+    let range = "net.ipv4.ip_local_port_range";
+    let start = "net.ipv4.ip_unprivileged_port_start";
+    let cases: &[&[(&str, &str)]] = &[
+        &[(range, "1 1")],
+        &[(range, "1023 1024")],
+        &[(range, "1024 1024")],
+        &[(range, "1024 65535")],
+        &[(range, "1024 65536")],
+        &[(range, "5000 4000")],
+        &[(start, "32768")],
+        &[(start, "32769")],
+        &[(start, "-1")],
+        // Each bounds the other, so the order of writes decides.
+        &[
+            (range, "100 200"),
+            (start, "0"),
+            (range, "100 200"),
+            (start, "101"),
+        ],
+        &[(start, "40000"), (range, "50000 60000"), (start, "40000")],
+        &[("net.ipv4.tcp_synack_retries", "255")],
+        &[("net.ipv4.tcp_synack_retries", "256")],
+        &[("net.ipv4.tcp_syn_retries", "0")],
+        &[("net.ipv4.tcp_syn_retries", "127")],
+        &[("net.ipv4.tcp_syn_retries", "128")],
+        &[("net.ipv4.tcp_syncookies", "255")],
+        &[("net.ipv4.tcp_syncookies", "256")],
+        &[("net.ipv4.tcp_wmem", "10 5 1")],
+        &[("net.ipv4.tcp_wmem", "0 0 0")],
+        &[("net.ipv4.tcp_rmem", "8192 4096 4096")],
+        &[("net.ipv4.tcp_rmem", "4096 4096 2147483648")],
+        &[("net.ipv4.tcp_max_syn_backlog", "-2147483648")],
+        &[("net.ipv4.tcp_fin_timeout", "-1")],
+        &[("net.ipv4.tcp_invalid_ratelimit", "-1")],
+        &[("net.core.somaxconn", "-1")],
+        &[("net.ipv4.ip_default_ttl", "0")],
+        &[("net.ipv4.ip_default_ttl", "255")],
+        &[("net.ipv4.ip_default_ttl", "256")],
+    ];
+    for case in cases {
+        let script: String = case
+            .iter()
+            .map(|(n, v)| {
+                format!("if sysctl -q -w '{n}={v}' 2>/dev/null; then echo 1; else echo 0; fi; ")
+            })
+            .collect();
+        let out = Command::new("unshare")
+            .args(["-n", "sh", "-c", &script])
+            .output()
+            .expect("runs");
+        let kernel: Vec<bool> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l == "1")
+            .collect();
+        let mut c = Config::default();
+        let ours: Vec<bool> = case.iter().map(|(n, v)| c.set(n, v).is_ok()).collect();
+        assert_eq!(ours, kernel, "taken (true) or refused, in order: {case:?}");
     }
 }
 
