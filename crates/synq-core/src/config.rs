@@ -541,8 +541,6 @@ const KNOBS: &[Knob] = &[
         i32::MAX as u32
     )),
     knob!("net.ipv4.tcp_migrate_req", bool tcp_migrate_req),
-    // Before the range, so an import in table order (`--sysctl-from-host`) can lower it
-    // first.
     Knob {
         name: "net.ipv4.ip_unprivileged_port_start",
         get: |c| c.ip_unprivileged_port_start.to_string(),
