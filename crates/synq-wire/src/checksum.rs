@@ -7,35 +7,75 @@ use core::net::IpAddr;
 ///
 /// The result is unfolded; chain calls and finish with [`fold`].
 #[must_use]
-#[inline]
+#[inline(always)]
 pub fn sum(data: &[u8], initial: u32) -> u32 {
     // RFC 1071 §2(B): the sum does not depend on byte order, so add native-order words
-    // eight bytes at a time (each half into a u64: no carry is lost for any length) and
-    // swap once at the end. Four times fewer additions than word by word.
-    let mut acc = 0u64;
+    // eight bytes at a time and swap once at the end.
     let mut blocks = data.chunks_exact(8);
-    for b in &mut blocks {
-        let v = u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let mut acc = 0u64;
+    if data.len() >= LONG {
+        acc = sum_long(&mut blocks);
+    } else {
+        // A header: whole words with the carry added back (an add and an add-with-carry),
+        // fewer instructions than the vector loop's set-up and tail.
+        for b in &mut blocks {
+            acc = add_carry(acc, word(b));
+        }
+    }
+    // The last 0-7 bytes, zero padded: every block starts at an even offset, so an odd
+    // last byte is the high byte of a big-endian word, as RFC 1071 pads it.
+    let rest = blocks.remainder();
+    let mut tail = 0u64;
+    let mut at = 0;
+    if rest.len() >= 4 {
+        tail = u64::from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]));
+        at = 4;
+    }
+    if rest.len() - at >= 2 {
+        tail += u64::from(u16::from_ne_bytes([rest[at], rest[at + 1]]));
+        at += 2;
+    }
+    if let Some(&last) = rest.get(at) {
+        tail += u64::from(u16::from_ne_bytes([last, 0]));
+    }
+    acc = add_carry(acc, tail);
+    // 64 to 32 to 16 bits, each carry added back (RFC 1071 §2(C)): no loop, no branch.
+    let (lo, c) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    let w = lo + u32::from(c);
+    let (lo, c) = (w as u16).overflowing_add((w >> 16) as u16);
+    let folded = u16::from_be(lo + u16::from(c));
+    let (total, c) = initial.overflowing_add(u32::from(folded));
+    total + u32::from(c)
+}
+
+/// From this many bytes on, [`sum`] takes its vector loop.
+const LONG: usize = 128;
+
+/// Eight bytes in native order.
+#[inline(always)]
+fn word(b: &[u8]) -> u64 {
+    u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// The blocks of a long buffer, each half of each word into a u64: no carry is lost for
+/// any length, and the loop vectorises. Out of line, so the header path inlined at every
+/// checksum stays small.
+#[inline(never)]
+fn sum_long(blocks: &mut core::slice::ChunksExact<'_, u8>) -> u64 {
+    let mut acc = 0u64;
+    for b in blocks {
+        let v = word(b);
         acc += (v & 0xffff_ffff) + (v >> 32);
     }
-    let mut words = blocks.remainder().chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_ne_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        // Padded with a zero byte after it, as a big-endian word.
-        acc += u64::from(u16::from_ne_bytes([*last, 0]));
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    let folded = u16::from_be(acc as u16);
-    let mut total = u64::from(initial) + u64::from(folded);
-    // 2^32 == 1 (mod 0xffff), so folding the high half keeps the sum.
-    while total > u64::from(u32::MAX) {
-        total = (total & 0xffff_ffff) + (total >> 32);
-    }
-    total as u32
+    acc
+}
+
+/// `a + b` with the carry out added back in: no overflow, since a carry leaves at most
+/// `u64::MAX - 1`.
+#[inline(always)]
+fn add_carry(a: u64, b: u64) -> u64 {
+    let (s, c) = a.overflowing_add(b);
+    s + u64::from(c)
 }
 
 /// Folds the carries of an accumulated sum and complements it, giving the
@@ -43,11 +83,9 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
 /// checksum field the result is 0.
 #[must_use]
 pub fn fold(sum: u32) -> u16 {
-    let mut s = sum;
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
+    // One end-around carry fold leaves 16 bits: a carry out leaves at most 0xfffe.
+    let (s, c) = (sum as u16).overflowing_add((sum >> 16) as u16);
+    !(s + u16::from(c))
 }
 
 /// Sum of the TCP/UDP pseudo header: the IPv4 one (RFC 793) or the IPv6 one
@@ -56,21 +94,20 @@ pub fn fold(sum: u32) -> u16 {
 #[must_use]
 #[inline]
 pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, length: u32) -> u32 {
-    // Whole big-endian words, no folding: at most 16 address words and three more, far
-    // from overflowing, and any later `sum` or `fold` takes the carries.
-    addr_words(src) + addr_words(dst) + u32::from(protocol) + (length >> 16) + (length & 0xffff)
+    // Whole 32-bit words (each the sum of its two 16-bit words, modulo 0xffff), at most
+    // nine of them in a u64, then folded to 32 bits with the carry added back.
+    let acc = addr_words(src) + addr_words(dst) + u64::from(protocol) + u64::from(length);
+    let (lo, c) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    lo + u32::from(c)
 }
 
-/// An address's 16-bit big-endian words, added.
+/// An address's big-endian 32-bit words, added.
 #[inline]
-fn addr_words(addr: &IpAddr) -> u32 {
-    let pair = |b: &[u8]| {
-        let v = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        (v >> 16) + (v & 0xffff)
-    };
+fn addr_words(addr: &IpAddr) -> u64 {
+    let word = |b: &[u8]| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     match addr {
-        IpAddr::V4(a) => pair(&a.octets()),
-        IpAddr::V6(a) => a.octets().chunks_exact(4).map(pair).sum(),
+        IpAddr::V4(a) => word(&a.octets()),
+        IpAddr::V6(a) => a.octets().chunks_exact(4).map(word).sum(),
     }
 }
 
@@ -114,6 +151,8 @@ mod tests {
             (v4(10, 0, 0, 1), v4(255, 255, 255, 255), 6, 40u32),
             (v4(192, 168, 0, 199), v4(0, 0, 0, 0), 17, 0x1_ffff),
             (v6, v6, 6, 65_535),
+            // The word sum is 2^33 - 1: folding it to 32 bits carries out.
+            (v4(255, 255, 255, 255), v4(255, 255, 255, 255), 1, 0),
         ];
         for (src, dst, proto, len) in cases {
             let octets = |a: IpAddr| match a {
@@ -154,6 +193,60 @@ mod tests {
             initial in proptest::num::u32::ANY,
         ) {
             proptest::prop_assert_eq!(fold(sum(&data, initial)), word_by_word(&data, initial));
+        }
+
+        #[test]
+        fn pseudo_header_matches_its_bytes(
+            a in proptest::array::uniform16(proptest::num::u8::ANY),
+            b in proptest::array::uniform16(proptest::num::u8::ANY),
+            v6 in proptest::bool::ANY,
+            protocol in proptest::num::u8::ANY,
+            length in proptest::num::u32::ANY,
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let (src, dst, mut bytes) = if v6 {
+                (IpAddr::from(a), IpAddr::from(b), [a, b].concat())
+            } else {
+                let (x, y) = ([a[0], a[1], a[2], a[3]], [b[0], b[1], b[2], b[3]]);
+                (IpAddr::from(x), IpAddr::from(y), [x, y].concat())
+            };
+            bytes.extend_from_slice(&length.to_be_bytes());
+            bytes.extend_from_slice(&[0, 0, 0, protocol]);
+            let ph = pseudo_header(&src, &dst, protocol, length);
+            proptest::prop_assert_eq!(fold(sum(&data, ph)), word_by_word(&[bytes, data].concat(), 0));
+        }
+
+        #[test]
+        fn fold_matches_folding_until_16_bits(s in proptest::num::u32::ANY) {
+            let mut acc = s;
+            while acc > 0xffff {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            proptest::prop_assert_eq!(fold(s), !(acc as u16));
+        }
+    }
+
+    #[test]
+    fn every_length_around_the_vector_loop_sums_alike() {
+        // Bytes near 0xff make carries on both paths.
+        let data: Vec<u8> = (0..2 * LONG as u32 + 9)
+            .map(|i| 0xff - (i.wrapping_mul(2_654_435_761) >> 29) as u8)
+            .collect();
+        for n in 0..data.len() {
+            assert_eq!(
+                fold(sum(&data[..n], 0)),
+                word_by_word(&data[..n], 0),
+                "{n} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn an_initial_sum_near_the_top_keeps_its_carry() {
+        for initial in [u32::MAX, u32::MAX - 1, 0xffff_0000] {
+            for data in [&[0xff, 0xff][..], &[0x80, 0x01, 0x7f], &[0xff; 9]] {
+                assert_eq!(fold(sum(data, initial)), word_by_word(data, initial));
+            }
         }
     }
 

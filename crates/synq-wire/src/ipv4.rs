@@ -74,6 +74,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buffer
     }
 
+    // Inlined: every received packet reads its length through this (a call otherwise).
+    #[inline(always)]
     fn u16_at(&self, at: usize) -> u16 {
         let d = self.buffer.as_ref();
         u16::from_be_bytes([d[at], d[at + 1]])

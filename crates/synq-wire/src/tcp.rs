@@ -523,7 +523,10 @@ impl<'a> TcpRepr<'a> {
         h[field::URGENT..][..2].copy_from_slice(&self.urgent.to_be_bytes());
         d[..HEADER_LEN].copy_from_slice(&h);
         self.options.emit(&mut d[HEADER_LEN..hl]);
-        d[hl..].copy_from_slice(self.payload);
+        // Most segments carry nothing: skip the call a zero-length copy still makes.
+        if !self.payload.is_empty() {
+            d[hl..].copy_from_slice(self.payload);
+        }
         let ph = checksum::pseudo_header(src, dst, PROTOCOL, n as u32);
         let c = checksum::fold(checksum::sum(d, ph));
         d[field::CHECKSUM..][..2].copy_from_slice(&c.to_be_bytes());
