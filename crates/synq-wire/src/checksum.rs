@@ -11,20 +11,19 @@ use core::net::IpAddr;
 pub fn sum(data: &[u8], initial: u32) -> u32 {
     // RFC 1071 §2(B): the sum does not depend on byte order, so add native-order words
     // eight bytes at a time and swap once at the end.
-    let mut blocks = data.chunks_exact(8);
+    let (whole, rest) = data.split_at(data.len() & !7);
     let mut acc = 0u64;
     if data.len() >= LONG {
-        acc = sum_long(&mut blocks);
+        acc = sum_long(whole);
     } else {
         // A header: whole words with the carry added back (an add and an add-with-carry),
         // fewer instructions than the vector loop's set-up and tail.
-        for b in &mut blocks {
+        for b in whole.chunks_exact(8) {
             acc = add_carry(acc, word(b));
         }
     }
     // The last 0-7 bytes, zero padded: every block starts at an even offset, so an odd
     // last byte is the high byte of a big-endian word, as RFC 1071 pads it.
-    let rest = blocks.remainder();
     let mut tail = 0u64;
     let mut at = 0;
     if rest.len() >= 4 {
@@ -61,9 +60,9 @@ fn word(b: &[u8]) -> u64 {
 /// any length, and the loop vectorises. Out of line, so the header path inlined at every
 /// checksum stays small.
 #[inline(never)]
-fn sum_long(blocks: &mut core::slice::ChunksExact<'_, u8>) -> u64 {
+fn sum_long(whole: &[u8]) -> u64 {
     let mut acc = 0u64;
-    for b in blocks {
+    for b in whole.chunks_exact(8) {
         let v = word(b);
         acc += (v & 0xffff_ffff) + (v >> 32);
     }
