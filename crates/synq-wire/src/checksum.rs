@@ -38,7 +38,7 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
         tail += u64::from(u16::from_ne_bytes([last, 0]));
     }
     acc = add_carry(acc, tail);
-    // 64 to 32 to 16 bits, each carry added back (RFC 1071 §2(C)): no loop, no branch.
+    // 64 to 32 to 16 bits, each carry added back (RFC 1071 §2(D)): no loop, no branch.
     let (lo, c) = (acc as u32).overflowing_add((acc >> 32) as u32);
     let w = lo + u32::from(c);
     let (lo, c) = (w as u16).overflowing_add((w >> 16) as u16);
@@ -93,8 +93,8 @@ pub fn fold(sum: u32) -> u16 {
 #[must_use]
 #[inline]
 pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, length: u32) -> u32 {
-    // Whole 32-bit words (each the sum of its two 16-bit words, modulo 0xffff), at most
-    // nine of them in a u64, then folded to 32 bits with the carry added back.
+    // Whole 32-bit words (each congruent to its 16-bit halves' sum, modulo 0xffff), at
+    // most nine of them in a u64, then folded to 32 bits with the carry added back.
     let acc = addr_words(src) + addr_words(dst) + u64::from(protocol) + u64::from(length);
     let (lo, c) = (acc as u32).overflowing_add((acc >> 32) as u32);
     lo + u32::from(c)
