@@ -251,7 +251,6 @@ mod synflood {
     }
 }
 
-/// `parse_packet` / `emit_packet` of a 1500-byte IPv4 TCP data segment with timestamps.
 /// The simulator's own speed: packets the hosts send per second of wall time, running the
 /// built-in scenarios (`synq sim run NAME --speed` prints the same figure for any scenario).
 mod simulator_speed {
@@ -281,6 +280,8 @@ mod simulator_speed {
     }
 }
 
+/// `parse_packet` / `emit_packet` of a 1500-byte IPv4 TCP data segment with timestamps, and
+/// of a 60-byte SYN-ACK (options, no payload: the header-sized checksums a flood runs on).
 mod wire {
     use super::{black_box, Bencher, BytesCount, A, B};
     use synq_core::wire::{
@@ -320,6 +321,24 @@ mod wire {
         }
     }
 
+    /// A SYN-ACK as Linux lays it out: MSS, SACK permitted, timestamps, window scale.
+    fn synack() -> TcpRepr<'static> {
+        TcpRepr {
+            flags: TcpFlags::SYN.union(TcpFlags::ACK),
+            options: TcpOptions {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                timestamps: Some(Timestamps {
+                    tsval: 1_000_000,
+                    tsecr: 999_000,
+                }),
+                ..TcpOptions::default()
+            },
+            ..segment(&[])
+        }
+    }
+
     fn payload() -> Vec<u8> {
         (0..PAYLOAD).map(|i| (i * 7 + 3) as u8).collect()
     }
@@ -348,6 +367,30 @@ mod wire {
         let mut buf = vec![0u8; PACKET];
         bencher
             .counter(BytesCount::new(PACKET))
+            .bench_local(|| emit_packet(black_box(&ip), black_box(&tcp), black_box(&mut buf[..])));
+    }
+
+    /// Parse a SYN-ACK with both checksums verified.
+    #[divan::bench]
+    fn parse_synack(bencher: Bencher<'_, '_>) {
+        let (ip, tcp) = (ip(), synack());
+        assert_eq!(packet_len(&ip, &tcp), 60);
+        let mut bytes = vec![0u8; 60];
+        emit_packet(&ip, &tcp, &mut bytes).expect("buffer fits");
+        let parsed = parse_packet(&bytes, ChecksumMode::Verify).expect("valid packet");
+        assert_eq!(parsed.tcp, tcp);
+        bencher
+            .counter(BytesCount::new(60usize))
+            .bench_local(|| parse_packet(black_box(&bytes), ChecksumMode::Verify));
+    }
+
+    /// Emit a SYN-ACK, filling both checksums.
+    #[divan::bench]
+    fn emit_synack(bencher: Bencher<'_, '_>) {
+        let (ip, tcp) = (ip(), synack());
+        let mut buf = [0u8; 60];
+        bencher
+            .counter(BytesCount::new(60usize))
             .bench_local(|| emit_packet(black_box(&ip), black_box(&tcp), black_box(&mut buf[..])));
     }
 }
