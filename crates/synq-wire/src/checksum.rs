@@ -103,10 +103,10 @@ pub fn pseudo_header(src: &IpAddr, dst: &IpAddr, protocol: u8, length: u32) -> u
 /// An address's big-endian 32-bit words, added.
 #[inline]
 fn addr_words(addr: &IpAddr) -> u64 {
-    let word = |b: &[u8]| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let be32 = |b: &[u8]| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     match addr {
-        IpAddr::V4(a) => word(&a.octets()),
-        IpAddr::V6(a) => a.octets().chunks_exact(4).map(word).sum(),
+        IpAddr::V4(a) => be32(&a.octets()),
+        IpAddr::V6(a) => a.octets().chunks_exact(4).map(be32).sum(),
     }
 }
 

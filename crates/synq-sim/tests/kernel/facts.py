@@ -1,6 +1,7 @@
 """Facts from the running kernel, inside a private network namespace (run under unshare -n).
 
   facts.py sysctls NAME...   -> {"NAME": "value" or null, ...} as a fresh namespace has them
+  facts.py writes NAME=V...  -> [true or false, ...]: whether the kernel took each write, in order
   facts.py shape TS          -> the SYN and SYN-ACK Linux sends on a 1500-byte-MTU loopback
                                 with net.ipv4.tcp_timestamps=TS: window and option bytes
   facts.py tsoff             -> the TSvals of SYNs sent within milliseconds to 127.0.0.1:5000:
@@ -18,6 +19,18 @@ def sysctls(names):
         except FileNotFoundError:
             out[n] = None
     return out
+
+def writes(assignments):
+    taken = []
+    for a in assignments:
+        name, value = a.split("=", 1)
+        try:
+            with open("/proc/sys/" + name.replace(".", "/"), "w") as f:
+                f.write(value)
+            taken.append(True)
+        except OSError:
+            taken.append(False)
+    return taken
 
 def capture_lo(mtu=None):
     """Loopback up, a capture socket on it and a listener on 127.0.0.1:5000."""
@@ -97,6 +110,8 @@ def tsoff():
 
 if sys.argv[1] == "sysctls":
     print(json.dumps(sysctls(sys.argv[2:])))
+elif sys.argv[1] == "writes":
+    print(json.dumps(writes(sys.argv[2:])))
 elif sys.argv[1] == "tsoff":
     print(json.dumps(tsoff()))
 else:
