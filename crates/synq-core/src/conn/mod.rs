@@ -681,8 +681,14 @@ pub struct ConnInfo {
 /// Emit an IP packet into `buf` (resized to fit).
 pub(crate) fn emit(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut Vec<u8>) -> usize {
     let p = synq_wire::Prepared::new(ip, tcp);
-    buf.clear();
-    buf.resize(p.len(), 0);
+    // `emit` writes every byte it sizes: a buffer already that long (the last packet's)
+    // is cut to length, not zeroed first.
+    let n = p.len();
+    if buf.len() >= n {
+        buf.truncate(n);
+    } else {
+        buf.resize(n, 0);
+    }
     // Our own reprs always fit and share a family: a failure is a bug, not input.
     p.emit(buf).expect("emit of a well-formed repr")
 }
