@@ -319,7 +319,8 @@ mod tests {
 
     proptest::proptest! {
         /// `Prepared::emit` writes every byte of the length it gives, whatever the buffer
-        /// held: callers reuse the last packet's buffer without zeroing it.
+        /// held: callers reuse the last packet's buffer without zeroing it. The options
+        /// write as many bytes as `len` says.
         #[test]
         fn emit_writes_every_byte(
             v6 in proptest::bool::ANY,
@@ -345,6 +346,8 @@ mod tests {
                 timestamps: ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }),
                 bsd_layout,
             };
+            let mut area = [0u8; 40];
+            proptest::prop_assert_eq!(t.options.emit(&mut area), t.options.len());
             let ip = if v6 { V6 } else { V4 };
             let p = Prepared::new(&ip, &t);
             let (mut zeros, mut ones) = (vec![0u8; p.len()], vec![0xffu8; p.len()]);

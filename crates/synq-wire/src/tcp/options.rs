@@ -112,6 +112,12 @@ struct Layout {
 }
 
 impl Layout {
+    /// SACK blocks that fit after `fixed` bytes of other options. The fixed part is at
+    /// most 20 bytes, so at least two blocks always fit.
+    fn room(fixed: usize) -> usize {
+        (MAX_OPTIONS_LEN - fixed).saturating_sub(4) / 8
+    }
+
     fn total(&self) -> usize {
         if self.sack_blocks == 0 {
             self.fixed
@@ -214,11 +220,9 @@ impl TcpOptions {
         if self.window_scale.is_some() {
             fixed += 4;
         }
-        // Fixed part is at most 20 bytes, so at least two blocks always fit.
-        let room = (MAX_OPTIONS_LEN - fixed).saturating_sub(4) / 8;
         Layout {
             fixed,
-            sack_blocks: self.sack_blocks.len().min(room),
+            sack_blocks: self.sack_blocks.len().min(Layout::room(fixed)),
         }
     }
 
@@ -297,42 +301,38 @@ impl TcpOptions {
         if self.bsd_layout {
             return self.bsd_emit(Some(buf));
         }
-        let layout = self.layout();
-        let out = &mut buf[..layout.total()];
+        // The layout falls out of the writes (`len` works it out without writing): the
+        // fixed part first, then as many SACK blocks as the rest of the 40 bytes holds.
         let mut i = 0;
-        let mut put = |bytes: &[u8]| {
-            out[i..i + bytes.len()].copy_from_slice(bytes);
-            i += bytes.len();
+        let mut put = |i: &mut usize, bytes: &[u8]| {
+            buf[*i..*i + bytes.len()].copy_from_slice(bytes);
+            *i += bytes.len();
         };
         if let Some(mss) = self.mss {
             let m = mss.to_be_bytes();
-            put(&[opt::MSS, 4, m[0], m[1]]);
+            put(&mut i, &[opt::MSS, 4, m[0], m[1]]);
         }
         if let Some(ts) = self.timestamps {
             if self.sack_permitted {
-                put(&[opt::SACK_PERM, 2]);
+                put(&mut i, &[opt::SACK_PERM, 2]);
             } else {
-                put(&[opt::NOP, opt::NOP]);
+                put(&mut i, &[opt::NOP, opt::NOP]);
             }
-            put(&[opt::TS, 10]);
-            put(&ts.tsval.to_be_bytes());
-            put(&ts.tsecr.to_be_bytes());
+            put(&mut i, &[opt::TS, 10]);
+            put(&mut i, &ts.tsval.to_be_bytes());
+            put(&mut i, &ts.tsecr.to_be_bytes());
         } else if self.sack_permitted {
-            put(&[opt::NOP, opt::NOP, opt::SACK_PERM, 2]);
+            put(&mut i, &[opt::NOP, opt::NOP, opt::SACK_PERM, 2]);
         }
         if let Some(ws) = self.window_scale {
-            put(&[opt::NOP, opt::WS, 3, ws]);
+            put(&mut i, &[opt::NOP, opt::WS, 3, ws]);
         }
-        if layout.sack_blocks > 0 {
-            put(&[
-                opt::NOP,
-                opt::NOP,
-                opt::SACK,
-                (2 + 8 * layout.sack_blocks) as u8,
-            ]);
-            for (l, r) in &self.sack_blocks.as_slice()[..layout.sack_blocks] {
-                put(&l.0.to_be_bytes());
-                put(&r.0.to_be_bytes());
+        let k = self.sack_blocks.len().min(Layout::room(i));
+        if k > 0 {
+            put(&mut i, &[opt::NOP, opt::NOP, opt::SACK, (2 + 8 * k) as u8]);
+            for (l, r) in &self.sack_blocks.as_slice()[..k] {
+                put(&mut i, &l.0.to_be_bytes());
+                put(&mut i, &r.0.to_be_bytes());
             }
         }
         i
