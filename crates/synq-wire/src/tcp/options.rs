@@ -135,6 +135,9 @@ impl TcpOptions {
         Self::parse_common(bytes).unwrap_or_else(|| Self::parse_any(bytes))
     }
 
+    /// Any layout, option by option. Out of line, so the common layouts' path does not
+    /// save and restore the registers this loop needs.
+    #[inline(never)]
     fn parse_any(mut bytes: &[u8]) -> Self {
         let mut opts = Self::default();
         while let Some((&kind, rest)) = bytes.split_first() {
@@ -183,28 +186,37 @@ impl TcpOptions {
     /// window scale) and a segment's NOP, NOP, timestamps.
     #[inline]
     fn parse_common(b: &[u8]) -> Option<Self> {
-        let word = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-        let (mut opts, ts) = match b.len() {
-            12 if b[..4] == [opt::NOP, opt::NOP, opt::TS, 10] => (Self::default(), 4),
-            20 if b[..2] == [opt::MSS, 4]
-                && b[4..8] == [opt::SACK_PERM, 2, opt::TS, 10]
-                && b[16..19] == [opt::NOP, opt::WS, 3] =>
-            {
-                let opts = Self {
-                    mss: Some(u16::from_be_bytes([b[2], b[3]])),
-                    window_scale: Some(b[19].min(MAX_WINDOW_SHIFT)),
-                    sack_permitted: true,
-                    ..Self::default()
-                };
-                (opts, 8)
-            }
-            _ => return None,
+        use opt::{MSS, NOP, SACK_PERM, TS, WS};
+        // Fixed-size arrays, each layout on its own: every read is at a constant offset,
+        // so a word is one load, with no bounds check.
+        let timestamps = |v: [u8; 8]| {
+            Some(Timestamps {
+                tsval: u32::from_be_bytes([v[0], v[1], v[2], v[3]]),
+                tsecr: u32::from_be_bytes([v[4], v[5], v[6], v[7]]),
+            })
         };
-        opts.timestamps = Some(Timestamps {
-            tsval: word(ts),
-            tsecr: word(ts + 4),
-        });
-        Some(opts)
+        if let Ok(a) = <&[u8; 12]>::try_from(b) {
+            if a[..4] != [NOP, NOP, TS, 10] {
+                return None;
+            }
+            let [_, _, _, _, ts @ ..] = *a;
+            return Some(Self {
+                timestamps: timestamps(ts),
+                ..Self::default()
+            });
+        }
+        let a = <&[u8; 20]>::try_from(b).ok()?;
+        if a[..2] != [MSS, 4] || a[4..8] != [SACK_PERM, 2, TS, 10] || a[16..19] != [NOP, WS, 3] {
+            return None;
+        }
+        let [_, _, m0, m1, _, _, _, _, ts @ .., _, _, _, w] = *a;
+        Some(Self {
+            mss: Some(u16::from_be_bytes([m0, m1])),
+            window_scale: Some(w.min(MAX_WINDOW_SHIFT)),
+            sack_permitted: true,
+            timestamps: timestamps(ts),
+            ..Self::default()
+        })
     }
 
     fn layout(&self) -> Layout {
