@@ -475,6 +475,7 @@ impl<'a> TcpRepr<'a> {
     }
 
     /// Header length: 20 plus the emitted options.
+    #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN + self.options.len()
     }

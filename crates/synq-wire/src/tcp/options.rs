@@ -61,6 +61,7 @@ impl SackBlocks {
     }
 
     /// Number of blocks.
+    #[inline]
     pub fn len(&self) -> usize {
         self.as_slice().len()
     }
@@ -114,10 +115,12 @@ struct Layout {
 impl Layout {
     /// SACK blocks that fit after `fixed` bytes of other options. The fixed part is at
     /// most 20 bytes, so at least two blocks always fit.
+    #[inline]
     fn room(fixed: usize) -> usize {
         (MAX_OPTIONS_LEN - fixed).saturating_sub(4) / 8
     }
 
+    #[inline]
     fn total(&self) -> usize {
         if self.sack_blocks == 0 {
             self.fixed
@@ -219,6 +222,7 @@ impl TcpOptions {
         })
     }
 
+    #[inline]
     fn layout(&self) -> Layout {
         let mut fixed = 0;
         if self.mss.is_some() {
@@ -240,6 +244,7 @@ impl TcpOptions {
 
     /// Bytes [`emit`](Self::emit) writes: a multiple of 4, at most 40.
     /// SACK blocks that do not fit are dropped (last ones first).
+    #[inline]
     pub fn len(&self) -> usize {
         if self.bsd_layout {
             return self.bsd_emit(None);
