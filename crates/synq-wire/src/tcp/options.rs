@@ -318,6 +318,44 @@ impl TcpOptions {
         if self.bsd_layout {
             return self.bsd_emit(Some(buf));
         }
+        if let Some(n) = self.emit_common(buf) {
+            return n;
+        }
+        self.emit_any(buf)
+    }
+
+    /// The two layouts nearly every packet carries, written whole: a segment's NOP, NOP,
+    /// timestamps, and a SYN-ACK's MSS, SACK-permitted, timestamps, NOP, window scale
+    /// (what `emit_any` writes for them; a proptest checks it). `None` for anything else.
+    #[inline]
+    fn emit_common(&self, buf: &mut [u8]) -> Option<usize> {
+        use opt::{MSS, NOP, SACK_PERM, TS, WS};
+        let ts = self.timestamps?;
+        if !self.sack_blocks.is_empty() {
+            return None;
+        }
+        let ([v0, v1, v2, v3], [e0, e1, e2, e3]) = (ts.tsval.to_be_bytes(), ts.tsecr.to_be_bytes());
+        match (self.mss, self.sack_permitted, self.window_scale) {
+            (None, false, None) => {
+                let out: &mut [u8; 12] = buf.get_mut(..12)?.try_into().ok()?;
+                *out = [NOP, NOP, TS, 10, v0, v1, v2, v3, e0, e1, e2, e3];
+                Some(12)
+            }
+            (Some(mss), true, Some(ws)) => {
+                let [m0, m1] = mss.to_be_bytes();
+                let out: &mut [u8; 20] = buf.get_mut(..20)?.try_into().ok()?;
+                *out = [
+                    MSS, 4, m0, m1, SACK_PERM, 2, TS, 10, v0, v1, v2, v3, e0, e1, e2, e3, NOP, WS,
+                    3, ws,
+                ];
+                Some(20)
+            }
+            _ => None,
+        }
+    }
+
+    /// Any set of options, in Linux's order.
+    fn emit_any(&self, buf: &mut [u8]) -> usize {
         // The layout falls out of the writes (`len` works it out without writing): the
         // fixed part first, then as many SACK blocks as the rest of the 40 bytes holds.
         let mut i = 0;
@@ -361,6 +399,43 @@ pub(super) mod tests {
     use super::*;
 
     proptest::proptest! {
+        /// The fast path writes the two common layouts exactly as the general writer does,
+        /// and gives way on anything else.
+        #[test]
+        fn common_layouts_emit_as_the_general_writer_does(
+            mss in proptest::option::of(proptest::num::u16::ANY),
+            ws in proptest::option::of(proptest::num::u8::ANY),
+            sack_permitted in proptest::bool::ANY,
+            ts in proptest::option::of((proptest::num::u32::ANY, proptest::num::u32::ANY)),
+            blocks in 0..3u32,
+            room in 0..41usize,
+        ) {
+            let mut sack_blocks = SackBlocks::new();
+            for i in 0..blocks {
+                sack_blocks.push(SeqNumber(i), SeqNumber(i + 1));
+            }
+            let o = TcpOptions {
+                mss,
+                window_scale: ws,
+                sack_permitted,
+                sack_blocks,
+                timestamps: ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }),
+                bsd_layout: false,
+            };
+            let (mut fast, mut general) = ([0u8; 40], [0u8; 40]);
+            if let Some(n) = o.emit_common(&mut fast[..room]) {
+                proptest::prop_assert_eq!(n, o.emit_any(&mut general));
+                proptest::prop_assert_eq!(&fast[..n], &general[..n]);
+            } else if room == 40 {
+                // Given room, it declines only layouts other than its two.
+                let two = ts.is_some() && blocks == 0 && matches!(
+                    (mss, sack_permitted, ws),
+                    (None, false, None) | (Some(_), true, Some(_))
+                );
+                proptest::prop_assert!(!two);
+            }
+        }
+
         /// The fast path reads the two common layouts exactly as the general loop does,
         /// and gives way on anything else (the bytes mostly follow a layout, some not).
         #[test]
