@@ -156,7 +156,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn verify_checksum(&self) -> bool {
         let d = self.buffer.as_ref();
         let hl = self.header_len().min(d.len());
-        checksum::fold(checksum::sum(&d[..hl], 0)) == 0
+        // A header without options (nearly all) is summed at its constant length: the
+        // inlined sum is then straight-line code, no loop.
+        let sum = match d.get(..HEADER_LEN) {
+            Some(h) if hl == HEADER_LEN => checksum::sum(h, 0),
+            _ => checksum::sum(&d[..hl], 0),
+        };
+        checksum::fold(sum) == 0
     }
 
     /// Payload: bytes `header_len..total_len` (clamped to the buffer, so
@@ -308,6 +314,35 @@ mod tests {
         assert!(p.verify_checksum());
         assert_eq!(p.payload(), &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(p.into_inner().len(), 28);
+    }
+
+    #[test]
+    fn checksum_covers_every_header_byte_options_included() {
+        // The 20-byte header (the constant-length path), then one with 4 bytes of options.
+        let plain = sample();
+        let mut with_opts = [0u8; 32];
+        with_opts[..20].copy_from_slice(&plain[..20]);
+        with_opts[20..24].copy_from_slice(&[0x94, 0x04, 0, 0]); // router alert
+        with_opts[24..].copy_from_slice(&plain[20..]);
+        let mut p = Ipv4Packet::new_unchecked(&mut with_opts[..]);
+        p.set_header_len(24);
+        p.set_total_len(32);
+        p.fill_checksum();
+        for (bytes, hl) in [(&plain[..], 20), (&with_opts[..], 24)] {
+            assert!(Ipv4Packet::new_checked(bytes).unwrap().verify_checksum());
+            for i in 0..hl {
+                let mut b = bytes.to_vec();
+                b[i] ^= 0x20;
+                assert!(
+                    !Ipv4Packet::new_unchecked(&b[..]).verify_checksum(),
+                    "byte {i} of {hl}"
+                );
+            }
+            // Payload bytes are not the header's.
+            let mut b = bytes.to_vec();
+            b[hl] ^= 0x20;
+            assert!(Ipv4Packet::new_unchecked(&b[..]).verify_checksum());
+        }
     }
 
     #[test]
