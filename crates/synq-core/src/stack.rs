@@ -356,10 +356,12 @@ impl Stack {
         let mut reopened = false;
         // One keyed hash serves both tables (none when both are empty: a cookie flood).
         let h = (self.by_tuple.len() > 0 || self.listen.requests.len() > 0).then(|| {
-            let h = match self.hashed_in.take() {
-                Some((t, h)) if t == tuple => h,
+            // Read in place and cleared, not taken: a take copies the whole tuple out.
+            let h = match &self.hashed_in {
+                Some((t, h)) if *t == tuple => *h,
                 _ => self.by_tuple.hash(&tuple),
             };
+            self.hashed_in = None;
             self.hashed = Some((tuple, h));
             h
         });

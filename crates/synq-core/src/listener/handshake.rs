@@ -40,7 +40,7 @@ pub(crate) struct PassiveCtx<'a> {
     /// Connections the stack holds, for `synq.max_connections`.
     pub(crate) conns: usize,
     /// The last 4-tuple the stack hashed (the packet's), with its hash.
-    pub(crate) hashed: Option<(FourTuple, u64)>,
+    pub(crate) hashed: &'a Option<(FourTuple, u64)>,
     /// The stack's queue of stateless replies.
     pub(crate) control: &'a mut ControlQueue,
 }
@@ -48,7 +48,10 @@ pub(crate) struct PassiveCtx<'a> {
 impl PassiveCtx<'_> {
     /// `t`'s hash if the stack already computed it for this packet.
     fn hash_of(&self, t: &FourTuple) -> Option<u64> {
-        self.hashed.filter(|(k, _)| k == t).map(|(_, h)| h)
+        match self.hashed {
+            Some((k, h)) if k == t => Some(*h),
+            _ => None,
+        }
     }
 
     fn addr_index(&self, ip: IpAddr) -> Option<u16> {

@@ -24,7 +24,7 @@ impl Stack {
                 secrets: &self.secrets,
                 addrs: &self.addrs,
                 conns: self.conns.len(),
-                hashed: self.hashed,
+                hashed: &self.hashed,
                 control: &mut self.control,
             },
         )
