@@ -56,6 +56,7 @@ impl SackBlocks {
     }
 
     /// The blocks, in order.
+    #[inline]
     pub fn as_slice(&self) -> &[(SeqNumber, SeqNumber)] {
         &self.blocks[..(self.len as usize).min(Self::CAPACITY)]
     }
