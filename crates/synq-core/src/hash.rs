@@ -108,6 +108,16 @@ impl FourTuple {
     }
 }
 
+/// A 4-tuple's hash, kept with the tuple it was computed for: the hash if that tuple is
+/// `t`. Read by reference: the pair is 72 bytes to copy.
+#[inline]
+pub(crate) fn cached_hash(cache: &Option<(FourTuple, u64)>, t: &FourTuple) -> Option<u64> {
+    match cache {
+        Some((k, h)) if k == t => Some(*h),
+        _ => None,
+    }
+}
+
 /// Hashed as one packed write: a derived `Hash` feeds the keyed SipHash a dozen small
 /// writes (discriminants, length prefixes, octets, ports), and every packet pays for them.
 /// An IPv4 pair is padded to two whole words (16 bytes): SipHash then takes two full

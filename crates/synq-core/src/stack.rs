@@ -357,10 +357,8 @@ impl Stack {
         // One keyed hash serves both tables (none when both are empty: a cookie flood).
         let h = (self.by_tuple.len() > 0 || self.listen.requests.len() > 0).then(|| {
             // Read in place and cleared, not taken: a take copies the whole tuple out.
-            let h = match &self.hashed_in {
-                Some((t, h)) if *t == tuple => *h,
-                _ => self.by_tuple.hash(&tuple),
-            };
+            let h = crate::hash::cached_hash(&self.hashed_in, &tuple)
+                .unwrap_or_else(|| self.by_tuple.hash(&tuple));
             self.hashed_in = None;
             self.hashed = Some((tuple, h));
             h
@@ -946,7 +944,7 @@ impl Stack {
         let (isn, ts_offset) =
             self.secrets
                 .isn_and_ts_offset(&tuple, now, self.config.tcp_timestamps);
-        let tuple_hash = self.by_tuple.hash_known(&tuple, self.hashed);
+        let tuple_hash = self.by_tuple.hash_known(&tuple, &self.hashed);
         let config = &self.config;
         let key = self.conns.insert_with(|| Slot {
             conn: Connection::connect(tuple, config, isn, ts_offset),

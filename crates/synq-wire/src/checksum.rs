@@ -47,12 +47,12 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
     total + u32::from(c)
 }
 
-/// [`sum`] over a TCP segment. The segments without payload (a bare header, one with
-/// timestamps, a SYN's 20 bytes of options) each get a copy at their constant length,
-/// which inlines as straight-line code with no loop.
+/// [`sum`] over a header, or a segment that may be one. The common header lengths (20: an
+/// IPv4 header, a bare TCP header; 32: TCP with timestamps; 40: a SYN's or SYN-ACK's) each
+/// get a copy at their constant length, which inlines as straight-line code with no loop.
 #[must_use]
 #[inline(always)]
-pub(crate) fn sum_segment(data: &[u8], initial: u32) -> u32 {
+pub(crate) fn sum_header(data: &[u8], initial: u32) -> u32 {
     match data.len() {
         20 => sum(&data[..20], initial),
         32 => sum(&data[..32], initial),
@@ -251,10 +251,10 @@ mod tests {
                 word_by_word(&data[..n], 0),
                 "{n} bytes"
             );
-            // The segment sum's constant-length copies too, with a start near the top.
+            // The header sum's constant-length copies too, with a start near the top.
             for initial in [0, 0xfffe_ffff] {
                 let want = word_by_word(&data[..n], initial);
-                assert_eq!(fold(sum_segment(&data[..n], initial)), want, "{n} bytes");
+                assert_eq!(fold(sum_header(&data[..n], initial)), want, "{n} bytes");
             }
         }
     }

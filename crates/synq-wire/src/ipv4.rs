@@ -156,13 +156,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn verify_checksum(&self) -> bool {
         let d = self.buffer.as_ref();
         let hl = self.header_len().min(d.len());
-        // A header without options (nearly all) is summed at its constant length: the
-        // inlined sum is then straight-line code, no loop.
-        let sum = match d.get(..HEADER_LEN) {
-            Some(h) if hl == HEADER_LEN => checksum::sum(h, 0),
-            _ => checksum::sum(&d[..hl], 0),
-        };
-        checksum::fold(sum) == 0
+        checksum::fold(checksum::sum_header(&d[..hl], 0)) == 0
     }
 
     /// Payload: bytes `header_len..total_len` (clamped to the buffer, so

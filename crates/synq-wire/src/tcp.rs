@@ -295,7 +295,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn verify_checksum(&self, src: &IpAddr, dst: &IpAddr) -> bool {
         let d = self.buffer.as_ref();
         let ph = checksum::pseudo_header(src, dst, PROTOCOL, d.len() as u32);
-        checksum::fold(checksum::sum_segment(d, ph)) == 0
+        checksum::fold(checksum::sum_header(d, ph)) == 0
     }
 }
 
@@ -529,7 +529,7 @@ impl<'a> TcpRepr<'a> {
             d[hl..].copy_from_slice(self.payload);
         }
         let ph = checksum::pseudo_header(src, dst, PROTOCOL, n as u32);
-        let c = checksum::fold(checksum::sum_segment(d, ph));
+        let c = checksum::fold(checksum::sum_header(d, ph));
         d[field::CHECKSUM..][..2].copy_from_slice(&c.to_be_bytes());
     }
 }

@@ -48,10 +48,7 @@ pub(crate) struct PassiveCtx<'a> {
 impl PassiveCtx<'_> {
     /// `t`'s hash if the stack already computed it for this packet.
     fn hash_of(&self, t: &FourTuple) -> Option<u64> {
-        match self.hashed {
-            Some((k, h)) if k == t => Some(*h),
-            _ => None,
-        }
+        crate::hash::cached_hash(self.hashed, t)
     }
 
     fn addr_index(&self, ip: IpAddr) -> Option<u16> {

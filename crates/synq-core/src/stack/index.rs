@@ -52,11 +52,8 @@ impl ConnIndex {
     }
 
     /// The hash to file `t` under: `known`'s if it is `t`'s, else computed.
-    pub(super) fn hash_known(&self, t: &FourTuple, known: Option<(FourTuple, u64)>) -> u64 {
-        match known {
-            Some((kt, h)) if kt == *t => h,
-            _ => self.hash(t),
-        }
+    pub(super) fn hash_known(&self, t: &FourTuple, known: &Option<(FourTuple, u64)>) -> u64 {
+        crate::hash::cached_hash(known, t).unwrap_or_else(|| self.hash(t))
     }
 
     /// File `key`, already in `conns` with `h` (its tuple's hash) in its slot. Growing

@@ -45,7 +45,7 @@ impl Stack {
     #[inline(never)]
     fn make_child(&mut self, now: Instant, c: Child, seg: Option<&TcpRepr<'_>>) {
         let ts_offset = self.secrets.ts_offset(&c.tuple, self.config.tcp_timestamps);
-        let tuple_hash = self.by_tuple.hash_known(&c.tuple, self.hashed);
+        let tuple_hash = self.by_tuple.hash_known(&c.tuple, &self.hashed);
         let config = &self.config;
         let key = self.conns.insert_with(|| Slot {
             conn: Connection::accept(c.tuple, config, now, c.iss, c.irs, c.neg, ts_offset),
