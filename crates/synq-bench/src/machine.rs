@@ -52,18 +52,24 @@ impl Limits {
     }
 
     pub(crate) fn line(&self) -> String {
-        format!(
-            "machine, one core: copy {:.1} GB/s; a dependent load at random {:.1} ns over 8 MiB, \
-             {:.1} ns over 256 MiB; SipHash-2-4 {:.1} ns (12 bytes), {:.1} ns (16 bytes), \
-             SipHash-1-3 {:.1} ns (16 bytes)",
-            self.copy_bytes_per_sec / 1e9,
-            self.load_ns_index,
-            self.load_ns_far,
-            self.siphash24_12_ns,
-            self.siphash24_16_ns,
-            self.siphash13_16_ns
-        )
+        line_of(&self.json())
     }
+}
+
+/// The limits' line from their JSON keys in `v` (one run's, or the medians of several).
+pub(crate) fn line_of(v: &Value) -> String {
+    let f = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+    format!(
+        "machine, one core: copy {:.1} GB/s; a dependent load at random {:.1} ns over 8 MiB, \
+         {:.1} ns over 256 MiB; SipHash-2-4 {:.1} ns (12 bytes), {:.1} ns (16 bytes), \
+         SipHash-1-3 {:.1} ns (16 bytes)",
+        f("machine_copy_bytes_per_sec") / 1e9,
+        f("machine_load_ns_8mib"),
+        f("machine_load_ns_256mib"),
+        f("siphash24_12b_ns"),
+        f("siphash24_16b_ns"),
+        f("siphash13_16b_ns")
+    )
 }
 
 /// Every figure, each measured for about a sixth of `secs` (each at least once).

@@ -77,6 +77,34 @@ fn every_key_is_measured() {
     assert!(k.is_null() || k.as_f64().is_some_and(|x| x > 0.0), "{v}");
 }
 
+/// `--runs N`: the usual keys hold each figure's median over the runs, and every run is
+/// kept, each measured in full.
+#[test]
+fn runs_report_the_median_of_each_figure() {
+    let v = json_of(&["--runs", "3", "--secs", "0.02", "--json"]);
+    assert_eq!(v["runs"], 3, "{v}");
+    assert_eq!(v["handshake_sockets"], 16, "{v}");
+    let each = v["each_run"].as_array().expect("every run");
+    assert_eq!(each.len(), 3);
+    for key in [
+        "handshakes_per_sec",
+        "syn_per_sec_cookies2",
+        "bulk_bytes_per_sec",
+    ] {
+        let mut xs: Vec<f64> = each.iter().map(|r| r[key].as_f64().expect(key)).collect();
+        assert!(xs.iter().all(|&x| x > 0.0), "{key}: {xs:?}");
+        xs.sort_by(f64::total_cmp);
+        assert_eq!(v[key].as_f64(), Some(xs[1]), "{key}: {xs:?}");
+    }
+    let text = String::from_utf8_lossy(&stdout_of(&["--runs", "2", "--secs", "0.02"])).into_owned();
+    assert!(text.contains("medians of 2 runs"), "{text}");
+    assert!(
+        text.contains("each run's ratio, lowest-highest: handshakes/smoltcp "),
+        "{text}"
+    );
+    assert!(text.contains("SYNs/s over the runs"), "{text}");
+}
+
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     for secs in ["-1", "0", "NaN", "1e300", "x"] {
@@ -86,6 +114,13 @@ fn bad_input_is_one_line_and_exit_2() {
     for n in ["0", "1025", "99999999999999999999", "-3", "x"] {
         refused(&[&format!("--sockets={n}"), "--only", "handshakes"]);
     }
+    for n in ["0", "101", "99999999999999999999", "-1", "x"] {
+        refused(&[&format!("--runs={n}"), "--secs", "0.01"]);
+    }
+    // The suite repeats; the single measurements and the other modes do not.
+    refused(&["--runs", "2", "--only", "handshakes"]);
+    refused(&["--runs", "2", "--scaling"]);
+    refused(&["--runs", "2", "--latency-plot", "/nonexistent/x.svg"]);
 }
 
 /// More handshakes in flight than the default backlog of 128 holds: each side completes

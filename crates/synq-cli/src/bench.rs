@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode};
 
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
-    /// Arguments for synq-bench: [--json] [--secs S] [--only NAME] [--sockets N]
+    /// Arguments for synq-bench: [--json] [--secs S] [--runs N] [--only NAME] [--sockets N]
     /// [--latency-plot FILE.svg].
     #[arg(
         trailing_var_arg = true,
