@@ -13,8 +13,10 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use synq_wire::SeqNumber;
 
 mod deadlines;
+mod grow;
 mod index;
 use deadlines::Deadlines;
+use grow::{Moving, MOVE_BATCHES};
 use index::SlotIndex;
 
 const SACK: u8 = 1;
@@ -23,6 +25,9 @@ const TS: u8 = 4;
 const V6: u8 = 8;
 const RESENT: u8 = 16;
 const LIVE: u8 = 32;
+/// The index generation a record is filed under: the table's `epoch`, or the previous one
+/// while the record waits in the index being replaced (`Moving`).
+const EPOCH: u8 = 64;
 
 /// A stored half-open request. Addresses are compact: ours as an index into the stack's
 /// list, the listener as its slab index alone (its generation is the table's `counts`
@@ -307,6 +312,10 @@ pub(crate) struct RequestTable {
     /// range has an IPv6 peer.
     v6: Vec<Option<Box<V6Chunk>>>,
     index: SlotIndex,
+    /// The index being replaced by `index`, while its records move over.
+    moving: Option<Moving>,
+    /// `EPOCH` or 0: the bit records filed in `index` carry.
+    epoch: u8,
     hasher: SeededState,
     /// Each armed request's deadline, by slot.
     timers: Deadlines,
@@ -332,6 +341,8 @@ impl RequestTable {
             recs: Store::default(),
             v6: Vec::new(),
             index: SlotIndex::default(),
+            moving: None,
+            epoch: 0,
             hasher,
             timers: Deadlines::default(),
             len: 0,
@@ -495,12 +506,18 @@ impl RequestTable {
             return None;
         }
         let h = h.unwrap_or_else(|| self.hash(t));
-        self.index.find(h, |i| {
+        let mut eq = |i| {
             self.recs
                 .slots
                 .get(i)
                 .is_some_and(|r| r.flags & LIVE != 0 && self.matches(i, r, local_ip, t))
-        })
+        };
+        // While an index is replaced, a record not yet moved is in the old one. The old
+        // one's words of moved records are stale but still name their record: the
+        // comparison above decides.
+        self.index
+            .find(h, &mut eq)
+            .or_else(|| self.moving.as_ref().and_then(|m| m.old.find(h, &mut eq)))
     }
 
     /// Load the index words lookups of these hashes start at, so their cache misses are
@@ -538,7 +555,14 @@ impl RequestTable {
         addrs: &[IpAddr],
         h: Option<u64>,
     ) -> ReqId {
-        let mut flags = LIVE;
+        let next = self.recs.next_id();
+        if self.moving.is_some() {
+            self.move_some(addrs, MOVE_BATCHES);
+        }
+        if !self.index.has_room(next) {
+            self.grow_index(addrs, next);
+        }
+        let mut flags = LIVE | self.epoch;
         for (on, bit) in [
             (n.sack, SACK),
             (n.ts_recent.is_some(), TS),
@@ -547,10 +571,6 @@ impl RequestTable {
             if on {
                 flags |= bit;
             }
-        }
-        let next = self.recs.next_id();
-        if !self.index.has_room(next) {
-            self.grow_index(addrs, next);
         }
         let (remote, v6_tail) = match n.tuple.remote.ip() {
             IpAddr::V4(v) => (u32::from(v), None),
@@ -596,52 +616,6 @@ impl RequestTable {
         id
     }
 
-    /// Rebuild the index for one more request (`slot` its slot number), doubled or with
-    /// its removed words dropped, walking the records in slot order. Out of line: rare,
-    /// and inlined it tripled `insert`'s code.
-    #[cold]
-    #[inline(never)]
-    fn grow_index(&mut self, addrs: &[IpAddr], slot: u32) {
-        let mut index = SlotIndex::with_bits(self.index.bits_for(slot));
-        // The chunks walked by hand, not through `live_ids`: its iterator chains cost 30-70
-        // more instructions per SYN of a cookies-off flood (callgrind, over 2^20 SYNs).
-        // Hashed in batches so the batch's cache misses in the new index overlap.
-        let mut batch = [(0u64, 0u32); WARM_BATCH];
-        let mut n = 0;
-        let mut i = 0u32;
-        for chunk in &self.recs.slots.chunks {
-            for r in chunk.iter() {
-                if r.flags & LIVE != 0 {
-                    batch[n] = (self.rec_hash(i, r, addrs), i);
-                    n += 1;
-                    if n == WARM_BATCH {
-                        index.insert_batch(&batch);
-                        n = 0;
-                    }
-                }
-                i += 1;
-            }
-        }
-        index.insert_batch(&batch[..n]);
-        self.index = index;
-    }
-
-    /// The index hash of a stored record: an IPv4 pair straight from its fields (one
-    /// SipHash and nothing built), anything else through its [`FourTuple`].
-    fn rec_hash(&self, id: ReqId, r: &Rec, addrs: &[IpAddr]) -> u64 {
-        if r.flags & V6 == 0 {
-            if let Some(IpAddr::V4(local)) = addrs.get(usize::from(r.local_ip)) {
-                return self.hasher.hash_v4(
-                    local.octets(),
-                    r.local_port,
-                    r.remote.to_be_bytes(),
-                    r.remote_port,
-                );
-            }
-        }
-        self.hash(&self.resolve(id, *r).tuple(addrs))
-    }
-
     /// Remove request `id`, filed under `tuple` (`h` its hash if known).
     pub(crate) fn remove(
         &mut self,
@@ -651,7 +625,13 @@ impl RequestTable {
     ) -> Option<Request> {
         let req = self.get(id)?;
         let h = h.unwrap_or_else(|| self.hash(tuple));
-        self.index.remove(h, id);
+        match &mut self.moving {
+            Some(m) if req.rec.flags & EPOCH != self.epoch => {
+                m.old.remove(h, id);
+                m.pending = m.pending.saturating_sub(1);
+            }
+            _ => self.index.remove(h, id),
+        }
         if let Some(slot) = self.recs.slots.get_mut(id) {
             slot.flags = 0;
         }
@@ -719,19 +699,44 @@ impl RequestTable {
     }
 
     /// For the audit: the index holds one entry per live request, each found by its tuple.
+    /// While an index is replaced: each record in exactly the index its epoch names, and
+    /// those still in the old one at or past the cursor.
     pub(crate) fn check_index(&self, addrs: &[IpAddr]) -> Result<(), String> {
-        if self.index.len() != self.len {
+        let pending = self.moving.as_ref().map_or(0, |m| m.pending);
+        if self.index.len() + pending != self.len {
             return Err(format!(
-                "request index holds {} entries for {} requests",
+                "request index holds {} entries and {pending} wait in the old one, for {} \
+                 requests",
                 self.index.len(),
                 self.len
             ));
         }
+        let mut waiting = 0;
         for (id, r) in self.live_ids() {
             let t = self.resolve(id, *r).tuple(addrs);
             if self.find(r.local_ip, &t, None) != Some(id) {
                 return Err(format!("request {id} ({t:?}) not found through the index"));
             }
+            let h = self.hash(&t);
+            let filed = if r.flags & EPOCH == self.epoch {
+                self.index.find(h, |i| i == id)
+            } else {
+                waiting += 1;
+                match &self.moving {
+                    Some(m) if id >= m.cursor => m.old.find(h, |i| i == id),
+                    _ => None,
+                }
+            };
+            if filed != Some(id) {
+                return Err(format!(
+                    "request {id} ({t:?}) not in the index its epoch names"
+                ));
+            }
+        }
+        if waiting != pending {
+            return Err(format!(
+                "{waiting} requests wait in the old index, counted {pending}"
+            ));
         }
         Ok(())
     }
@@ -773,6 +778,7 @@ impl RequestTable {
             + self.v6.capacity() * size_of::<Option<Box<V6Chunk>>>()
             + self.v6.iter().flatten().count() * size_of::<V6Chunk>()
             + self.index.bytes()
+            + self.moving.as_ref().map_or(0, |m| m.old.bytes())
             + self.timers.bytes()
     }
 }

@@ -63,12 +63,12 @@ impl SlotIndex {
             && u64::from(slot) + 1 < u64::from(self.tomb())
     }
 
-    /// The size a rebuild for one more entry (`slot` the largest slot number) takes:
-    /// double when more than half is live, else the same size with removed words dropped.
-    pub(super) fn bits_for(&self, slot: u32) -> u32 {
+    /// The size a rebuild holding `live` entries and one more (`slot` the largest slot
+    /// number) takes: double when more than half is live, else the same size with removed
+    /// words dropped.
+    pub(super) fn bits_for(&self, live: usize, slot: u32) -> u32 {
         let mut bits = self.bits.max(MIN_BITS);
-        while bits < 32 && ((self.live + 1) * 2 > 1 << bits || u64::from(slot) + 2 >= 1u64 << bits)
-        {
+        while bits < 32 && ((live + 1) * 2 > 1 << bits || u64::from(slot) + 2 >= 1u64 << bits) {
             bits += 1;
         }
         bits
@@ -199,7 +199,7 @@ mod tests {
                 });
                 let key = step;
                 if !idx.has_room(slot) {
-                    let mut fresh = SlotIndex::with_bits(idx.bits_for(slot));
+                    let mut fresh = SlotIndex::with_bits(idx.bits_for(idx.len(), slot));
                     for (&s, &k) in &model {
                         fresh.insert(h(k), s);
                     }
@@ -250,7 +250,7 @@ mod tests {
         let idx = SlotIndex::default();
         assert_eq!(idx.find(7, |_| true), None);
         assert!(!idx.has_room(0));
-        assert_eq!(idx.bits_for(0), MIN_BITS);
+        assert_eq!(idx.bits_for(0, 0), MIN_BITS);
         assert_eq!(idx.bytes(), 0);
     }
 }
