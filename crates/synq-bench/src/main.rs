@@ -54,8 +54,9 @@ struct Args {
     /// Run only these measurements and print their figures (for profilers and quick
     /// comparisons): handshakes, smoltcp-handshakes, syn-cookies0, syn-cookies0-batched,
     /// syn-cookies2, cookie-check (forged ACKs checked), rebuild-pause (the longest call of
-    /// the cookies-off flood), bulk, smoltcp-bulk, machine (copy bandwidth, load latency,
-    /// SipHash costs). Handshake and bulk measurements named together run interleaved.
+    /// the cookies-off flood), conn-pause (the longest calls while 2^20 connections open;
+    /// about 2 GB), bulk, smoltcp-bulk, machine (copy bandwidth, load latency, SipHash
+    /// costs). Handshake and bulk measurements named together run interleaved.
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     only: Vec<String>,
     /// Handshakes in flight at once in the handshake comparison: smoltcp's listening
@@ -526,7 +527,7 @@ fn only(secs: f64, sockets: usize, names: &[String]) {
         "syn-cookies2" => Some(("2", 1)),
         _ => None,
     };
-    let other = ["cookie-check", "rebuild-pause", "machine"];
+    let other = ["cookie-check", "rebuild-pause", "conn-pause", "machine"];
     let known = |n: &str| rounds(n).is_some() || flood(n).is_some() || other.contains(&n);
     if let Some(bad) = names.iter().find(|n| !known(n)) {
         eprintln!("synq-bench: unknown measurement {bad:?}");
@@ -541,6 +542,14 @@ fn only(secs: f64, sockets: usize, names: &[String]) {
     for name in names {
         if name == "machine" {
             say!("{}", machine::measure(secs).line());
+            continue;
+        }
+        if name == "conn-pause" {
+            let ((s, at_s), (c, at_c)) = longest_conn_pauses();
+            say!(
+                "{name}: {s:.1} ms, the longest server handle_packet, at connection {at_s}; \
+                 {c:.1} ms, the longest client connect, at connection {at_c}; of 2^20"
+            );
             continue;
         }
         if name == "rebuild-pause" {
@@ -628,6 +637,62 @@ fn longest_pause() -> (f64, usize) {
         while server.poll_transmit(t, &mut buf).is_some() {}
     }
     worst
+}
+
+/// 2^20 connections opened and accepted, none closed, one handshake at a time: the
+/// longest server `handle_packet` and client `connect_from` (milliseconds), each with the
+/// connection it came at. Growing the connection tables happens inside those calls.
+fn longest_conn_pauses() -> ((f64, usize), (f64, usize)) {
+    let (mut client, mut server) = stacks(&flood_config("0"));
+    let t = Instant::from_secs(1);
+    let l = server
+        .listen(t, SocketAddr::new(B, PORT), i32::MAX)
+        .expect("listen");
+    let mut w = Wire {
+        bufs: Vec::new(),
+        lens: Vec::new(),
+    };
+    let (mut server_worst, mut client_worst) = ((0.0, 0), (0.0, 0));
+    let ms_since = |start: WallInstant| start.elapsed().as_secs_f64() * 1e3;
+    for i in 0..1usize << 20 {
+        // 60 000 ports from each client address: 10.1.x.y.
+        let host = (i / 60_000) as u8;
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 1, 0, host));
+        if i % 60_000 == 0 {
+            client.add_address(ip);
+        }
+        let local = SocketAddr::new(ip, 1024 + (i % 60_000) as u16);
+        let start = WallInstant::now();
+        client
+            .connect_from(t, local, SocketAddr::new(B, PORT))
+            .expect("connect");
+        let ms = ms_since(start);
+        if ms > client_worst.0 {
+            client_worst = (ms, i);
+        }
+        for (from_client, _) in [(true, 0), (false, 0), (true, 0)] {
+            let (from, to) = if from_client {
+                (&mut client, &mut server)
+            } else {
+                (&mut server, &mut client)
+            };
+            w.lens.clear();
+            w.take(t, from);
+            for p in w.packets(0) {
+                let start = WallInstant::now();
+                to.handle_packet(t, p);
+                let ms = ms_since(start);
+                if !from_client {
+                    continue;
+                }
+                if ms > server_worst.0 {
+                    server_worst = (ms, i);
+                }
+            }
+        }
+        server.accept(t, l).expect("accepted");
+    }
+    (server_worst, client_worst)
 }
 
 /// 2^20 distinct spoofed SYNs to `B:PORT`, prepared outside the timing.

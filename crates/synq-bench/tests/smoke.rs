@@ -246,3 +246,30 @@ fn latency_plot_draws_its_text() {
         assert!(svg.contains(text), "{text} missing from the SVG");
     }
 }
+
+/// 2^20 connections opened and accepted: the longest server and client calls, each with
+/// the connection it came at (how long they take is the machine's business).
+#[test]
+fn conn_pause_reports_both_sides() {
+    let out = stdout_of(&["--only", "conn-pause"]);
+    let text = String::from_utf8_lossy(&out);
+    let figures: Vec<f64> = text
+        .split([' ', ';'])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // Two durations in ms, each followed by its connection.
+    assert_eq!(figures.len(), 4, "{text}");
+    assert!(figures[0] > 0.0 && figures[2] > 0.0, "{text}");
+    assert!(
+        figures[1] < 1_048_576.0 && figures[3] < 1_048_576.0,
+        "{text}"
+    );
+    assert!(
+        text.starts_with("conn-pause: ") && text.contains("server handle_packet"),
+        "{text}"
+    );
+    assert!(
+        text.contains("client connect") && text.contains("of 2^20"),
+        "{text}"
+    );
+}

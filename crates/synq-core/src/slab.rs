@@ -185,6 +185,27 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Slot indices handed out so far, free ones included: indices run from 0 to this.
+    pub(crate) fn slots(&self) -> usize {
+        self.chunks
+            .last()
+            .map_or(0, |c| ((self.chunks.len() - 1) << Self::SHIFT) + c.len())
+    }
+
+    /// The value at slot `index`, with its key, if the slot is full.
+    pub(crate) fn at_mut(&mut self, index: u32) -> Option<(Key, &mut T)> {
+        match self.slot_mut(index)? {
+            Entry::Full { generation, value } => Some((
+                Key {
+                    index,
+                    generation: *generation,
+                },
+                value,
+            )),
+            Entry::Free { .. } => None,
+        }
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
         self.chunks
             .iter()

@@ -138,6 +138,7 @@ impl Stack {
         if self.by_tuple.len() != self.conns.iter().filter(|(_, s)| s.hashed).count() {
             return Err("4-tuple map holds entries of no hashed connection".into());
         }
+        self.by_tuple.check(&self.conns)?;
         if estab != self.counters.curr_estab {
             return Err(format!(
                 "TcpCurrEstab {} but {estab} connections counted",
