@@ -796,6 +796,11 @@ mod tests {
     }
 
     fn new(port: u16) -> NewRequest {
+        new_from(SocketAddr::new("10.0.0.2".parse().unwrap(), port))
+    }
+
+    /// A request to 10.0.0.1:80 from `remote`, with the common options.
+    pub(super) fn new_from(remote: SocketAddr) -> NewRequest {
         NewRequest {
             listener: Key {
                 index: 0,
@@ -803,7 +808,7 @@ mod tests {
             },
             tuple: FourTuple {
                 local: "10.0.0.1:80".parse().unwrap(),
-                remote: SocketAddr::new("10.0.0.2".parse().unwrap(), port),
+                remote,
             },
             local_ip: 0,
             iss: SeqNumber(1),

@@ -122,13 +122,11 @@ impl RequestTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::{FourTuple, SeededState};
+    use crate::hash::SeededState;
     use crate::request::NewRequest;
-    use crate::slab::Key;
     use crate::tests::util::XorShift32;
     use crate::{Duration, Instant};
     use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-    use synq_wire::SeqNumber;
 
     const V4: [IpAddr; 1] = [IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))];
 
@@ -140,23 +138,7 @@ mod tests {
         } else {
             Ipv4Addr::from(0x0b00_0000 + (k >> 8)).into()
         };
-        NewRequest {
-            listener: Key {
-                index: 0,
-                generation: 0,
-            },
-            tuple: FourTuple {
-                local: "10.0.0.1:80".parse().unwrap(),
-                remote: SocketAddr::new(ip, k as u16),
-            },
-            local_ip: 0,
-            iss: SeqNumber(k),
-            irs: SeqNumber(!k),
-            peer_mss: Some(1460),
-            peer_wscale: None,
-            sack: false,
-            ts_recent: None,
-        }
+        crate::request::tests::new_from(SocketAddr::new(ip, k as u16))
     }
 
     /// What an insert left: records waiting in the old index, and its cursor.
