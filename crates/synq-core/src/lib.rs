@@ -64,6 +64,7 @@ mod challenge;
 mod cookie;
 mod hash;
 mod listener;
+mod moving;
 mod recovery;
 mod request;
 mod rtt;

@@ -6,6 +6,7 @@
 //! nothing more.
 
 use crate::hash::{FourTuple, SeededState};
+use crate::moving::{Moving, MOVE_BATCHES};
 use crate::slab::Key;
 use crate::Duration;
 use crate::Instant;
@@ -16,7 +17,6 @@ mod deadlines;
 mod grow;
 mod index;
 use deadlines::Deadlines;
-use grow::{Moving, MOVE_BATCHES};
 use index::SlotIndex;
 
 const SACK: u8 = 1;
@@ -313,7 +313,7 @@ pub(crate) struct RequestTable {
     v6: Vec<Option<Box<V6Chunk>>>,
     index: SlotIndex,
     /// The index being replaced by `index`, while its records move over.
-    moving: Option<Moving>,
+    moving: Option<Moving<SlotIndex>>,
     /// `EPOCH` or 0: the bit records filed in `index` carry.
     epoch: u8,
     hasher: SeededState,

@@ -1,29 +1,10 @@
-//! Growing the request index a few batches of records per insert instead of all at once.
+//! Growing the request index a few batches of records per insert instead of all at once
+//! (`crate::moving`).
 
-use super::{Rec, RequestTable, CHUNK, EPOCH, LIVE, V6, WARM_BATCH};
+use super::{Rec, RequestTable, CHUNK, EPOCH, LIVE, V6};
+use crate::moving::{Moving, MOVE_BATCH, MOVE_BATCHES, MOVE_SLOTS};
 use crate::request::index::SlotIndex;
 use core::net::IpAddr;
-
-/// An index being replaced a few records per insert, so that no insert pays for a whole
-/// rebuild (one of 2^20 requests took 44-57 ms). Records still carrying the previous epoch
-/// are filed here; every other live record is in the table's index.
-#[derive(Debug)]
-pub(super) struct Moving {
-    pub(super) old: SlotIndex,
-    /// The next slot to look at.
-    pub(super) cursor: u32,
-    /// Live records still filed in `old` alone.
-    pub(super) pending: usize,
-}
-
-/// Batches of records one insert moves while an index is being replaced: at most 64
-/// records rehashed and 1 024 slots looked at per insert (a few microseconds), and every
-/// slot walked long before the new index fills (it has room for at least 3/4 of the live
-/// records more). Lookups search both indexes meanwhile, so the move is kept short.
-pub(super) const MOVE_BATCHES: usize = 4;
-
-/// Most slots one batch looks at.
-const MOVE_SLOTS: usize = 256;
 
 impl RequestTable {
     /// Start replacing the index with one for one more request (`slot` its slot number),
@@ -40,11 +21,7 @@ impl RequestTable {
         let old = core::mem::replace(&mut self.index, fresh);
         if self.len > 0 {
             self.epoch ^= EPOCH;
-            self.moving = Some(Moving {
-                old,
-                cursor: 0,
-                pending: self.len,
-            });
+            self.moving = Some(Moving::new(old, self.len));
             self.move_some(addrs, MOVE_BATCHES);
         }
     }
@@ -70,8 +47,8 @@ impl RequestTable {
                 break;
             };
             let end = CHUNK.min(from + MOVE_SLOTS.min(used - at));
-            let want = WARM_BATCH.min(m.pending);
-            let mut picked = [0u16; WARM_BATCH];
+            let want = MOVE_BATCH.min(m.pending);
+            let mut picked = [0u16; MOVE_BATCH];
             let (mut n, mut k) = (0, from);
             while k < end {
                 let r = &mut chunk[k];
@@ -88,7 +65,7 @@ impl RequestTable {
             m.cursor = (c * CHUNK + k) as u32;
             m.pending -= n;
             let chunk = &self.recs.slots.chunks[c];
-            let mut batch = [(0u64, 0u32); WARM_BATCH];
+            let mut batch = [(0u64, 0u32); MOVE_BATCH];
             for (b, &k) in batch.iter_mut().zip(&picked[..n]) {
                 let id = (c * CHUNK) as u32 + u32::from(k);
                 *b = (self.rec_hash(id, &chunk[usize::from(k)], addrs), id);
@@ -160,7 +137,7 @@ mod tests {
             match (before, after) {
                 (Some((p0, c0)), Some((p1, c1))) if c1 >= c0 => {
                     assert!(
-                        p0 - p1 <= MOVE_BATCHES * WARM_BATCH,
+                        p0 - p1 <= MOVE_BATCHES * MOVE_BATCH,
                         "insert {k} moved {}",
                         p0 - p1
                     );
@@ -174,14 +151,14 @@ mod tests {
                     started += 1;
                     let moved = k as usize - p1;
                     assert!(
-                        moved <= MOVE_BATCHES * WARM_BATCH
+                        moved <= MOVE_BATCHES * MOVE_BATCH
                             && c1 as usize <= MOVE_BATCHES * MOVE_SLOTS
                     );
                 }
                 _ => {}
             }
             before = after;
-            if k % 4_099 == 0 || after.is_some_and(|(p, _)| p < MOVE_BATCHES * WARM_BATCH) {
+            if k % 4_099 == 0 || after.is_some_and(|(p, _)| p < MOVE_BATCHES * MOVE_BATCH) {
                 t.check_index(&V4).unwrap();
             }
         }
@@ -257,10 +234,10 @@ mod tests {
         let slot = t.recs.next_id();
         t.grow_index(&V4, slot);
         let (pending, _) = progress(&t).unwrap();
-        assert_eq!(pending, 1_000 - MOVE_BATCHES * WARM_BATCH);
+        assert_eq!(pending, 1_000 - MOVE_BATCHES * MOVE_BATCH);
         t.check_index(&V4).unwrap();
         t.grow_index(&V4, slot);
-        assert_eq!(progress(&t).unwrap().0, 1_000 - MOVE_BATCHES * WARM_BATCH);
+        assert_eq!(progress(&t).unwrap().0, 1_000 - MOVE_BATCHES * MOVE_BATCH);
         t.check_index(&V4).unwrap();
         for k in 1_000..1_200 {
             t.insert(req(k), now, Duration::from_secs(1), &V4, None);

@@ -2,46 +2,26 @@
 //! connection, so an entry is 8 bytes and a control byte, not a copy of the 64-byte tuple
 //! beside the key (a map of tuples cost an idle connection about 120 bytes).
 //!
-//! The index never grows in one call: a full table is kept beside one twice its size, and
-//! each later insert moves a few batches of connections over, walking the slab in order
-//! (rehashing 2^20 connections at once took 57 ms). A flag in each slot (`Slot::epoch`)
-//! says which table holds it.
+//! The index never grows in one call (`crate::moving`): a full table is kept beside one
+//! twice its size, and each later insert moves a few batches of connections over, walking
+//! the slab in order. A flag in each slot (`Slot::epoch`) says which table holds it.
 
 use super::Slot;
 use crate::hash::{FourTuple, SeededState};
+use crate::moving::{Moving, MOVE_BATCH, MOVE_BATCHES, MOVE_SLOTS};
 use crate::slab::{Key, Slab};
 use core::hash::BuildHasher;
 use hashbrown::HashTable;
-
-/// Batches of `MOVE_BATCH` connections one insert moves while a table is replaced, each
-/// batch looking at most at `MOVE_SLOTS` slots: at most 64 connections and 1 024 slots an
-/// insert, done long before the new table (twice the live entries, and never smaller than
-/// the old one) fills.
-const MOVE_BATCHES: usize = 4;
-const MOVE_BATCH: usize = 16;
-const MOVE_SLOTS: u32 = 256;
 
 /// The index. Every key in it names a live slot whose tuple hashes to where it is filed.
 #[derive(Debug)]
 pub(super) struct ConnIndex {
     table: HashTable<Key>,
     /// The table being replaced by `table`, while its connections move over.
-    moving: Option<Moving>,
+    moving: Option<Moving<HashTable<Key>>>,
     /// The flag the connections filed in `table` carry in `Slot::epoch`.
     epoch: bool,
     hasher: SeededState,
-}
-
-/// A table being emptied into its successor. Its entries of connections already moved or
-/// unhashed stay until it is dropped: they still name their slot, and a lookup checks
-/// the slot's tuple and `hashed` flag.
-#[derive(Debug)]
-struct Moving {
-    old: HashTable<Key>,
-    /// The next slab index to look at.
-    cursor: u32,
-    /// Hashed connections filed in `old` alone.
-    pending: usize,
 }
 
 impl ConnIndex {
@@ -170,11 +150,7 @@ impl ConnIndex {
         let old = core::mem::replace(&mut self.table, HashTable::with_capacity(room));
         if live > 0 {
             self.epoch = !self.epoch;
-            self.moving = Some(Moving {
-                old,
-                cursor: 0,
-                pending: live,
-            });
+            self.moving = Some(Moving::new(old, live));
         }
     }
 
@@ -197,7 +173,7 @@ impl ConnIndex {
                 },
             ); MOVE_BATCH];
             let mut n = 0;
-            let end = slots.min(m.cursor.saturating_add(MOVE_SLOTS));
+            let end = slots.min(m.cursor.saturating_add(MOVE_SLOTS as u32));
             while m.cursor < end && n < MOVE_BATCH.min(m.pending) {
                 if let Some((key, s)) = conns.at_mut(m.cursor) {
                     if s.hashed && s.epoch != self.epoch {
@@ -317,7 +293,10 @@ mod tests {
                 match (before, progress(&client)) {
                     (Some((p0, c0)), Some((p1, c1))) => {
                         assert!(p0 - p1 <= MOVE_BATCHES * MOVE_BATCH, "step {step}");
-                        assert!(c1 - c0 <= MOVE_BATCHES as u32 * MOVE_SLOTS, "step {step}");
+                        assert!(
+                            (c1 - c0) as usize <= MOVE_BATCHES * MOVE_SLOTS,
+                            "step {step}"
+                        );
                     }
                     (None, Some(_)) => moves += 1,
                     _ => {}
