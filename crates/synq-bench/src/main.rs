@@ -29,6 +29,7 @@ macro_rules! say {
 #[global_allocator]
 static HEAP: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+mod floor;
 mod latency;
 mod machine;
 mod report;
@@ -52,7 +53,9 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// Run only these measurements and print their figures (for profilers and quick
-    /// comparisons): handshakes, smoltcp-handshakes, syn-cookies0, syn-cookies0-batched,
+    /// comparisons): handshakes, smoltcp-handshakes, handshake-floor (a handshake's five
+    /// packets parsed and emitted with checksums and its keyed hashes, no state: the bound
+    /// on synq's handshakes while it keeps them), syn-cookies0, syn-cookies0-batched,
     /// syn-cookies2, cookie-check (forged ACKs checked), rebuild-pause (the longest call of
     /// the cookies-off flood), conn-pause (the longest calls while 2^20 connections open;
     /// about 2 GB), bulk, smoltcp-bulk, machine (copy bandwidth, load latency, SipHash
@@ -516,6 +519,7 @@ fn only(secs: f64, sockets: usize, names: &[String]) {
         match name {
             "handshakes" => Some(synq_handshakes),
             "smoltcp-handshakes" => Some(smol::handshakes),
+            "handshake-floor" => Some(floor::rounds),
             "bulk" => Some(|_| synq_bulk()),
             "smoltcp-bulk" => Some(|_| smol::bulk()),
             _ => None,
@@ -924,11 +928,16 @@ fn main() {
 /// One run of the whole suite: every figure under its JSON key.
 fn suite(s: f64, sockets: usize) -> serde_json::Value {
     // Each pair compared as a ratio runs interleaved, a slice at a time.
-    let pair = interleaved(
+    // The floor runs in the same turns: its ratio to smoltcp is the bound on synq's.
+    let trio = interleaved(
         s,
-        &mut [synq_handshakes(sockets), smol::handshakes(sockets)],
+        &mut [
+            synq_handshakes(sockets),
+            smol::handshakes(sockets),
+            floor::rounds(sockets),
+        ],
     );
-    let (handshakes, smol_handshakes) = (pair[0], pair[1]);
+    let (handshakes, smol_handshakes, floor) = (trio[0], trio[1], trio[2]);
     let kernel = kernel::handshakes(s, sockets);
     let syn0 = syn_rate(s, "0", false, 1);
     let syn0_batched = syn_rate(s, "0", false, RX_BATCH);
@@ -997,6 +1006,7 @@ fn suite(s: f64, sockets: usize) -> serde_json::Value {
     let mut out = json!({
         "handshakes_per_sec": handshakes.round(),
         "smoltcp_handshakes_per_sec": smol_handshakes.round(),
+        "handshake_floor_per_sec": floor.round(),
         "kernel_handshakes_per_sec": kernel.map(f64::round),
         "syn_per_sec_cookies0": syn0.round(),
         "syn_per_sec_cookies0_batched": syn0_batched.round(),

@@ -51,6 +51,7 @@ fn every_key_is_measured() {
     for key in [
         "handshakes_per_sec",
         "smoltcp_handshakes_per_sec",
+        "handshake_floor_per_sec",
         "syn_per_sec_cookies0",
         "syn_per_sec_cookies0_batched",
         "syn_per_sec_cookies2",
@@ -102,6 +103,8 @@ fn runs_report_the_median_of_each_figure() {
         text.contains("each run's ratio, lowest-highest: handshakes/smoltcp "),
         "{text}"
     );
+    assert!(text.contains(", floor/smoltcp "), "{text}");
+    assert!(text.contains("handshake floor ("), "{text}");
     assert!(text.contains("SYNs/s over the runs"), "{text}");
 }
 
@@ -176,7 +179,7 @@ fn scaling_thread_counts_are_checked() {
 fn only_runs_the_named_measurements_in_the_order_given() {
     let out = stdout_of(&[
         "--only",
-        "smoltcp-handshakes,syn-cookies2,handshakes,cookie-check,syn-cookies0-batched",
+        "smoltcp-handshakes,syn-cookies2,handshakes,cookie-check,syn-cookies0-batched,handshake-floor",
         "--secs",
         "0.05",
     ]);
@@ -189,7 +192,8 @@ fn only_runs_the_named_measurements_in_the_order_given() {
             "syn-cookies2",
             "handshakes",
             "cookie-check",
-            "syn-cookies0-batched"
+            "syn-cookies0-batched",
+            "handshake-floor"
         ],
         "{text}"
     );
