@@ -322,7 +322,7 @@ impl ListenTable {
     }
 
     /// The listener for a local address: an exact match, else one on the wildcard address.
-    // A hint measured faster per SYN (PERFORMANCE.md, stop 21).
+    // A hint measured faster per SYN (docs/performance-history.md, stop 21).
     #[inline]
     pub(crate) fn find(&self, local: SocketAddr) -> Option<Key> {
         let any = match local {
