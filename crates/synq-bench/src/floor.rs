@@ -28,10 +28,7 @@ const SIPHASH13: usize = 4;
 /// The five packets of one synq handshake between two stacks, in the order sent.
 pub(crate) fn handshake_packets() -> Vec<Vec<u8>> {
     let t = Instant::from_secs(1);
-    let mut client = Stack::new(Config::default(), 1);
-    client.add_address(A);
-    let mut server = Stack::new(Config::default(), 2);
-    server.add_address(B);
+    let (mut client, mut server) = crate::stacks(&Config::default());
     let l = server
         .listen(Instant::ZERO, SocketAddr::new(B, PORT), 128)
         .expect("listen");
