@@ -1,5 +1,5 @@
-//! Growing a hash index without a pause, for the request index and the connection index
-//! alike. A full index is kept beside its successor, and each insert after moves a few
+//! Growing the request index without a pause (the connection index is sharded instead:
+//! `stack::index`). A full index is kept beside its successor, and each insert after moves a few
 //! batches of entries over, walking their store in slot order; a flag in each entry names
 //! the index that holds it, and a lookup tries the new index, then the old. Rehashing
 //! 2^20 entries in one call took 44-83 ms.

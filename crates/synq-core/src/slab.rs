@@ -185,16 +185,10 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Slot indices handed out so far, free ones included: indices run from 0 to this.
-    pub(crate) fn slots(&self) -> usize {
-        self.chunks
-            .last()
-            .map_or(0, |c| ((self.chunks.len() - 1) << Self::SHIFT) + c.len())
-    }
-
     /// The value at slot `index`, with its key, if the slot is full.
-    pub(crate) fn at_mut(&mut self, index: u32) -> Option<(Key, &mut T)> {
-        match self.slot_mut(index)? {
+    #[inline]
+    pub(crate) fn at(&self, index: u32) -> Option<(Key, &T)> {
+        match self.slot(index)? {
             Entry::Full { generation, value } => Some((
                 Key {
                     index,

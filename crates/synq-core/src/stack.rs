@@ -86,11 +86,8 @@ struct Slot {
     unaccepted: bool,
     /// Still in the 4-tuple map.
     hashed: bool,
-    /// The index's hash of the tuple, kept so removal and table growth need no SipHash.
-    tuple_hash: u64,
-    /// Which of the 4-tuple index's tables holds the connection while one replaces the
-    /// other (`ConnIndex`); set by the index.
-    epoch: bool,
+    /// The 32 bits of the tuple's index hash the index keeps, so removal needs no SipHash.
+    tuple_hash: u32,
     /// Counted against `tcp_max_tw_buckets`.
     in_tw: bool,
     /// The peer's RTT was recorded (once, when the connection ended).
@@ -951,7 +948,7 @@ impl Stack {
             self.secrets
                 .isn_and_ts_offset(&tuple, now, self.config.tcp_timestamps);
         let tuple_hash = self.by_tuple.hash_known(&tuple, &self.hashed);
-        let (config, epoch) = (&self.config, self.by_tuple.epoch());
+        let config = &self.config;
         let key = self.conns.insert_with(|| Slot {
             conn: Connection::connect(tuple, config, isn, ts_offset),
             armed: None,
@@ -960,11 +957,10 @@ impl Stack {
             unaccepted: false,
             hashed: true,
             tuple_hash,
-            epoch,
             in_tw: false,
             metrics_saved: false,
         });
-        self.by_tuple.insert(&mut self.conns, key, tuple_hash);
+        self.by_tuple.insert(key, tuple_hash);
         self.counters.active_opens += 1;
         self.touch(now, key);
         Ok(ConnHandle(key))

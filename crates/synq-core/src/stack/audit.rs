@@ -74,7 +74,7 @@ impl Stack {
                     "{key:?}: hashed flag disagrees with the 4-tuple map"
                 ));
             }
-            if slot.hashed && slot.tuple_hash != self.by_tuple.hash(&slot.conn.tuple) {
+            if slot.hashed && slot.tuple_hash != self.by_tuple.hash(&slot.conn.tuple) as u32 {
                 return Err(format!("{key:?}: kept tuple hash is stale"));
             }
             if let Some(t) = slot.armed {

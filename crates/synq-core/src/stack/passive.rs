@@ -46,7 +46,7 @@ impl Stack {
     fn make_child(&mut self, now: Instant, c: Child, seg: Option<&TcpRepr<'_>>) {
         let ts_offset = self.secrets.ts_offset(&c.tuple, self.config.tcp_timestamps);
         let tuple_hash = self.by_tuple.hash_known(&c.tuple, &self.hashed);
-        let (config, epoch) = (&self.config, self.by_tuple.epoch());
+        let config = &self.config;
         let key = self.conns.insert_with(|| Slot {
             conn: Connection::accept(c.tuple, config, now, c.iss, c.irs, c.neg, ts_offset),
             armed: None,
@@ -55,14 +55,13 @@ impl Stack {
             unaccepted: true,
             hashed: true,
             tuple_hash,
-            epoch,
             in_tw: false,
             metrics_saved: false,
         });
         if let (Some(seg), Some(slot)) = (seg, self.conns.get_mut(key)) {
             slot.conn.set_initial_window(seg);
         }
-        self.by_tuple.insert(&mut self.conns, key, tuple_hash);
+        self.by_tuple.insert(key, tuple_hash);
         self.counters.passive_opens += 1;
         if let Some(seg) = seg {
             let (conns, mut ctx) = self.ctx(now);
