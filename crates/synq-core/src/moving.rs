@@ -1,8 +1,8 @@
-//! Growing the request index without a pause (the connection index is sharded instead:
-//! `stack::index`). A full index is kept beside its successor, and each insert after moves a few
-//! batches of entries over, walking their store in slot order; a flag in each entry names
-//! the index that holds it, and a lookup tries the new index, then the old. Rehashing
-//! 2^20 entries in one call took 44-83 ms.
+//! Growing the request index without a pause (the connection index uses linear hashing
+//! instead: `stack::index`). A full index is kept beside its successor, and each insert
+//! after moves a few batches of entries over, walking their store in slot order; a flag in
+//! each entry names the index that holds it, and a lookup tries the new index, then the
+//! old. Rehashing 2^20 entries in one call took 44-83 ms.
 
 /// An index being emptied into its successor. Its entries of those already moved or
 /// removed may stay until it is dropped: each lookup checks the entry it finds.
