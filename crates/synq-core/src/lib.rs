@@ -64,7 +64,6 @@ mod challenge;
 mod cookie;
 mod hash;
 mod listener;
-mod moving;
 mod recovery;
 mod request;
 mod rtt;

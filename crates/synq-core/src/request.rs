@@ -6,7 +6,6 @@
 //! nothing more.
 
 use crate::hash::{FourTuple, SeededState};
-use crate::moving::{Moving, MOVE_BATCHES};
 use crate::slab::Key;
 use crate::Duration;
 use crate::Instant;
@@ -17,6 +16,7 @@ mod deadlines;
 mod grow;
 mod index;
 use deadlines::Deadlines;
+use grow::{Moving, MOVE_BATCHES};
 use index::SlotIndex;
 
 const SACK: u8 = 1;
@@ -313,7 +313,7 @@ pub(crate) struct RequestTable {
     v6: Vec<Option<Box<V6Chunk>>>,
     index: SlotIndex,
     /// The index being replaced by `index`, while its records move over.
-    moving: Option<Moving<SlotIndex>>,
+    moving: Option<Moving>,
     /// `EPOCH` or 0: the bit records filed in `index` carry.
     epoch: u8,
     hasher: SeededState,

@@ -1,10 +1,36 @@
-//! Growing the request index a few batches of records per insert instead of all at once
-//! (`crate::moving`).
+//! Growing the request index a few batches of records per insert instead of all at once.
+//! A full index is kept beside its successor, and each insert after moves a few batches of
+//! records over, walking the records in slot order; a flag in each record names the index
+//! that holds it, and a lookup tries the new index, then the old. Rehashing 2^20 records in
+//! one call took 44-83 ms. (The connection index uses linear hashing instead:
+//! `stack::index`.)
 
 use super::{Rec, RequestTable, CHUNK, EPOCH, LIVE, V6};
-use crate::moving::{Moving, MOVE_BATCH, MOVE_BATCHES, MOVE_SLOTS};
 use crate::request::index::SlotIndex;
 use core::net::IpAddr;
+
+/// An index being emptied into its successor. Its words of records already moved or
+/// removed may stay until it is dropped: each lookup checks the record it finds.
+#[derive(Debug)]
+pub(super) struct Moving {
+    pub(super) old: SlotIndex,
+    /// The next slot to look at.
+    pub(super) cursor: u32,
+    /// Live records still filed in `old` alone.
+    pub(super) pending: usize,
+}
+
+/// Batches one insert moves while the index is replaced: at most 64 records rehashed and
+/// 1 024 slots looked at per insert (a few microseconds), and every slot walked long
+/// before the new index fills (it has room for at least 3/4 of the live records more).
+/// Lookups search both indexes meanwhile, so the move is kept short.
+pub(super) const MOVE_BATCHES: usize = 4;
+
+/// Records in a batch, their index loads overlapped.
+const MOVE_BATCH: usize = 16;
+
+/// Most slots one batch looks at.
+const MOVE_SLOTS: usize = 256;
 
 impl RequestTable {
     /// Start replacing the index with one for one more request (`slot` its slot number),
@@ -21,7 +47,11 @@ impl RequestTable {
         let old = core::mem::replace(&mut self.index, fresh);
         if self.len > 0 {
             self.epoch ^= EPOCH;
-            self.moving = Some(Moving::new(old, self.len));
+            self.moving = Some(Moving {
+                old,
+                cursor: 0,
+                pending: self.len,
+            });
             self.move_some(addrs, MOVE_BATCHES);
         }
     }
