@@ -17,8 +17,10 @@ use crate::slab::{Key, Slab};
 use core::hash::BuildHasher;
 use hashbrown::HashTable;
 
-/// Connections a table holds on average before one more is split off.
-pub(super) const SPLIT_AT: usize = 2048;
+/// Connections a table holds on average before one more is split off. A fuzz build
+/// splits at a handful, so that the few connections a fuzz input opens run over many
+/// tables and reach `MAX_SHARDS`.
+pub(super) const SPLIT_AT: usize = if cfg!(fuzzing) { 4 } else { 2048 };
 
 /// Where the table bits start in the kept hash: below them, a table's bucket bits (its
 /// tables stay below 2^14 buckets).
@@ -26,8 +28,9 @@ const SHARD_SHIFT: u32 = 14;
 
 /// Most tables: the table bits run from bit 14 to bit 24, below the seven that make
 /// hashbrown's control bytes (`table_hash`). Past 4 M connections the tables just grow,
-/// and past about 29 M their buckets outgrow bit 14, so probes lengthen.
-const MAX_SHARDS: usize = 1 << 11;
+/// and past about 29 M their buckets outgrow bit 14, so probes lengthen. (Eight in a fuzz
+/// build, as `SPLIT_AT`.)
+const MAX_SHARDS: usize = if cfg!(fuzzing) { 8 } else { 1 << 11 };
 
 /// A filed connection: its slot, and the low 32 bits of its tuple's hash.
 #[derive(Clone, Copy, Debug)]
@@ -52,8 +55,11 @@ pub(super) struct ConnIndex {
     /// works it out (28 instructions a handshake, callgrind).
     mask: usize,
     len: usize,
-    /// `len` past which the next table is split off (never, once there are `MAX_SHARDS`).
+    /// `len` past which the next table is split off (never, once there are `max_tables`).
     split_at: usize,
+    /// `SPLIT_AT` and `MAX_SHARDS`, or smaller in tests of many tables.
+    split_every: usize,
+    max_tables: usize,
     hasher: SeededState,
 }
 
@@ -78,13 +84,22 @@ fn holding(conns: &Slab<Slot>, slot: u32, t: &FourTuple) -> Option<Key> {
 
 impl ConnIndex {
     pub(super) fn new(hasher: SeededState) -> Self {
+        Self::with_limits(hasher, SPLIT_AT, MAX_SHARDS)
+    }
+
+    /// An empty index that splits a table off every `split_every` connections, up to
+    /// `max_tables` (a power of two, at most `MAX_SHARDS`).
+    fn with_limits(hasher: SeededState, split_every: usize, max_tables: usize) -> Self {
+        debug_assert!(max_tables.is_power_of_two() && max_tables <= MAX_SHARDS);
         Self {
             first: HashTable::new(),
             rest: Vec::new(),
             low: 1,
             mask: 0,
             len: 0,
-            split_at: SPLIT_AT,
+            split_at: split_every,
+            split_every,
+            max_tables,
             hasher,
         }
     }
@@ -196,8 +211,8 @@ impl ConnIndex {
         } else {
             self.mask = 2 * low - 1;
         }
-        self.split_at = if n < MAX_SHARDS {
-            n * SPLIT_AT
+        self.split_at = if n < self.max_tables {
+            n * self.split_every
         } else {
             usize::MAX
         };
@@ -225,7 +240,7 @@ impl ConnIndex {
         } else {
             2 * self.low - 1
         };
-        if !round || self.mask != mask || n > MAX_SHARDS {
+        if !round || self.mask != mask || n > self.max_tables {
             return Err(format!(
                 "{n} tables, round {}, mask {}",
                 self.low, self.mask
@@ -268,6 +283,7 @@ mod tests {
     use crate::tests::util::{drain, XorShift32, A4, B4};
     use crate::Instant;
     use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::collections::BTreeSet;
 
     fn carry(now: Instant, from: &mut Stack, to: &mut Stack) {
         for p in drain(from, now) {
@@ -352,6 +368,115 @@ mod tests {
             assert!(lens.iter().all(|&n| n < 3 * SPLIT_AT), "{lens:?}");
         }
         assert!(most > SPLIT_AT && most <= 6 * SPLIT_AT, "{most}");
+    }
+
+    /// Many tables, and their cap, with a few connections: both stacks' indexes split a
+    /// table off every 4 connections, up to 16 tables. Connections open, close gracefully
+    /// (the side that closes first holds its end in TIME_WAIT, filed, until it expires)
+    /// or reset from either side while time passes, up to 70 open at once, then down to
+    /// 10, and up again; both stacks pass the audit after every step, and at the end a
+    /// byte sent each way on every open connection arrives, each segment having found its
+    /// connection through the index.
+    #[test]
+    fn tables_split_up_to_their_cap_as_connections_come_and_go() {
+        let (mut client, mut server) = (
+            Stack::new(Config::default(), 11),
+            Stack::new(Config::default(), 12),
+        );
+        for s in [&mut client, &mut server] {
+            s.by_tuple = ConnIndex::with_limits(s.by_tuple.hasher, 4, 16);
+        }
+        client.add_address(A4);
+        server.add_address(B4);
+        let mut now = Instant::from_secs(1);
+        let l = server.listen(now, SocketAddr::new(B4, 80), 128).unwrap();
+        let mut rng = XorShift32(77);
+        let mut open: Vec<(ConnHandle, ConnHandle)> = Vec::new();
+        let (mut tables_seen, mut most, mut port) = (BTreeSet::new(), 0, 1024u16);
+        for step in 0..4_000 {
+            let limit = if step / 500 % 2 == 0 { 70 } else { 10 };
+            let op = if open.len() > limit {
+                10 + rng.below(7)
+            } else {
+                rng.below(20)
+            };
+            match op {
+                0..=9 if open.len() < limit => {
+                    port = port.wrapping_add(1).max(1024);
+                    let Ok(c) = client.connect_from(
+                        now,
+                        SocketAddr::new(A4, port),
+                        SocketAddr::new(B4, 80),
+                    ) else {
+                        continue; // the port's earlier connection is still in TIME_WAIT
+                    };
+                    carry(now, &mut client, &mut server);
+                    carry(now, &mut server, &mut client);
+                    carry(now, &mut client, &mut server);
+                    open.push((c, server.accept(now, l).unwrap().0));
+                }
+                10..=13 if !open.is_empty() => {
+                    let (c, s) = open.swap_remove(rng.below(open.len() as u32) as usize);
+                    // Either side closes first; the other follows once the FIN is in.
+                    let (first, second) = if rng.below(2) == 0 {
+                        ((&mut client, c), (&mut server, s))
+                    } else {
+                        ((&mut server, s), (&mut client, c))
+                    };
+                    first.0.close(now, first.1).unwrap();
+                    carry(now, first.0, second.0);
+                    second.0.close(now, second.1).unwrap();
+                    carry(now, second.0, first.0);
+                    carry(now, first.0, second.0);
+                }
+                14..=16 if !open.is_empty() => {
+                    let (c, s) = open.swap_remove(rng.below(open.len() as u32) as usize);
+                    if rng.below(2) == 0 {
+                        client.abort(now, c).unwrap();
+                        server.close(now, s).unwrap();
+                        carry(now, &mut client, &mut server);
+                    } else {
+                        server.abort(now, s).unwrap();
+                        client.close(now, c).unwrap();
+                        carry(now, &mut server, &mut client);
+                    }
+                }
+                _ => {
+                    // Time passes: TIME_WAIT ends (60 s) for the oldest closes.
+                    now += crate::Duration::from_secs(u64::from(rng.below(20)));
+                    client.handle_timeout(now);
+                    server.handle_timeout(now);
+                    carry(now, &mut client, &mut server);
+                    carry(now, &mut server, &mut client);
+                }
+            }
+            for s in [&client, &server] {
+                s.audit().unwrap();
+                let n = s.by_tuple.count();
+                assert!(n <= 16, "{n} tables");
+                tables_seen.insert(n);
+                most = most.max(s.by_tuple.len());
+            }
+        }
+        // Every count of tables from 1 to the cap, and the cap held past 16 × 4 filed.
+        assert!(tables_seen.into_iter().eq(1..=16));
+        assert!(most > 64, "{most} connections at most");
+        assert!(open.len() >= 5, "{} connections open", open.len());
+        for &(c, s) in &open {
+            client.send(now, c, b"c").unwrap();
+            server.send(now, s, b"s").unwrap();
+        }
+        for _ in 0..4 {
+            carry(now, &mut client, &mut server);
+            carry(now, &mut server, &mut client);
+        }
+        let mut buf = [0u8; 4];
+        for &(c, s) in &open {
+            assert_eq!(server.recv(now, s, &mut buf), Ok(1));
+            assert_eq!(&buf[..1], b"c");
+            assert_eq!(client.recv(now, c, &mut buf), Ok(1));
+            assert_eq!(&buf[..1], b"s");
+        }
     }
 
     /// Two connections filed under one hash, as a collision of all 64 bits would file
