@@ -32,7 +32,15 @@ pub struct SoakParams {
     pub link: LinkConfig,
     /// Seed of every random choice.
     pub seed: u64,
-    /// Both stacks' configuration.
+    /// Both stacks' configuration. The default's one change from Linux's is
+    /// `tcp_keepalive_time` at 300 s (Linux: 7200), which the server's connections use
+    /// (SO_KEEPALIVE). When the SYN queue overflows (thousands of connections opened at
+    /// once), the server answers with SYN cookies, and a client's data segment that
+    /// arrives ahead of its handshake's ACK fails the cookie check (taken against its
+    /// sequence number minus one) and is answered with a reset, as on Linux. The late ACK
+    /// then passes it and makes a connection whose client is gone: established, with
+    /// nothing to send, it would outlive any settling time without keepalive, on Linux
+    /// as here.
     pub config: Config,
 }
 
@@ -57,7 +65,10 @@ impl Default for SoakParams {
                 ..LinkConfig::default()
             },
             seed: 1,
-            config: Config::default(),
+            config: Config {
+                tcp_keepalive_time: 300,
+                ..Config::default()
+            },
         }
     }
 }
@@ -222,6 +233,9 @@ impl Host {
             }
             (App::Server { listener, streams }, Event::AcceptReady(_)) => {
                 while let Ok((h, _)) = self.stack.accept(now, *listener) {
+                    // A connection whose client is gone before it sent a byte would wait
+                    // for it forever (see `SoakParams::config`): keepalive finds it.
+                    let _ = self.stack.set_keepalive(now, h, true);
                     streams.insert(h, Rx::default());
                 }
             }
