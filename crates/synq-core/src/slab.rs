@@ -30,8 +30,9 @@ pub(crate) struct Slab<T> {
 
 const NONE: u32 = u32::MAX;
 /// Bytes a chunk aims at: big enough that the chunk list stays short, small enough that
-/// the last, partly filled chunk wastes little.
-const CHUNK_BYTES: usize = 32 * 1024;
+/// the last, partly filled chunk wastes little. A fuzz build takes 4 KiB (four
+/// connections a chunk), so that its few connections span several chunks.
+const CHUNK_BYTES: usize = if cfg!(fuzzing) { 4 * 1024 } else { 32 * 1024 };
 
 impl<T> Slab<T> {
     /// Slots per chunk, as a shift: a power of two, so finding a slot is a shift and a
