@@ -26,11 +26,14 @@ pub(super) const SPLIT_AT: usize = if cfg!(fuzzing) { 4 } else { 2048 };
 /// tables stay below 2^14 buckets).
 const SHARD_SHIFT: u32 = 14;
 
-/// Most tables: the table bits run from bit 14 to bit 24, below the seven that make
-/// hashbrown's control bytes (`table_hash`). Past 4 M connections the tables just grow,
-/// and past about 29 M their buckets outgrow bit 14, so probes lengthen. (Eight in a fuzz
-/// build, as `SPLIT_AT`.)
-const MAX_SHARDS: usize = if cfg!(fuzzing) { 8 } else { 1 << 11 };
+/// Table bits in the kept hash: bits 14 to 24, below the seven that make hashbrown's
+/// control bytes (`table_hash`).
+const TABLE_BITS: u32 = 11;
+
+/// Most tables, all that `TABLE_BITS` tell apart. Past 4 M connections the tables just
+/// grow, and past about 29 M their buckets outgrow bit 14, so probes lengthen. (Eight in a
+/// fuzz build, as `SPLIT_AT`.)
+const MAX_SHARDS: usize = if cfg!(fuzzing) { 8 } else { 1 << TABLE_BITS };
 
 /// A filed connection: its slot, and the low 32 bits of its tuple's hash.
 #[derive(Clone, Copy, Debug)]
@@ -88,9 +91,9 @@ impl ConnIndex {
     }
 
     /// An empty index that splits a table off every `split_every` connections, up to
-    /// `max_tables` (a power of two, at most `MAX_SHARDS`).
+    /// `max_tables` (a power of two the table bits can tell apart).
     fn with_limits(hasher: SeededState, split_every: usize, max_tables: usize) -> Self {
-        debug_assert!(max_tables.is_power_of_two() && max_tables <= MAX_SHARDS);
+        debug_assert!(max_tables.is_power_of_two() && max_tables <= 1 << TABLE_BITS);
         Self {
             first: HashTable::new(),
             rest: Vec::new(),
@@ -279,7 +282,7 @@ impl ConnIndex {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::stack::{ConnHandle, Stack};
+    use crate::stack::{ConnHandle, ListenerHandle, Stack};
     use crate::tests::util::{drain, XorShift32, A4, B4};
     use crate::Instant;
     use core::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -289,6 +292,19 @@ mod tests {
         for p in drain(from, now) {
             to.handle_packet(now, &p);
         }
+    }
+
+    /// The handshake `client` has just started, carried through to `server`'s accept.
+    fn accepted(
+        now: Instant,
+        client: &mut Stack,
+        server: &mut Stack,
+        l: ListenerHandle,
+    ) -> ConnHandle {
+        carry(now, client, server);
+        carry(now, server, client);
+        carry(now, client, server);
+        server.accept(now, l).unwrap().0
     }
 
     /// Each table's entries and buckets.
@@ -344,10 +360,7 @@ mod tests {
                     .connect_from(now, local, SocketAddr::new(B4, 80))
                     .unwrap();
                 most = most.max(rehashed(&before, &tables(&client), low));
-                carry(now, &mut client, &mut server);
-                carry(now, &mut server, &mut client);
-                carry(now, &mut client, &mut server);
-                open.push(server.accept(now, l).unwrap().0);
+                open.push(accepted(now, &mut client, &mut server, l));
             } else {
                 let h = open.swap_remove(rng.below(open.len() as u32) as usize);
                 server.abort(now, h).unwrap();
@@ -406,10 +419,7 @@ mod tests {
                     let c = client
                         .connect_from(now, SocketAddr::new(A4, port), SocketAddr::new(B4, 80))
                         .unwrap();
-                    carry(now, &mut client, &mut server);
-                    carry(now, &mut server, &mut client);
-                    carry(now, &mut client, &mut server);
-                    open.push((c, server.accept(now, l).unwrap().0));
+                    open.push((c, accepted(now, &mut client, &mut server, l)));
                 }
                 10..=13 if !open.is_empty() => {
                     let (c, s) = open.swap_remove(rng.below(open.len() as u32) as usize);
