@@ -17,13 +17,24 @@ use synq_core::{Config, ConnHandle, Instant, Stack, State};
 
 /// `println!` that never panics: a closed stdout (`synq-bench | head`) ends the program
 /// quietly, as the CLI contract asks.
+/// `println!` that ends the program quietly (status 0) when stdout is a closed pipe, as
+/// `head` expects, and with one line and status 1 on any other write error (a full disk).
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write;
-        if writeln!(std::io::stdout(), $($t)*).is_err() {
-            std::process::exit(0);
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            $crate::stdout_failed(e);
         }
     }};
+}
+
+/// What [`say!`] does when stdout fails.
+pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("synq-bench: stdout: {e}");
+    std::process::exit(1);
 }
 
 #[global_allocator]
@@ -513,8 +524,9 @@ fn synq_bulk() -> Rounds {
 }
 
 /// `--only`: the named measurements, those in rounds interleaved, the SYN floods alone (the
-/// cookies-off one ends when its 2^20 SYNs are spent). Every name is checked first.
-fn only(secs: f64, sockets: usize, names: &[String]) {
+/// cookies-off one ends when its 2^20 SYNs are spent). Every name is checked first. With
+/// `json`, one object: each name's rate per second, or its object (`machine`, the pauses).
+fn only(secs: f64, sockets: usize, names: &[String], json: bool) {
     let rounds = |name: &str| -> Option<fn(usize) -> Rounds> {
         match name {
             "handshakes" => Some(synq_handshakes),
@@ -543,22 +555,35 @@ fn only(secs: f64, sockets: usize, names: &[String]) {
         .map(|f| f(sockets))
         .collect();
     let mut figures = interleaved(secs, &mut ms).into_iter();
+    let mut out = serde_json::Map::new();
+    let mut put = |name: &str, v: serde_json::Value, line: String| {
+        if json {
+            out.insert(name.to_string(), v);
+        } else {
+            say!("{line}");
+        }
+    };
     for name in names {
         if name == "machine" {
-            say!("{}", machine::measure(secs).line());
+            let m = machine::measure(secs);
+            put(name, m.json(), m.line());
             continue;
         }
         if name == "conn-pause" {
             let ((s, at_s), (c, at_c)) = longest_conn_pauses();
-            say!(
+            let v = json!({"server_ms": s, "server_at": at_s, "client_ms": c, "client_at": at_c});
+            let line = format!(
                 "{name}: {s:.1} ms, the longest server handle_packet, at connection {at_s}; \
                  {c:.1} ms, the longest client connect, at connection {at_c}; of 2^20"
             );
+            put(name, v, line);
             continue;
         }
         if name == "rebuild-pause" {
             let (ms, at) = longest_pause();
-            say!("{name}: {ms:.1} ms, the longest handle_packet, at SYN {at} of 2^20");
+            let line =
+                format!("{name}: {ms:.1} ms, the longest handle_packet, at SYN {at} of 2^20");
+            put(name, json!({"ms": ms, "at_syn": at}), line);
             continue;
         }
         let v = match flood(name) {
@@ -566,7 +591,10 @@ fn only(secs: f64, sockets: usize, names: &[String]) {
             None if name == "cookie-check" => forged_ack_rate(secs),
             None => figures.next().unwrap_or(f64::NAN),
         };
-        say!("{name}: {v:.0} per second");
+        put(name, json!(v.round()), format!("{name}: {v:.0} per second"));
+    }
+    if json {
+        say!("{}", serde_json::Value::Object(out));
     }
 }
 
@@ -905,6 +933,11 @@ fn main() {
             eprintln!("synq-bench: {e}");
             std::process::exit(2);
         }
+        // A path that cannot be written is bad input: say so before a minute of work.
+        if let Err(e) = std::fs::File::create(path) {
+            eprintln!("synq-bench: --latency-plot {path}: {e}");
+            std::process::exit(2);
+        }
         // Each point serves a quarter of a second of arrivals (`--secs` scales it).
         if let Err(e) = latency::figure(path, (s / 8.0).min(5.0)) {
             eprintln!("synq-bench: {e}");
@@ -913,7 +946,7 @@ fn main() {
         return;
     }
     if !args.only.is_empty() {
-        return only(s, usize::from(args.sockets), &args.only);
+        return only(s, usize::from(args.sockets), &args.only, args.json);
     }
     let sockets = usize::from(args.sockets);
     let each: Vec<serde_json::Value> = (0..args.runs).map(|_| suite(s, sockets)).collect();

@@ -217,6 +217,53 @@ fn only_runs_the_named_measurements_in_the_order_given() {
 }
 
 #[test]
+fn only_with_json_prints_one_object() {
+    let v = json_of(&[
+        "--only",
+        "cookie-check,handshakes,smoltcp-handshakes,machine",
+        "--secs",
+        "0.05",
+        "--json",
+    ]);
+    let o = v.as_object().expect("an object");
+    let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 4, "one key per measurement, no more: {keys:?}");
+    for k in ["cookie-check", "handshakes", "smoltcp-handshakes"] {
+        assert!(o[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {v}");
+    }
+    assert!(
+        o["machine"]["siphash13_16b_ns"]
+            .as_f64()
+            .is_some_and(|x| x > 0.0),
+        "{v}"
+    );
+}
+
+#[test]
+fn output_errors_are_one_line() {
+    // A plot path that cannot be written is bad input, found before the minute of work.
+    refused(&["--latency-plot", "/nonexistent/x.svg", "--secs", "0.05"]);
+    // A full disk: one line and exit 1 (a closed pipe is exit 0, `cli.rs`'s business).
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP output_errors_are_one_line: no /dev/full"
+        );
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_synq-bench"))
+        .args(["--only", "syn-cookies2", "--secs", "0.02"])
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("stdout"), "{err}");
+}
+
+#[test]
 fn machine_limits_are_measured() {
     let out = stdout_of(&["--only", "machine", "--secs", "0.05"]);
     let text = String::from_utf8_lossy(&out);

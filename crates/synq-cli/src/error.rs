@@ -61,3 +61,26 @@ impl From<synq_sim::scenario::ScenarioError> for Error {
         }
     }
 }
+
+/// The most a text input (a sysctl.conf file, a scenario, a packetdrill script) may hold:
+/// far more than any real one, and a bound on what `/dev/zero` or a wrong path can cost.
+pub(crate) const MAX_INPUT_BYTES: u64 = 16 << 20;
+
+/// Read a text input whole, refusing one over [`MAX_INPUT_BYTES`]; errors are bad input.
+pub(crate) fn read_input(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let shown = path.display();
+    let f =
+        std::fs::File::open(path).map_err(|e| Error::usage(format!("cannot read {shown}: {e}")))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::usage(format!("cannot read {shown}: {e}")))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Error::usage(format!(
+            "{shown}: more than {} MiB; not a file this reads",
+            MAX_INPUT_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| Error::usage(format!("{shown}: not UTF-8 text ({e})")))
+}

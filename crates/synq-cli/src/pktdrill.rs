@@ -147,8 +147,7 @@ pub(crate) fn run(a: &PktdrillArgs) -> Result {
     }
     let mut sources = Vec::new();
     for path in &p.scripts {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::usage(format!("{path}: {e}")))?;
+        let text = crate::error::read_input(std::path::Path::new(path))?;
         sources.push((path.clone(), text));
     }
     let mut failed = 0;

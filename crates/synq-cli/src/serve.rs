@@ -10,7 +10,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -100,11 +100,14 @@ pub(crate) fn run(a: &ServeArgs) -> Result {
             a.addr
         )));
     }
+    check_addr(a.addr, host, prefix)?;
     if a.port == 0 {
         return Err(Error::Usage(
             "--port 0: expected a port from 1 to 65535".into(),
         ));
     }
+    check_tun_name(&a.tun)?;
+    check_control(&control_path(a))?;
     if a.mtu < 576 {
         return Err(Error::Usage(format!("--mtu {}: at least 576", a.mtu)));
     }
@@ -116,6 +119,101 @@ pub(crate) fn run(a: &ServeArgs) -> Result {
         return serve_shards(&rt, a, cfg, host, prefix);
     }
     rt.block_on(serve(a, cfg, host, prefix))
+}
+
+/// Linux's `dev_valid_name`, and no `%` (the kernel would pick the number itself), and no
+/// interface of that name that is not a TUN device: checked before anything is created.
+fn check_tun_name(name: &str) -> Result {
+    let bad = |why: &str| Err(Error::Usage(format!("--tun {name:?}: {why}")));
+    if name.is_empty() || name.len() > 15 {
+        return bad("expected an interface name of 1 to 15 bytes");
+    }
+    if name == "."
+        || name == ".."
+        || name.contains(['/', ':', '%'])
+        || name.contains(char::is_whitespace)
+    {
+        return bad("not an interface name (no '/', ':', '%' or spaces)");
+    }
+    let sys = Path::new("/sys/class/net").join(name);
+    if sys.exists() && !sys.join("tun_flags").exists() {
+        return bad("an interface of that name exists and is not a TUN device");
+    }
+    Ok(())
+}
+
+/// The stack's address must be one a host can have, inside the link's prefix (else the
+/// kernel has no route to it) and not the prefix's network or broadcast address.
+fn check_addr(addr: IpAddr, host: IpAddr, prefix: u8) -> Result {
+    let bad = |why: String| Err(Error::Usage(format!("--addr {addr}: {why}")));
+    let special = match addr {
+        IpAddr::V4(v) => {
+            v.is_unspecified() || v.is_multicast() || v.is_broadcast() || v.is_loopback()
+        }
+        IpAddr::V6(v) => v.is_unspecified() || v.is_multicast() || v.is_loopback(),
+    };
+    if special {
+        return bad("not a unicast address a host can have".into());
+    }
+    let (a, h, bits) = match (addr, host) {
+        (IpAddr::V4(a), IpAddr::V4(h)) => (u128::from(u32::from(a)), u128::from(u32::from(h)), 32),
+        (IpAddr::V6(a), IpAddr::V6(h)) => (u128::from(a), u128::from(h), 128),
+        _ => return Ok(()),
+    };
+    let host_bits = bits - u32::from(prefix);
+    let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+    if a & mask != h & mask {
+        return bad(format!(
+            "outside --peer {host}/{prefix}: the kernel would have no route to it"
+        ));
+    }
+    let ends = [h & mask, (h & mask) | (!mask & (u128::MAX >> (128 - bits)))];
+    if bits == 32 && host_bits >= 2 && ends.contains(&a) {
+        return bad(format!(
+            "the network or broadcast address of {host}/{prefix}"
+        ));
+    }
+    Ok(())
+}
+
+/// Where the control socket goes.
+fn control_path(a: &ServeArgs) -> PathBuf {
+    a.control.clone().unwrap_or_else(|| default_control(&a.tun))
+}
+
+/// The control path may hold nothing, or a socket no server answers on (one a killed
+/// server left): `serve` replaces it and removes it at the end, so it must not be a file,
+/// a directory or a live server's socket.
+fn check_control(path: &Path) -> Result {
+    use std::os::unix::fs::FileTypeExt;
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::Usage(format!("--control {shown}: {e}"))),
+        Ok(m) if !m.file_type().is_socket() => {
+            return Err(Error::Usage(format!(
+                "--control {shown}: exists and is not a socket (not replacing it)"
+            )))
+        }
+        Ok(_) => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(Error::Usage(format!(
+                    "--control {shown}: a server answers there already"
+                )));
+            }
+        }
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "--control {shown}: no directory {}",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -197,10 +295,12 @@ fn start_listener(stack: &Stack, a: &ListenArgs, pcap: Option<&Pcap>) -> Result<
 
 /// The control socket, removed again when the guard drops.
 fn bind_control(a: &ServeArgs) -> Result<(tokio::net::UnixListener, RemoveOnDrop)> {
-    let control = a.control.clone().unwrap_or_else(|| default_control(&a.tun));
+    let control = control_path(a);
+    // Checked again just before: only a stale socket is removed.
+    check_control(&control)?;
     let _ = std::fs::remove_file(&control);
     let ctl = tokio::net::UnixListener::bind(&control)
-        .map_err(|e| Error::Run(format!("control socket {}: {e}", control.display())))?;
+        .map_err(|e| Error::Usage(format!("--control {}: {e}", control.display())))?;
     Ok((ctl, RemoveOnDrop(control)))
 }
 

@@ -55,8 +55,7 @@ pub(crate) fn sysctl_config(args: &SysctlArgs) -> Result<Config> {
         host_sysctls(&mut c)?;
     }
     if let Some(path) = &args.sysctl_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+        let text = crate::error::read_input(path)?;
         let unknown = c
             .apply_conf(&text)
             .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
@@ -88,7 +87,7 @@ pub(crate) fn assignments(args: &SysctlArgs) -> Result<Vec<(String, String)>> {
         .collect();
     if let Some(path) = &args.sysctl_file {
         // sysctl_config read it already; a second read only collects the names.
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let text = crate::error::read_input(path).unwrap_or_default();
         for line in text.lines() {
             let line = line.trim().trim_start_matches('-');
             if let Some((n, _)) = line.split_once('=') {

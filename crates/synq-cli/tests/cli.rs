@@ -408,6 +408,25 @@ fn compare_runs_every_model() {
         .map(|r| r["overflow"]["clients"]["established"].as_u64().unwrap())
         .collect();
     assert_eq!(est, [6, 6, 8, 5, 8]);
+    // `models`, as spec/cli.md has it: per model, the objects `sim run` prints for the
+    // pair, and the same figures as `runs`.
+    let by_model = v["models"].as_object().unwrap();
+    assert_eq!(by_model.len(), 5, "{v}");
+    for r in runs {
+        let m = &by_model[r["model"].as_str().unwrap()];
+        assert_eq!(m["overflow"]["clients"], r["overflow"]["clients"], "{r}");
+        assert_eq!(m["synflood"]["listener"], r["synflood"]["listener"], "{r}");
+    }
+    for (m, scenario) in [("bsd", "overflow"), ("linux", "synflood")] {
+        let one = json(&["sim", "run", scenario, "--model", m, "--json"]);
+        assert_eq!(by_model[m][scenario], one, "{m} {scenario}");
+    }
+    // One model is still a map of models.
+    let one = json(&["sim", "compare", "--models", "bsd", "--json"]);
+    assert_eq!(one["models"].as_object().unwrap().len(), 1, "{one}");
+    let one = json(&["sim", "compare", "burst", "--models", "bsd", "--json"]);
+    let run = json(&["sim", "run", "burst", "--model", "bsd", "--json"]);
+    assert_eq!(one["models"]["bsd"], run, "{one}");
     let (code, out, _) = synq(&["sim", "compare"]);
     assert_eq!(code, 0);
     assert!(out.contains("bsd-exact"));

@@ -737,8 +737,9 @@ fn serve_usage_errors_exit_2() {
         .map(str::to_string)
         .to_vec()
     };
+    const HOST_PREFIX: &str = "10.71.0.1/24";
     let threads = |n: &str| {
-        let mut a = base(STACK, "10.71.0.1/24", "80", "echo");
+        let mut a = base(STACK, HOST_PREFIX, "80", "echo");
         a.extend(["--threads".to_string(), n.to_string()]);
         a
     };
@@ -766,6 +767,63 @@ fn serve_usage_errors_exit_2() {
         ("--threads 0", threads("0")),
         ("--threads 257", threads("257")),
         ("--threads two", threads("two")),
+        (
+            "--addr 0.0.0.0",
+            base("0.0.0.0", "10.71.0.1/24", "80", "echo"),
+        ),
+        (
+            "--addr multicast",
+            base("224.0.0.1", "10.71.0.1/24", "80", "echo"),
+        ),
+        (
+            "--addr broadcast",
+            base("255.255.255.255", "10.71.0.1/24", "80", "echo"),
+        ),
+        (
+            "--addr loopback",
+            base("127.0.0.1", "10.71.0.1/24", "80", "echo"),
+        ),
+        ("--addr :: ", base("::", "fd00::1/64", "80", "echo")),
+        (
+            "--addr outside the prefix",
+            base("10.9.9.9", "10.71.0.1/24", "80", "echo"),
+        ),
+        (
+            "--addr the subnet's broadcast",
+            base("10.71.0.255", "10.71.0.1/24", "80", "echo"),
+        ),
+        (
+            "--addr the subnet's network",
+            base("10.71.0.0", "10.71.0.1/24", "80", "echo"),
+        ),
+        (
+            "--tun ''",
+            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", ""),
+        ),
+        (
+            "--tun of 16 bytes",
+            with(
+                base(STACK, HOST_PREFIX, "80", "echo"),
+                "--tun",
+                "sq0123456789abcd",
+            ),
+        ),
+        (
+            "--tun a/b",
+            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", "a/b"),
+        ),
+        (
+            "--tun 'a b'",
+            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", "a b"),
+        ),
+        (
+            "--tun sq%d",
+            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", "sq%d"),
+        ),
+        (
+            "--tun lo (not a TUN device)",
+            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", "lo"),
+        ),
     ];
     for (what, args) in cases {
         let o = run_bounded(
@@ -775,6 +833,51 @@ fn serve_usage_errors_exit_2() {
         assert_usage_error(&o, what);
         assert!(!link_in(&ns, "sq0"), "{what}: sq0 was created");
         assert!(!control.exists(), "{what}: a control socket was created");
+    }
+    // `--control` may only name nothing or a stale socket: serve replaces what is there.
+    let dir = std::env::temp_dir().join(format!("{}-dir", ns.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _dir = TempDir(dir.clone());
+    let file = dir.join("precious.txt");
+    std::fs::write(&file, "keep me").unwrap();
+    let live = dir.join("live.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+    let paths = [
+        ("--control on a regular file", file.clone()),
+        ("--control on a directory", dir.clone()),
+        ("--control in no directory", dir.join("none").join("x.sock")),
+        ("--control on a live server's socket", live.clone()),
+    ];
+    for (what, path) in paths {
+        let args = with(
+            base(STACK, HOST_PREFIX, "80", "echo"),
+            "--control",
+            path.to_str().unwrap(),
+        );
+        let o = run_bounded(
+            ns.command(env!("CARGO_BIN_EXE_synq")).args(&args),
+            Duration::from_secs(20),
+        );
+        assert_usage_error(&o, what);
+        assert!(!link_in(&ns, "sq0"), "{what}: sq0 was created");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    assert!(live.exists(), "the live server's socket was removed");
+}
+
+/// `args` with `flag`'s value replaced.
+fn with(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
+    let i = args.iter().position(|a| a == flag).expect("the flag") + 1;
+    args[i] = value.to_string();
+    args
+}
+
+/// A directory removed with what it holds when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -336,12 +336,34 @@ struct Knob {
     set: fn(&mut Config, &str) -> Result<(), &'static str>,
 }
 
-fn int<T: core::str::FromStr + PartialOrd + Copy>(
-    v: &str,
-    lo: T,
-    hi: T,
-) -> Result<T, &'static str> {
-    let x: T = v.trim().parse().map_err(|_| "not an integer in range")?;
+/// An integer as the kernel's `proc_get_long` reads one: blanks around it, an optional
+/// `-`, then hex after `0x`, octal after a leading `0`, else decimal (`strtoul`, base 0);
+/// no `+`, nothing after it. The sign and the magnitude.
+fn kernel_long(v: &str) -> Option<(bool, u64)> {
+    let s = v.trim_matches([' ', '\t', '\n']);
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (radix, digits) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => (16, hex),
+        None if s.len() > 1 && s.starts_with('0') => (8, &s[1..]),
+        None => (10, s),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok().map(|m| (neg, m))
+}
+
+fn int<T: TryFrom<i128> + PartialOrd + Copy>(v: &str, lo: T, hi: T) -> Result<T, &'static str> {
+    let (neg, m) = kernel_long(v).ok_or("not an integer")?;
+    // The u8 knobs are `proc_dou8vec_minmax`, which refuses any sign, "-0" too.
+    if neg && size_of::<T>() == 1 {
+        return Err("out of range");
+    }
+    let x = if neg { -i128::from(m) } else { i128::from(m) };
+    let x = T::try_from(x).map_err(|_| "out of range")?;
     if x < lo || x > hi {
         return Err("out of range");
     }
@@ -349,17 +371,14 @@ fn int<T: core::str::FromStr + PartialOrd + Copy>(
 }
 
 fn boolean(v: &str) -> Result<bool, &'static str> {
-    match v.trim() {
-        "0" => Ok(false),
-        "1" => Ok(true),
-        _ => Err("expected 0 or 1"),
-    }
+    int(v, 0u8, 1)
+        .map(|x| x == 1)
+        .map_err(|_| "expected 0 or 1")
 }
 
 /// A Linux `u8` switch (`proc_dou8vec_minmax` without bounds): 0 to 255, on when non-zero.
 fn switch(v: &str) -> Result<bool, &'static str> {
-    v.trim()
-        .parse::<u8>()
+    int(v, 0u8, 255)
         .map(|x| x != 0)
         .map_err(|_| "expected an integer from 0 to 255")
 }
@@ -367,7 +386,7 @@ fn switch(v: &str) -> Result<bool, &'static str> {
 /// `tcp_rmem` / `tcp_wmem`: three `int`s of at least 1, in any order, as Linux accepts them
 /// (`proc_dointvec_minmax` with a floor of one, no ordering check).
 fn triple(v: &str) -> Result<[u32; 3], &'static str> {
-    let mut it = v.split_whitespace().map(|x| x.parse::<u32>());
+    let mut it = v.split_whitespace().map(|x| int(x, 0u32, u32::MAX));
     let r = match (it.next(), it.next(), it.next(), it.next()) {
         (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => [a, b, c],
         _ => return Err("expected three integers: min default max"),
@@ -379,7 +398,7 @@ fn triple(v: &str) -> Result<[u32; 3], &'static str> {
 }
 
 fn port_range(v: &str) -> Result<[u16; 2], &'static str> {
-    let mut it = v.split_whitespace().map(|x| x.parse::<u16>());
+    let mut it = v.split_whitespace().map(|x| int(x, 0u16, u16::MAX));
     match (it.next(), it.next(), it.next()) {
         (Some(Ok(a)), Some(Ok(b)), None) if 1 <= a && a <= b => Ok([a, b]),
         _ => Err("expected two ports: low high, 1 <= low <= high"),
@@ -790,6 +809,53 @@ mod tests {
         );
         let names: Vec<(usize, &str)> = unknown.iter().map(|u| (u.line, &*u.name)).collect();
         assert_eq!(names, [(1, "vm.swappiness"), (5, "kernel.sysrq")]);
+    }
+
+    #[test]
+    fn integers_are_read_as_the_kernel_reads_them() {
+        // `proc_get_long`: base 0 (hex, octal, decimal), blanks around, no `+`; the u8
+        // knobs refuse a sign. `kernel_facts.rs` checks these against the host kernel.
+        let read = |name: &str, v: &str| {
+            let mut c = Config::default();
+            c.set(name, v).ok().map(|()| c.get(name).unwrap())
+        };
+        let somaxconn = "net.core.somaxconn";
+        assert_eq!(read(somaxconn, "0x10").as_deref(), Some("16"));
+        assert_eq!(read(somaxconn, "0X1f").as_deref(), Some("31"));
+        assert_eq!(read(somaxconn, "010").as_deref(), Some("8"));
+        assert_eq!(read(somaxconn, " 16\n").as_deref(), Some("16"));
+        assert_eq!(read(somaxconn, "-0").as_deref(), Some("0"));
+        for bad in [
+            "+16",
+            "08",
+            "0x",
+            "1_0",
+            "16k",
+            "- 1",
+            "",
+            "99999999999999999999",
+        ] {
+            assert_eq!(read(somaxconn, bad), None, "{bad:?}");
+        }
+        let cookies = "net.ipv4.tcp_syncookies";
+        assert_eq!(read(cookies, "0x2").as_deref(), Some("2"));
+        assert_eq!(read(cookies, "-0"), None);
+        assert_eq!(
+            read("net.ipv4.tcp_fin_timeout", "-0x10").as_deref(),
+            Some("-16")
+        );
+        assert_eq!(
+            read("net.ipv4.tcp_wmem", "0x1000 010 4096").as_deref(),
+            Some("4096\t8\t4096")
+        );
+        assert_eq!(
+            read("net.ipv4.tcp_window_scaling", " 0x0 ").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            read("net.ipv4.tcp_migrate_req", "0x1").as_deref(),
+            Some("1")
+        );
     }
 
     #[test]

@@ -159,6 +159,57 @@ fn sysctl_writes_are_taken_or_refused_as_the_kernel_does() {
     }
 }
 
+/// Integers in hex, octal and decimal, with blanks and signs: taken or refused, and the
+/// value read back, as the kernel's `proc_get_long` reads them.
+#[test]
+fn sysctl_integers_read_back_as_the_kernel_reads_them() {
+    if let Some(why) = skip_reason() {
+        skip("sysctl_integers_read_back_as_the_kernel_reads_them", &why);
+        return;
+    }
+    let cases: &[(&str, &str)] = &[
+        ("net.core.somaxconn", "0x10"),
+        ("net.core.somaxconn", "0X1f"),
+        ("net.core.somaxconn", "010"),
+        ("net.core.somaxconn", " 16\n"),
+        ("net.core.somaxconn", "-0"),
+        ("net.core.somaxconn", "+16"),
+        ("net.core.somaxconn", "08"),
+        ("net.core.somaxconn", "0x"),
+        ("net.core.somaxconn", "1_0"),
+        ("net.core.somaxconn", "16k"),
+        ("net.core.somaxconn", "99999999999999999999"),
+        ("net.ipv4.tcp_syncookies", "0x2"),
+        ("net.ipv4.tcp_syncookies", "-0"),
+        ("net.ipv4.tcp_syncookies", "0377"),
+        ("net.ipv4.tcp_fin_timeout", "-0x10"),
+        ("net.ipv4.tcp_max_syn_backlog", "-010"),
+        ("net.ipv4.tcp_wmem", "0x1000 010 4096"),
+        ("net.ipv4.ip_local_port_range", "0x8000 0177777"),
+        ("net.ipv4.ip_default_ttl", "0x40"),
+        ("net.ipv4.tcp_migrate_req", "0x1"),
+    ];
+    let mut args = vec!["readback".to_string()];
+    args.extend(cases.iter().map(|(n, v)| format!("{n}={v}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The writes add up alike on both sides: one namespace, one `Config`, in order.
+    let kernel: Vec<Option<String>> =
+        serde_json::from_value(facts(&args)).expect("a list of values");
+    let mut c = Config::default();
+    let ours: Vec<Option<String>> = cases
+        .iter()
+        .map(|(n, v)| {
+            c.set(n, v).ok().map(|()| {
+                let got = c.get(n).unwrap();
+                got.split_whitespace().collect::<Vec<_>>().join(" ")
+            })
+        })
+        .collect();
+    for ((case, k), o) in cases.iter().zip(&kernel).zip(&ours) {
+        assert_eq!(o, k, "{case:?}: synq (left) against the kernel (right)");
+    }
+}
+
 /// TS option values differ by clock and offset: zero them, keep the layout.
 fn mask_ts(opts: &[u8]) -> Vec<u8> {
     let mut v = opts.to_vec();

@@ -82,7 +82,7 @@ fn classic_scenarios(a: &CompareArgs) -> Vec<Scenario> {
 pub(crate) fn run(a: &CompareArgs) -> Result {
     let models = parse_models(a.models.as_deref())?;
     if let Some(what) = &a.scenario {
-        return execute(&load(what)?, &models, &a.out);
+        return execute(&load(what)?, &models, &a.out, true);
     }
     at_most("clients", a.clients, MAX_CLIENTS, "")?;
     at_most("syns", a.syns, MAX_SYNS, "")?;
@@ -95,17 +95,20 @@ pub(crate) fn run(a: &CompareArgs) -> Result {
         defer_accept: 0,
     };
     let o = &a.out;
-    if o.plot.is_some() || o.timeline.is_some() || o.pcap.is_some() || o.csv {
+    let mut full = None;
+    if o.plot.is_some() || o.timeline.is_some() || o.pcap.is_some() || o.csv || o.json {
         // The same runs through the scenario engine (tests hold it equal to the classic
-        // functions), for what only it gives: timelines, plots, captures, CSV rows.
+        // functions), for what only it gives: timelines, plots, captures, CSV rows, and
+        // the JSON objects `sim run` prints.
         let reports = simulate(&classic_scenarios(a), &models, o)?;
         if o.csv {
             let all: Vec<_> = reports.into_iter().flatten().collect();
             return output::print(|w| write_csv(w, &all));
         }
+        full = Some(reports);
     }
     let mut runs = Vec::new();
-    for model in models {
+    for &model in &models {
         let mut common = base.clone();
         common.config.model = model;
         let o = overflow(&OverflowParams {
@@ -137,7 +140,21 @@ pub(crate) fn run(a: &CompareArgs) -> Result {
                 })
             })
             .collect();
-        return output::json(&serde_json::json!({"scenario": "compare", "runs": v}));
+        // `models` as spec/cli.md has it for `sim compare`: per model, what `sim run
+        // overflow` and `sim run synflood` print; `runs` is the older summary, kept.
+        let mut by_model = serde_json::Map::new();
+        if let Some([over, flood]) = full.as_deref() {
+            for (m, (o, f)) in models.iter().zip(over.iter().zip(flood)) {
+                let pair = serde_json::json!({"overflow": o, "synflood": f});
+                by_model.insert(m.name().to_string(), pair);
+            }
+        }
+        return output::json(&serde_json::json!({
+            "scenario": "compare",
+            "seed": a.out.seed,
+            "runs": v,
+            "models": by_model,
+        }));
     }
     output::print(|w| {
         writeln!(

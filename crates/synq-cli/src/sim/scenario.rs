@@ -59,13 +59,14 @@ pub(crate) struct RunArgs {
 /// A built-in name or a file.
 pub(crate) fn load(what: &str) -> Result<Scenario> {
     let path = Path::new(what);
-    if path.exists() || what.ends_with(".toml") {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::usage(format!("cannot read {what}: {e}")))?;
-        return Scenario::from_toml(&text).map_err(|e| Error::usage(format!("{what}: {e}")));
-    }
+    // A built-in name is the built-in, even with a file of that name here (`./burst` is
+    // the file).
     if let Some(s) = synq_sim::scenario::builtin(what) {
         return Ok(s);
+    }
+    if path.exists() || what.ends_with(".toml") {
+        let text = crate::error::read_input(path)?;
+        return Scenario::from_toml(&text).map_err(|e| Error::usage(format!("{what}: {e}")));
     }
     let names: Vec<&str> = BUILTINS.iter().map(|(n, _)| *n).collect();
     let close = names.iter().find(|n| strsim(n, what) <= 2);
@@ -134,15 +135,21 @@ pub(crate) fn run(a: &RunArgs) -> Result {
     let scenario = load(&a.scenario)?;
     let model = a.model.as_deref().map(parse_model).transpose()?;
     let model = scenario.model(model);
-    execute(&scenario, &[model], &a.out)
+    execute(&scenario, &[model], &a.out, false)
 }
 
-/// Run `scenario` once per model and write every output asked for.
-pub(crate) fn execute(scenario: &Scenario, models: &[Model], o: &ScenarioOut) -> Result {
+/// Run `scenario` once per model and write every output asked for. `by_model`: the JSON
+/// is `{"models": {name: report}}` (`sim compare`) even for one model.
+pub(crate) fn execute(
+    scenario: &Scenario,
+    models: &[Model],
+    o: &ScenarioOut,
+    by_model: bool,
+) -> Result {
     let mut runs = simulate(std::slice::from_ref(scenario), models, o)?;
     let reports = runs.pop().unwrap_or_default();
     if o.json {
-        let v = if models.len() == 1 {
+        let v = if !by_model && models.len() == 1 {
             serde_json::to_value(&reports[0])
         } else {
             reports

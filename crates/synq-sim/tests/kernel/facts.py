@@ -2,6 +2,8 @@
 
   facts.py sysctls NAME...   -> {"NAME": "value" or null, ...} as a fresh namespace has them
   facts.py writes NAME=V...  -> [true or false, ...]: whether the kernel took each write, in order
+  facts.py readback NAME=V... -> [value read back after each write, or null where it was
+                                refused], in order
   facts.py shape TS          -> the SYN and SYN-ACK Linux sends on a 1500-byte-MTU loopback
                                 with net.ipv4.tcp_timestamps=TS: window and option bytes
   facts.py tsoff             -> the TSvals of SYNs sent within milliseconds to 127.0.0.1:5000:
@@ -31,6 +33,21 @@ def writes(assignments):
         except OSError:
             taken.append(False)
     return taken
+
+def readback(assignments):
+    out = []
+    for a in assignments:
+        name, value = a.split("=", 1)
+        path = "/proc/sys/" + name.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError:
+            out.append(None)
+            continue
+        with open(path) as f:
+            out.append(" ".join(f.read().split()))
+    return out
 
 def capture_lo(mtu=None):
     """Loopback up, a capture socket on it and a listener on 127.0.0.1:5000."""
@@ -112,6 +129,8 @@ if sys.argv[1] == "sysctls":
     print(json.dumps(sysctls(sys.argv[2:])))
 elif sys.argv[1] == "writes":
     print(json.dumps(writes(sys.argv[2:])))
+elif sys.argv[1] == "readback":
+    print(json.dumps(readback(sys.argv[2:])))
 elif sys.argv[1] == "tsoff":
     print(json.dumps(tsoff()))
 else:

@@ -106,7 +106,9 @@ pub struct RunReport {
     pub accepted_after: u32,
     /// SYN-ACKs sent, retransmissions and cookies included.
     pub synacks_sent: u64,
-    /// Legitimate clients (None without client populations).
+    /// Legitimate clients (None without client populations; then absent from the JSON,
+    /// as spec/cli.md has it).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub legit: Option<LegitReport>,
     /// Peak queue lengths.
     pub peak: PeakReport,
