@@ -43,7 +43,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "HOST_IP/PREFIX")]
     peer: String,
     /// Port to listen on.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     port: u16,
     /// listen() backlog (clamped as the model says).
     #[arg(long, allow_hyphen_values = true)]
@@ -59,14 +59,15 @@ pub(crate) struct ServeArgs {
     pcap: Option<PathBuf>,
     /// MTU of the TUN device (and `synq.mtu`, so the MSS follows it). Up to 65535: a large
     /// MTU moves 64 KB per read, as segmentation offload does for kernel links.
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1500, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u16).range(576..))]
     mtu: u16,
     /// TCP segmentation and checksum offload on the device (`IFF_VNET_HDR`): the kernel
     /// hands over segments of up to 64 KB, one read each, checksums left unfilled.
     #[arg(long)]
     offload: bool,
     /// Seed of the stack's secrets (default: from the OS; set it only for reproducible tests).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Shards: N threads, each with a stack of its own on a queue of its own of a
     /// multi-queue TUN device (the kernel spreads flows over the queues), all with the same

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::output::{self, counters_json};
 use clap::Args;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use synq_core::{Counters, Family, FreeBsdCounters, ListenerInfo};
 use synq_tokio::{DriverStats, Stack};
@@ -111,21 +111,44 @@ pub(crate) fn query(path: &std::path::Path) -> Result<Value> {
             path.display()
         ))
     })?;
-    let timeout = Some(std::time::Duration::from_secs(5));
-    let _ = conn.set_read_timeout(timeout);
-    conn.write_all(b"stat\n")
-        .map_err(|e| Error::Run(format!("control socket: {e}")))?;
-    let mut line = String::new();
+    let timeout = std::time::Duration::from_secs(5);
+    let _ = conn.set_read_timeout(Some(timeout));
+    let _ = conn.set_write_timeout(Some(timeout));
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::Run(format!(
+            "control socket: no reply within {} s",
+            timeout.as_secs()
+        )),
+        _ => Error::Run(format!("control socket: {e}")),
+    };
+    conn.write_all(b"stat\n").map_err(io)?;
+    // One line, bounded: whatever answers there is not trusted.
+    let mut line = Vec::new();
     BufReader::new(conn)
-        .read_line(&mut line)
-        .map_err(|e| Error::Run(format!("control socket: {e}")))?;
-    let v: Value = serde_json::from_str(&line)
+        .take(MAX_REPLY)
+        .read_until(b'\n', &mut line)
+        .map_err(io)?;
+    if line.len() as u64 >= MAX_REPLY {
+        return Err(Error::Run(format!(
+            "control socket: a reply over {} MiB",
+            MAX_REPLY >> 20
+        )));
+    }
+    let v: Value = serde_json::from_slice(&line)
         .map_err(|e| Error::Run(format!("control socket: bad reply ({e})")))?;
     if let Some(e) = v.get("error") {
         return Err(Error::Run(format!("server: {e}")));
     }
+    if !(v["listeners"].is_array() && v["connections"].is_array() && v["counters"].is_object()) {
+        return Err(Error::Run(
+            "control socket: not a synq serve reply (listeners, connections, counters)".into(),
+        ));
+    }
     Ok(v)
 }
+
+/// The longest reply `stat` reads: a server's whole state, a line of JSON.
+const MAX_REPLY: u64 = 256 << 20;
 
 /// `ss`'s short state name for an RFC state name (as the server reports it); an unknown
 /// name is printed as it is.

@@ -83,7 +83,7 @@ pub(crate) fn assignments(args: &SysctlArgs) -> Result<Vec<(String, String)>> {
     let mut named: Vec<String> = args
         .sysctl
         .iter()
-        .filter_map(|a| a.split_once('=').map(|(n, _)| n.trim().to_string()))
+        .filter_map(|a| a.split_once('=').map(|(n, _)| n.trim().replace('/', ".")))
         .collect();
     if let Some(path) = &args.sysctl_file {
         // sysctl_config read it already; a second read only collects the names.

@@ -31,7 +31,7 @@ pub(crate) struct KernelArgs {
     #[arg(long, value_enum, default_value = "quick")]
     grid: GridArg,
     /// Seed of the random points and of the simulator.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     seed: u64,
     /// One JSON object on stdout instead of one line per point.
     #[arg(long)]

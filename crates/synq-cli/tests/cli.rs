@@ -132,6 +132,13 @@ fn bad_input_is_one_line_and_exit_2() {
         &["sim", "transfer", "--sysctl-file", "/nonexistent/file.conf"],
         &["sim", "transfer", "--bandwidth", "0"],
         &["sysctl", "net.core.nope"],
+        // Linux reads `+16` as nothing, and 08 as a bad octal number.
+        &["sysctl", "--sysctl", "net.core.somaxconn=+16"],
+        &["sysctl", "--sysctl", "net.core.somaxconn=08"],
+        // Inputs read whole stop at 16 MiB.
+        &["sysctl", "--sysctl-file", "/dev/zero"],
+        &["sim", "run", "/dev/zero"],
+        &["pktdrill", "/dev/zero"],
     ] {
         let (code, out, err) = synq(args);
         assert_eq!(code, 2, "{args:?}: {err}");
@@ -173,6 +180,48 @@ fn sysctl_listing_and_file() {
     );
     let (_, all, _) = synq(&["sysctl"]);
     assert!(all.lines().count() >= 20);
+    // Base 0, as the kernel reads a write: hex, octal.
+    let (code, out, _) = synq(&[
+        "sysctl",
+        "--sysctl",
+        "net.core.somaxconn=0x40",
+        "--sysctl",
+        "net.ipv4.tcp_syn_retries=010",
+        "net.core.somaxconn",
+        "net.ipv4.tcp_syn_retries",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "net.core.somaxconn = 64\nnet.ipv4.tcp_syn_retries = 8\n"
+    );
+}
+
+#[test]
+fn a_built_in_name_is_the_built_in_and_dot_slash_the_file() {
+    let dir = std::env::temp_dir().join(format!("synq-cli-builtin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("burst"), "not toml [").unwrap();
+    let run = |what: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_synq"))
+            .args(["sim", "run", what, "--json"])
+            .current_dir(&dir)
+            .output()
+            .expect("runs");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (builtin, file) = (run("burst"), run("./burst"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(builtin.0, Some(0));
+    assert!(
+        builtin.1.contains("\"scenario\":\"burst\""),
+        "{}",
+        builtin.1
+    );
+    assert_eq!(file.0, Some(2), "the file, which does not parse");
 }
 
 #[test]
@@ -953,4 +1002,38 @@ fn ss_rows_list_the_servers_sockets() {
     ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(v.get("sockets").is_none());
+}
+
+/// `synq stat` against a socket that answers what it likes: each bad reply is one line and
+/// exit 1, never a panic or an empty table.
+#[test]
+fn stat_refuses_replies_that_are_not_a_servers() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+    let dir = std::env::temp_dir().join(format!("synq-stat-fake-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (reply, says) in [
+        (&b"{\"listeners\":5}\n"[..], "not a synq serve reply"),
+        (b"\xff\xfe\n", "bad reply"),
+        (b"[1,2]\n", "not a synq serve reply"),
+        (b"", "bad reply"),
+    ] {
+        let path = dir.join("fake.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            let mut r = BufReader::new(conn);
+            let _ = r.read_line(&mut line);
+            let _ = r.get_mut().write_all(reply);
+        });
+        let (code, out, err) = synq(&["stat", "--control", path.to_str().unwrap()]);
+        server.join().unwrap();
+        assert_eq!(code, 1, "{reply:?}: {err}");
+        assert!(out.is_empty(), "{reply:?}: {out}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{reply:?}: {err}");
+        assert!(err.contains(says), "{reply:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -76,6 +76,42 @@ fn run_json_has_the_spec_keys() {
 }
 
 #[test]
+fn latencies_without_samples_are_null_not_zero() {
+    // Every packet of the clients' link is lost: nobody connects.
+    let dir = std::env::temp_dir().join(format!("synq-null-lat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("lost.toml");
+    std::fs::write(
+        &f,
+        "name = \"lost\"\nduration_s = 2\n[[listener]]\nbacklog = 5\n\
+         [[clients]]\ncount = 3\narrival = \"burst\"\nlink = { loss = 1.0 }\n",
+    )
+    .unwrap();
+    let v = json(&["sim", "run", f.to_str().unwrap(), "--json"]);
+    let (code, csv, _) = synq(&["sim", "run", f.to_str().unwrap(), "--csv"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let l = &v["legit"];
+    assert_eq!(
+        (l["attempted"].as_u64(), l["connected"].as_u64()),
+        (Some(3), Some(0)),
+        "{v}"
+    );
+    assert!(
+        l["connect_ms"].is_null() && l["complete_ms"].is_null(),
+        "{v}"
+    );
+    assert_eq!(code, 0);
+    let mut rows = csv.lines().map(|r| r.split(',').collect::<Vec<_>>());
+    let (head, row) = (rows.next().unwrap(), rows.next().unwrap());
+    let at = |k: &str| row[head.iter().position(|h| *h == k).unwrap()];
+    assert_eq!(
+        (at("connect_p50_ms"), at("complete_max_ms")),
+        ("", ""),
+        "{csv}"
+    );
+}
+
+#[test]
 fn compare_json_is_run_json_per_model() {
     let v = json(&[
         "sim",

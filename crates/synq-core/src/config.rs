@@ -123,6 +123,17 @@ pub enum SysctlError {
         /// The offending text.
         text: String,
     },
+    /// A `sysctl -w` argument is not `name=value`.
+    #[error("expected NAME=VALUE, got {0:?}")]
+    BadAssignment(String),
+    /// A sysctl.conf line whose value was refused.
+    #[error("line {line}: {error}")]
+    OnLine {
+        /// 1-based line number.
+        line: usize,
+        /// Why it was refused.
+        error: Box<Self>,
+    },
 }
 
 /// A sysctl.conf line naming a sysctl this stack does not model (`vm.swappiness`, say):
@@ -679,15 +690,14 @@ impl Config {
         Ok((find(name)?.get)(self))
     }
 
-    /// Parse `name=value` (the `sysctl -w` argument form) and set it.
+    /// Parse `name=value` (the `sysctl -w` argument form; `/` may separate the name's
+    /// parts, as procps takes it) and set it.
     pub fn set_assignment(&mut self, assignment: &str) -> Result<(), SysctlError> {
         let (name, value) = assignment
             .split_once('=')
-            .ok_or_else(|| SysctlError::BadLine {
-                line: 1,
-                text: assignment.to_string(),
-            })?;
-        self.set(name.trim(), value.trim())
+            .filter(|(n, _)| !n.trim().is_empty())
+            .ok_or_else(|| SysctlError::BadAssignment(assignment.to_string()))?;
+        self.set(&name.trim().replace('/', "."), value.trim())
     }
 
     /// Apply a file in sysctl.conf syntax: `name = value` lines, `#` or `;` comments, blank
@@ -697,15 +707,20 @@ impl Config {
     /// bad value for a known name is an error.
     pub fn apply_conf(&mut self, text: &str) -> Result<Vec<UnknownSysctl>, SysctlError> {
         let mut unknown = Vec::new();
+        // An editor's byte-order mark is not part of the first name.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
                 continue;
             }
-            let (name, value) = line.split_once('=').ok_or_else(|| SysctlError::BadLine {
-                line: i + 1,
-                text: raw.to_string(),
-            })?;
+            let (name, value) = line
+                .split_once('=')
+                .filter(|(n, _)| !n.trim().trim_start_matches('-').trim().is_empty())
+                .ok_or_else(|| SysctlError::BadLine {
+                    line: i + 1,
+                    text: raw.to_string(),
+                })?;
             let (name, optional) = match name.trim().strip_prefix('-') {
                 Some(n) => (n, true),
                 None => (name.trim(), false),
@@ -717,7 +732,13 @@ impl Config {
                 Err(SysctlError::UnknownName(_)) => {
                     unknown.push(UnknownSysctl { line: i + 1, name })
                 }
-                other => other?,
+                Err(e) => {
+                    return Err(SysctlError::OnLine {
+                        line: i + 1,
+                        error: Box::new(e),
+                    })
+                }
+                Ok(()) => {}
             }
         }
         Ok(unknown)
@@ -793,6 +814,37 @@ mod tests {
         let e = c.apply_conf("net.core.somaxconn 5").unwrap_err();
         assert!(matches!(e, SysctlError::BadLine { line: 1, .. }));
         assert!(c.apply_conf("net.ipv4.tcp_syncookies = 256").is_err());
+    }
+
+    #[test]
+    fn conf_file_errors_name_their_line() {
+        let mut c = Config::default();
+        let e = c
+            .apply_conf("# ok\nnet.core.somaxconn = 9\nnet.core.somaxconn = -5\n")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("line 3: invalid value"), "{e}");
+        // A name that is empty (or only the `-` prefix) makes a malformed line.
+        for text in ["= 5\n", "  - = 5\n"] {
+            let e = Config::default().apply_conf(text).unwrap_err();
+            assert!(
+                matches!(e, SysctlError::BadLine { line: 1, .. }),
+                "{text:?}: {e}"
+            );
+        }
+        // A byte-order mark at the start is not part of the first name.
+        let mut c = Config::default();
+        let unknown = c.apply_conf("\u{feff}net.core.somaxconn = 7\n").unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(c.somaxconn, 7);
+        // `sysctl -w` takes either separator; a bare name is not an assignment.
+        c.set_assignment("net/core/somaxconn=11").unwrap();
+        assert_eq!(c.somaxconn, 11);
+        for bad in ["net.core.somaxconn", "=5"] {
+            assert!(
+                matches!(c.set_assignment(bad), Err(SysctlError::BadAssignment(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl LinkConfig {
         }
         if self.bandwidth_bps == Some(0) {
             return Err(SimError::InvalidLink(
-                "bandwidth_bps must be > 0 (use None for infinite)".into(),
+                "bandwidth_bps must be > 0 (leave it unset for no limit)".into(),
             ));
         }
         Ok(())

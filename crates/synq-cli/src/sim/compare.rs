@@ -34,10 +34,20 @@ pub(crate) struct CompareArgs {
     )]
     backlog: i32,
     /// Clients of the overflow run, 1 ms apart (at most 200000; classic pair only).
-    #[arg(long, default_value_t = 20, conflicts_with = "scenario")]
+    #[arg(
+        long,
+        default_value_t = 20,
+        conflicts_with = "scenario",
+        allow_negative_numbers = true
+    )]
     clients: u32,
     /// SYNs of the flood run, all at time zero (at most 10000000; classic pair only).
-    #[arg(long, default_value_t = 100, conflicts_with = "scenario")]
+    #[arg(
+        long,
+        default_value_t = 100,
+        conflicts_with = "scenario",
+        allow_negative_numbers = true
+    )]
     syns: u32,
     /// Report at this many virtual seconds (at most 1000000; classic pair only).
     #[arg(

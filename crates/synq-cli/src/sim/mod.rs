@@ -34,16 +34,20 @@ pub(crate) struct BacklogArgs {
     #[arg(long, allow_hyphen_values = true)]
     backlog: i32,
     /// Report the state at this many virtual seconds (at most 1000000).
-    #[arg(long, default_value_t = 1.5, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1.5, allow_hyphen_values = true)]
     duration: f64,
     /// Round-trip propagation delay in microseconds (at most 60000000).
-    #[arg(long = "rtt-us", default_value_t = 100)]
+    #[arg(long = "rtt-us", default_value_t = 100, allow_negative_numbers = true)]
     rtt_us: u64,
     /// TCP_DEFER_ACCEPT seconds on the listener (0: off).
-    #[arg(long = "defer-accept", default_value_t = 0)]
+    #[arg(
+        long = "defer-accept",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     defer_accept: u32,
     /// Seed of every random choice: same seed, same output.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     seed: u64,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]

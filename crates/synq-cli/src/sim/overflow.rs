@@ -9,10 +9,10 @@ use synq_sim::scenario::{overflow_tapped, OverflowParams, SERVER_ADDR};
 #[derive(Args, Debug)]
 pub(crate) struct OverflowArgs {
     /// Client hosts, each connecting once (at most 200000).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clients: u32,
     /// Milliseconds between successive connects (at most 1000000).
-    #[arg(long = "gap-ms", default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long = "gap-ms", default_value_t = 1.0, allow_hyphen_values = true)]
     gap_ms: f64,
     /// After the report, drain the accept queue and report how many accept() returned.
     #[arg(long = "accept-after")]

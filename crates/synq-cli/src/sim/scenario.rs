@@ -16,7 +16,7 @@ use synq_sim::scenario::{run_with, RunParams, RunReport, Scenario, BUILTINS, SER
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ScenarioOut {
     /// Seed of every random choice: same seed, same output.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub(crate) seed: u64,
     /// One JSON object on stdout instead of the table.
     #[arg(long, conflicts_with = "csv")]
@@ -263,12 +263,14 @@ fn csv_fields(r: &RunReport) -> Vec<(String, String)> {
     f("legit_gave_up", l.gave_up.to_string());
     f("legit_in_progress", l.in_progress.to_string());
     f("legit_connected", l.connected.to_string());
-    f("connect_p50_ms", l.connect_ms.p50.to_string());
-    f("connect_p99_ms", l.connect_ms.p99.to_string());
-    f("connect_max_ms", l.connect_ms.max.to_string());
-    f("complete_p50_ms", l.complete_ms.p50.to_string());
-    f("complete_p99_ms", l.complete_ms.p99.to_string());
-    f("complete_max_ms", l.complete_ms.max.to_string());
+    // An empty cell where no client got that far (no samples), as JSON has null.
+    let cell = |x: f64, n: u64| if n == 0 { String::new() } else { x.to_string() };
+    f("connect_p50_ms", cell(l.connect_ms.p50, l.connected));
+    f("connect_p99_ms", cell(l.connect_ms.p99, l.connected));
+    f("connect_max_ms", cell(l.connect_ms.max, l.connected));
+    f("complete_p50_ms", cell(l.complete_ms.p50, l.completed));
+    f("complete_p99_ms", cell(l.complete_ms.p99, l.completed));
+    f("complete_max_ms", cell(l.complete_ms.max, l.completed));
     f("peak_syn_recv", r.peak.syn_recv.to_string());
     f("peak_recv_q", r.peak.recv_q.to_string());
     f("recv_q", r.listener.recv_q.to_string());

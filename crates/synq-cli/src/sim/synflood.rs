@@ -8,10 +8,10 @@ use synq_sim::scenario::{synflood_tapped, SynfloodParams, SERVER_ADDR};
 #[derive(Args, Debug)]
 pub(crate) struct SynfloodArgs {
     /// SYNs to send, each from its own spoofed address and port (at most 10000000).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     syns: u32,
     /// SYNs per second (default: all at time zero; at most 1e9).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     rate: Option<f64>,
     #[command(flatten)]
     b: BacklogArgs,

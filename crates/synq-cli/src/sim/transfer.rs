@@ -19,31 +19,35 @@ const MAX_BYTES: u64 = 1 << 40;
 #[derive(Args, Debug)]
 pub(crate) struct TransferArgs {
     /// Bytes to send (at most 2^40).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, allow_negative_numbers = true)]
     bytes: u64,
     /// Packet loss probability per packet, each direction (0..=1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     loss: f64,
     /// Probability a packet is held back one RTT so later ones overtake it (0..=1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     reorder: f64,
     /// Probability a packet is delivered twice (0..=1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     duplicate: f64,
     /// Round-trip propagation delay in microseconds (at most 60000000).
-    #[arg(long = "rtt-us", default_value_t = 100)]
+    #[arg(long = "rtt-us", default_value_t = 100, allow_negative_numbers = true)]
     rtt_us: u64,
     /// Link rate in bits per second (default: unlimited).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     bandwidth: Option<u64>,
     /// Drop-tail queue in packets in front of a rate-limited link.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     queue: usize,
     /// Give up after this many virtual seconds (at most 1000000).
-    #[arg(long = "time-limit", default_value_t = 3600)]
+    #[arg(
+        long = "time-limit",
+        default_value_t = 3600,
+        allow_negative_numbers = true
+    )]
     time_limit: u64,
     /// Seed of every random choice: same seed, same output.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     seed: u64,
     /// Run over IPv6 (2001:db8::1 to 2001:db8::2) instead of IPv4.
     #[arg(long)]

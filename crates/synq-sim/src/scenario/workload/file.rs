@@ -43,7 +43,7 @@ pub fn builtin(name: &str) -> Option<Scenario> {
 
 /// A sysctl value as TOML writes it: a number or a string (`"4096 131072 6291456"`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "an integer or a string")]
 pub enum SysctlValue {
     /// `name = 2`
     Int(i64),

@@ -489,6 +489,11 @@ mod tests {
                 .contains("duration_s")
         );
         assert!(err(&with("[link]\nloss = 2.0\n")).contains("loss"));
+        assert!(err(&with("[link]\nbandwidth_bps = 0\n")).contains("leave it unset"));
+        let float = err(&format!(
+            "{base}[sysctls]\n\"net.core.somaxconn\" = 1.5\n[[listener]]\nbacklog = 5\n"
+        ));
+        assert!(float.contains("an integer or a string"), "{float}");
         assert!(Scenario::from_toml(&with("")).is_ok());
     }
 }

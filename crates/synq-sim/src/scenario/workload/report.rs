@@ -13,8 +13,9 @@ pub struct LatencyMs {
     pub max: f64,
 }
 
-/// What the legitimate clients saw.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+/// What the legitimate clients saw. In JSON a latency with no samples (no client got that
+/// far) is `null`, not zeros.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LegitReport {
     /// Clients whose connect() was due before the end.
     pub attempted: u64,
@@ -32,6 +33,22 @@ pub struct LegitReport {
     pub connect_ms: LatencyMs,
     /// connect() to the end of the response, for clients that completed.
     pub complete_ms: LatencyMs,
+}
+
+impl Serialize for LegitReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let sampled = |l: &LatencyMs, n: u64| (n > 0).then_some(*l);
+        let mut st = s.serialize_struct("LegitReport", 7)?;
+        st.serialize_field("attempted", &self.attempted)?;
+        st.serialize_field("completed", &self.completed)?;
+        st.serialize_field("gave_up", &self.gave_up)?;
+        st.serialize_field("in_progress", &self.in_progress)?;
+        st.serialize_field("connected", &self.connected)?;
+        st.serialize_field("connect_ms", &sampled(&self.connect_ms, self.connected))?;
+        st.serialize_field("complete_ms", &sampled(&self.complete_ms, self.completed))?;
+        st.end()
+    }
 }
 
 /// Peak queue lengths over the run (exact: the stack keeps high-water marks).
