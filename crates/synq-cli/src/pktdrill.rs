@@ -193,7 +193,12 @@ pub(crate) fn run(a: &PktdrillArgs) -> Result {
             }
             Err(e) => {
                 text.push_str(&format!("FAIL {path}: {e}\n"));
-                (false, None, json!({"message": e.to_string()}))
+                // A parse error has its line, as a failed step has.
+                let line = match &e {
+                    synq_pktdrill::RunError::Parse(p) => Some(p.line),
+                    synq_pktdrill::RunError::Setup(_) => None,
+                };
+                (false, line, json!({"message": e.to_string()}))
             }
         };
         if !ok {

@@ -66,6 +66,11 @@ fn passing_and_failing_scripts() {
         "{out}"
     );
     assert!(out.contains("1 passed, 1 failed"), "{out}");
+    // ... and in JSON, the same line.
+    let (code, out, _) = synq(&["pktdrill", "--json", &broken]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["scripts"][0]["line"], 2, "{v}");
 }
 
 #[test]
