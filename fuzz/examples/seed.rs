@@ -14,7 +14,8 @@
 //!   its way from there).
 //!
 //! Run: `cargo run --manifest-path fuzz/Cargo.toml --example seed` (from the repository
-//! root; it replaces existing `seed-*` files).
+//! root; it replaces existing `seed-*` files, but for the `seed-regress-*` inputs kept from
+//! findings).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -48,11 +49,13 @@ fn main() {
     stack_ops(&root.join("stack_ops"));
 }
 
-/// Replace `dir`'s seed files with `files`.
+/// Replace `dir`'s seed files with `files`. Inputs kept from findings (`seed-regress-*`)
+/// are not generated here and stay.
 fn write(dir: &Path, files: &[(String, Vec<u8>)]) {
     fs::create_dir_all(dir).expect("create corpus dir");
     for e in fs::read_dir(dir).expect("read corpus dir").flatten() {
-        if e.file_name().to_string_lossy().starts_with("seed-") {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("seed-") && !name.starts_with("seed-regress-") {
             fs::remove_file(e.path()).expect("remove old seed");
         }
     }
