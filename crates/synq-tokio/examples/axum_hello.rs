@@ -1,7 +1,7 @@
 //! An axum app served by synq over a TUN device; curl, inside the namespace, fetches it.
 //!
 //! `sudo cargo run -p synq-tokio --features axum --example axum_hello` (add `--serve` to
-//! keep serving until Ctrl-C). The Router is ordinary axum; only the listener is synq's.
+//! keep serving until Ctrl-C or SIGTERM, then clean up). The Router is ordinary axum; only the listener is synq's.
 
 use axum::{routing::get, Router};
 use synq_tokio::synq_tun::{unsupported, Netns, Tun};
@@ -22,11 +22,12 @@ async fn main() -> std::io::Result<()> {
     let app = Router::new().route("/", get(|| async { "hello from axum on synq\n" }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     if std::env::args().any(|a| a == "--serve") {
+        let stopped = synq_tokio::until_stopped()?;
         println!(
             "serving; try: ip netns exec {} curl http://10.98.0.2/",
             ns.name()
         );
-        tokio::signal::ctrl_c().await?;
+        stopped.await;
         return Ok(());
     }
     let out = tokio::task::spawn_blocking(move || {

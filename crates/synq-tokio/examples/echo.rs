@@ -3,7 +3,7 @@
 //! `sudo cargo run -p synq-tokio --example echo` makes a network namespace, moves a TUN
 //! device into it (the kernel side is 10.99.0.1/24, synq answers as 10.99.0.2), serves echo
 //! on port 7, has bash inside the namespace send a line through the kernel's TCP, prints the
-//! reply and cleans up. With `--serve` it keeps serving until Ctrl-C and prints the
+//! reply and cleans up. With `--serve` it keeps serving until Ctrl-C or SIGTERM (then cleans up) and prints the
 //! command that reaches it.
 
 use synq_tokio::synq_tun::{unsupported, Netns, Tun};
@@ -32,11 +32,12 @@ async fn main() -> std::io::Result<()> {
     });
     let probe = "exec 3<>/dev/tcp/10.99.0.2/7; echo hello through synq >&3; head -n1 <&3";
     if std::env::args().any(|a| a == "--serve") {
+        let stopped = synq_tokio::until_stopped()?;
         println!(
             "serving; try: ip netns exec {} bash -c '{probe}'",
             ns.name()
         );
-        tokio::signal::ctrl_c().await?;
+        stopped.await;
         return Ok(());
     }
     let out = tokio::task::spawn_blocking(move || {

@@ -60,3 +60,20 @@ pub use stream::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 pub use synq_core;
 #[cfg(feature = "tun")]
 pub use synq_tun;
+
+/// Catch SIGINT (Ctrl-C) and SIGTERM from now on; the future ends when one arrives. A
+/// server that serves until stopped awaits it, and its destructors (a TUN device, a
+/// network namespace) then run, where SIGTERM's default action would end the process
+/// without them. Call it (inside the runtime) before saying that it serves, so a signal
+/// sent at once is caught.
+pub fn until_stopped() -> std::io::Result<impl core::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}

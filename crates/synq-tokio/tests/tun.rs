@@ -253,3 +253,67 @@ print("intact" if bytes(got) == data else "differs %d" % len(got))
         "no segment above the MTU arrived (largest {big}): no offload"
     );
 }
+
+/// `examples/echo --serve` ends on SIGTERM as on Ctrl-C, and its namespace (with the TUN
+/// device in it) goes with it.
+#[test]
+fn the_echo_example_cleans_up_on_sigterm() {
+    let test = "the_echo_example_cleans_up_on_sigterm";
+    if cannot(test, &["ip", "kill"]) {
+        return;
+    }
+    // Examples build beside the test binaries' `deps` directory.
+    let exe = std::env::current_exe().expect("test binary");
+    let echo = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("examples").join("echo"))
+        .filter(|p| p.is_file());
+    let Some(echo) = echo else {
+        skip(test, "the echo example is not built");
+        return;
+    };
+    let mut child = std::process::Command::new(&echo)
+        .arg("--serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("echo example");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+    // "serving; try: ip netns exec NAME bash -c '...'"
+    let name = line
+        .split_whitespace()
+        .nth(5)
+        .unwrap_or_default()
+        .to_string();
+    let up = !name.is_empty() && netns_exists(&name);
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut status = None;
+    for _ in 0..200 {
+        if let Ok(Some(s)) = child.try_wait() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(up, "no namespace named in {line:?}");
+    assert!(term.is_ok_and(|s| s.success()), "kill -TERM");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit on SIGTERM: {status:?}"
+    );
+    assert!(!netns_exists(&name), "namespace {name} left behind");
+}
