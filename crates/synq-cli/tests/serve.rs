@@ -738,6 +738,8 @@ fn serve_usage_errors_exit_2() {
         .to_vec()
     };
     const HOST_PREFIX: &str = "10.71.0.1/24";
+    let addr = |a: &str| base(a, HOST_PREFIX, "80", "echo");
+    let tun = |name: &str| with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", name);
     let threads = |n: &str| {
         let mut a = base(STACK, HOST_PREFIX, "80", "echo");
         a.extend(["--threads".to_string(), n.to_string()]);
@@ -767,63 +769,20 @@ fn serve_usage_errors_exit_2() {
         ("--threads 0", threads("0")),
         ("--threads 257", threads("257")),
         ("--threads two", threads("two")),
-        (
-            "--addr 0.0.0.0",
-            base("0.0.0.0", "10.71.0.1/24", "80", "echo"),
-        ),
-        (
-            "--addr multicast",
-            base("224.0.0.1", "10.71.0.1/24", "80", "echo"),
-        ),
-        (
-            "--addr broadcast",
-            base("255.255.255.255", "10.71.0.1/24", "80", "echo"),
-        ),
-        (
-            "--addr loopback",
-            base("127.0.0.1", "10.71.0.1/24", "80", "echo"),
-        ),
+        ("--addr 0.0.0.0", addr("0.0.0.0")),
+        ("--addr multicast", addr("224.0.0.1")),
+        ("--addr broadcast", addr("255.255.255.255")),
+        ("--addr loopback", addr("127.0.0.1")),
         ("--addr :: ", base("::", "fd00::1/64", "80", "echo")),
-        (
-            "--addr outside the prefix",
-            base("10.9.9.9", "10.71.0.1/24", "80", "echo"),
-        ),
-        (
-            "--addr the subnet's broadcast",
-            base("10.71.0.255", "10.71.0.1/24", "80", "echo"),
-        ),
-        (
-            "--addr the subnet's network",
-            base("10.71.0.0", "10.71.0.1/24", "80", "echo"),
-        ),
-        (
-            "--tun ''",
-            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", ""),
-        ),
-        (
-            "--tun of 16 bytes",
-            with(
-                base(STACK, HOST_PREFIX, "80", "echo"),
-                "--tun",
-                "sq0123456789abcd",
-            ),
-        ),
-        (
-            "--tun a/b",
-            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", "a/b"),
-        ),
-        (
-            "--tun 'a b'",
-            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", "a b"),
-        ),
-        (
-            "--tun sq%d",
-            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", "sq%d"),
-        ),
-        (
-            "--tun lo (not a TUN device)",
-            with(base(STACK, HOST_PREFIX, "80", "echo"), "--tun", "lo"),
-        ),
+        ("--addr outside the prefix", addr("10.9.9.9")),
+        ("--addr the subnet's broadcast", addr("10.71.0.255")),
+        ("--addr the subnet's network", addr("10.71.0.0")),
+        ("--tun ''", tun("")),
+        ("--tun of 16 bytes", tun("sq0123456789abcd")),
+        ("--tun a/b", tun("a/b")),
+        ("--tun 'a b'", tun("a b")),
+        ("--tun sq%d", tun("sq%d")),
+        ("--tun lo (not a TUN device)", tun("lo")),
     ];
     for (what, args) in cases {
         let o = run_bounded(
@@ -849,11 +808,7 @@ fn serve_usage_errors_exit_2() {
         ("--control on a live server's socket", live.clone()),
     ];
     for (what, path) in paths {
-        let args = with(
-            base(STACK, HOST_PREFIX, "80", "echo"),
-            "--control",
-            path.to_str().unwrap(),
-        );
+        let args = with(addr(STACK), "--control", path.to_str().unwrap());
         let o = run_bounded(
             ns.command(env!("CARGO_BIN_EXE_synq")).args(&args),
             Duration::from_secs(20),

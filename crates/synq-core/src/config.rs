@@ -872,11 +872,27 @@ mod tests {
             c.set(name, v).ok().map(|()| c.get(name).unwrap())
         };
         let somaxconn = "net.core.somaxconn";
-        assert_eq!(read(somaxconn, "0x10").as_deref(), Some("16"));
-        assert_eq!(read(somaxconn, "0X1f").as_deref(), Some("31"));
-        assert_eq!(read(somaxconn, "010").as_deref(), Some("8"));
-        assert_eq!(read(somaxconn, " 16\n").as_deref(), Some("16"));
-        assert_eq!(read(somaxconn, "-0").as_deref(), Some("0"));
+        let cookies = "net.ipv4.tcp_syncookies";
+        let cases = [
+            (somaxconn, "0x10", Some("16")),
+            (somaxconn, "0X1f", Some("31")),
+            (somaxconn, "010", Some("8")),
+            (somaxconn, " 16\n", Some("16")),
+            (somaxconn, "-0", Some("0")),
+            (cookies, "0x2", Some("2")),
+            (cookies, "-0", None),
+            ("net.ipv4.tcp_fin_timeout", "-0x10", Some("-16")),
+            (
+                "net.ipv4.tcp_wmem",
+                "0x1000 010 4096",
+                Some("4096\t8\t4096"),
+            ),
+            ("net.ipv4.tcp_window_scaling", " 0x0 ", Some("0")),
+            ("net.ipv4.tcp_migrate_req", "0x1", Some("1")),
+        ];
+        for (name, v, want) in cases {
+            assert_eq!(read(name, v).as_deref(), want, "{name} = {v:?}");
+        }
         for bad in [
             "+16",
             "08",
@@ -889,25 +905,6 @@ mod tests {
         ] {
             assert_eq!(read(somaxconn, bad), None, "{bad:?}");
         }
-        let cookies = "net.ipv4.tcp_syncookies";
-        assert_eq!(read(cookies, "0x2").as_deref(), Some("2"));
-        assert_eq!(read(cookies, "-0"), None);
-        assert_eq!(
-            read("net.ipv4.tcp_fin_timeout", "-0x10").as_deref(),
-            Some("-16")
-        );
-        assert_eq!(
-            read("net.ipv4.tcp_wmem", "0x1000 010 4096").as_deref(),
-            Some("4096\t8\t4096")
-        );
-        assert_eq!(
-            read("net.ipv4.tcp_window_scaling", " 0x0 ").as_deref(),
-            Some("0")
-        );
-        assert_eq!(
-            read("net.ipv4.tcp_migrate_req", "0x1").as_deref(),
-            Some("1")
-        );
     }
 
     #[test]
