@@ -60,6 +60,11 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
         match flag {
             "--model" => {
                 let v = value(flag, inline, &mut it)?;
+                if runner.model.is_some() {
+                    return Err(Error::usage(format!(
+                        "--model {v}: a model was given already"
+                    )));
+                }
                 runner.model = Some(
                     v.parse()
                         .map_err(|e| Error::usage(format!("--model {v}: {e}")))?,

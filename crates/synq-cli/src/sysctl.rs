@@ -19,7 +19,7 @@ pub(crate) struct SysctlArgs {
     sysctl_file: Option<PathBuf>,
     /// Refuse a --sysctl-file naming sysctls synq does not model (lines starting with `-`
     /// may still fail quietly, as sysctl.conf(5) says).
-    #[arg(long)]
+    #[arg(long, requires = "sysctl_file")]
     strict: bool,
     /// Start from this host's own values in /proc/sys (names it lacks keep our defaults).
     #[arg(long = "sysctl-from-host")]

@@ -131,6 +131,7 @@ fn bad_input_is_one_line_and_exit_2() {
         &["sim", "transfer", "--sysctl", "garbage"],
         &["sim", "transfer", "--sysctl-file", "/nonexistent/file.conf"],
         &["sim", "transfer", "--bandwidth", "0"],
+        &["sim", "transfer", "--strict"],
         &["sysctl", "net.core.nope"],
         // Linux reads `+16` as nothing, and 08 as a bad octal number.
         &["sysctl", "--sysctl", "net.core.somaxconn=+16"],

@@ -112,6 +112,7 @@ fn bad_input_is_one_line_and_exit_2() {
         vec!["pktdrill", "--sysctl", "nonsense", &good],
         vec!["pktdrill", "/nonexistent/script.pkt"],
         vec!["pktdrill", "-x", &good],
+        vec!["pktdrill", "--model", "linux", "--model", "bsd", &good],
     ] {
         let (code, out, err) = synq(&args);
         assert_eq!(code, 2, "{args:?}: {out}{err}");

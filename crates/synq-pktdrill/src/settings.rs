@@ -90,10 +90,12 @@ const IGNORED: &[&str] = &[
 impl Settings {
     /// Apply one option; `Err` names what is wrong with it.
     pub fn apply(&mut self, name: &str, value: Option<&str>) -> Result<(), String> {
+        let given = name;
         let name = name.replace('-', "_");
         let need = || value.ok_or_else(|| format!("--{name} needs a value"));
         let num = |v: &str| -> Result<u64, String> {
-            v.parse().map_err(|_| format!("--{name}={v}: not a number"))
+            v.parse()
+                .map_err(|_| format!("--{name}={v}: expected a whole number, 0 or more"))
         };
         match name.as_str() {
             "tolerance_usecs" => self.tolerance_usecs = num(need()?)?,
@@ -165,7 +167,7 @@ impl Settings {
             "tcp_ts_tick_usecs" => self.tcp_ts_tick_usecs = num(need()?)?,
             "strict" => self.strict = true,
             n if IGNORED.contains(&n) => {}
-            n => return Err(format!("unknown packetdrill option --{n}")),
+            _ => return Err(format!("unknown packetdrill option --{given}")),
         }
         Ok(())
     }
