@@ -330,8 +330,8 @@ impl Eval<'_> {
             v = match op {
                 '*' => v.wrapping_mul(r),
                 _ if r == 0 => return Err("division by zero".into()),
-                '/' => v.div_euclid(r),
-                _ => v.rem_euclid(r),
+                '/' => floor_div(v, r).ok_or("integer overflow in //")?,
+                _ => floor_rem(v, r).ok_or("integer overflow in %")?,
             };
         }
     }
@@ -380,4 +380,25 @@ impl Eval<'_> {
             t => Err(format!("unexpected {t:?}")),
         }
     }
+}
+
+/// Python's `//`: the quotient rounded toward minus infinity; `None` on overflow
+/// (`i64::MIN // -1`).
+fn floor_div(a: i64, b: i64) -> Option<i64> {
+    let q = a.checked_div(b)?;
+    Some(if a % b != 0 && (a < 0) != (b < 0) {
+        q - 1
+    } else {
+        q
+    })
+}
+
+/// Python's `%`: the remainder with the divisor's sign; `None` on overflow.
+fn floor_rem(a: i64, b: i64) -> Option<i64> {
+    let r = a.checked_rem(b)?;
+    Some(if r != 0 && (r < 0) != (b < 0) {
+        r + b
+    } else {
+        r
+    })
 }

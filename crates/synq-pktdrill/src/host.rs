@@ -13,6 +13,9 @@ pub(crate) type Res = Option<Result<i64, &'static str>>;
 pub(crate) trait Host {
     /// The script's clock.
     fn now(&self) -> Instant;
+    /// How long a `*` line waits for its packet at most: in virtual time an idle wait
+    /// costs nothing, against a kernel it is real time.
+    fn any_wait(&self) -> synq_core::Duration;
     /// Let time pass toward `limit` (or a blocked call's `wake`), stopping when something
     /// may have happened; `false` when nothing can happen by then.
     fn step(&mut self, limit: Instant, wake: Option<Instant>) -> bool;

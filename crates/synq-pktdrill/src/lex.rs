@@ -164,8 +164,9 @@ fn number(b: &[u8], i: usize, line: usize) -> Result<(Tok, usize), ParseError> {
             j += 1;
         }
         let s = text(b, i + 2, j);
-        let v = u64::from_str_radix(&s, 16).map_err(|_| bad(&s))?;
-        return Ok((Tok::Int(v as i64), j));
+        // Up to i64::MAX, as a decimal number: 0xffffffffffffffff is not -1.
+        let v = i64::from_str_radix(&s, 16).map_err(|_| bad(&s))?;
+        return Ok((Tok::Int(v), j));
     }
     let mut j = i;
     while j < b.len() && b[j].is_ascii_digit() {

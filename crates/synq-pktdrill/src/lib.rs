@@ -37,7 +37,7 @@ use synq_core::{Config, Model};
 
 /// A script that does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {msg}")]
+#[error("line {line}: {}", clip(.msg))]
 pub struct ParseError {
     /// 1-based line.
     pub line: usize,
@@ -60,7 +60,7 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.msg)?;
+        write!(f, "line {}: {}", self.line, clip(&self.msg))?;
         if let Some(e) = &self.expected {
             write!(f, "\n    expected: {e}")?;
         }
@@ -68,6 +68,16 @@ impl fmt::Display for Failure {
             write!(f, "\n    actual:   {a}")?;
         }
         Ok(())
+    }
+}
+
+/// A message as shown, cut to a few lines' worth: it may quote a script's text, and a
+/// script may hold megabytes.
+fn clip(msg: &str) -> String {
+    const MAX: usize = 500;
+    match msg.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}... ({} bytes in all)", &msg[..i], msg.len()),
+        None => msg.to_string(),
     }
 }
 

@@ -163,6 +163,10 @@ impl Parser<'_> {
             }
             s.events.push(self.event()?);
         }
+        if s.events.is_empty() {
+            // As packetdrill's grammar: a truncated or empty file must not pass.
+            return self.err("no timed events: a script needs at least one");
+        }
         Ok(s)
     }
 
@@ -277,7 +281,10 @@ impl Parser<'_> {
         self.expect_p(':', "in start:end(len)")?;
         let end: u32 = self.uint("the end sequence number")?;
         self.expect_p('(', "in start:end(len)")?;
-        let len: u32 = self.uint("a payload length")?;
+        // A TCP segment's payload fits an IP packet (upstream: "TCP payload size out of
+        // range"); more would also be bytes to allocate for an inbound packet.
+        let len: u16 = self.uint("a payload length")?;
+        let len = u32::from(len);
         self.expect_p(')', "in start:end(len)")?;
         if end != seq.wrapping_add(len) {
             return self.err(format!("{seq}:{end}({len}): end must equal start + length"));
@@ -300,10 +307,10 @@ impl Parser<'_> {
                 p.ack = Some(self.uint("an acknowledgement number")?);
             } else if self.is_word("win") {
                 self.pos += 1;
-                p.win = Some(self.uint("a window")?);
+                p.win = Some(u32::from(self.uint::<u16>("a window")?));
             } else if self.is_word("urg") {
                 self.pos += 1;
-                p.urg = Some(self.uint("an urgent pointer")?);
+                p.urg = Some(u32::from(self.uint::<u16>("an urgent pointer")?));
             } else {
                 break;
             }
@@ -461,7 +468,16 @@ impl Parser<'_> {
         while first || !self.spaced() {
             match self.toks.get(self.pos) {
                 Some(t) if matches!(t.tok, Tok::Int(_) | Tok::Word(_)) => {
-                    s.push_str(self.src.get(t.span.0..t.span.1).unwrap_or(""));
+                    // The source text keeps a literal cookie's leading zeros; a token a
+                    // define replaced has the define's name there, and its value here.
+                    let src = self.src.get(t.span.0..t.span.1).unwrap_or("");
+                    match &t.tok {
+                        Tok::Word(w) => s.push_str(w),
+                        Tok::Int(n) if !src.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                            s.push_str(&n.to_string());
+                        }
+                        _ => s.push_str(src),
+                    }
                 }
                 _ => break,
             }

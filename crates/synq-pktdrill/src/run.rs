@@ -10,8 +10,6 @@ use crate::Failure;
 use std::collections::{BTreeMap, VecDeque};
 use synq_core::{Duration, Instant};
 
-/// Virtual time a `*` expectation waits at most.
-const ANY_WAIT: Duration = Duration::from_secs(600);
 /// Outbound expectations give up this long after their latest time.
 const GIVE_UP: Duration = Duration::from_secs(2);
 /// Timer firings between two events at most (a stack that keeps itself busy is a bug the
@@ -87,6 +85,14 @@ pub(crate) fn fail<T>(line: usize, msg: impl Into<String>) -> Step<T> {
 
 impl<'a> Run<'a> {
     pub(crate) fn new(script: &'a Script, set: Settings, host: Box<dyn Host + 'a>) -> Self {
+        let mut warnings = Vec::new();
+        if set.tcp_ts_tick_usecs != 0 {
+            // Upstream scripts set it; synq reads it but compares no TS values (yet).
+            warnings.push(format!(
+                "--tcp_ts_tick_usecs={}: outbound TS values are not compared (unsupported)",
+                set.tcp_ts_tick_usecs
+            ));
+        }
         Self {
             script,
             set,
@@ -99,7 +105,7 @@ impl<'a> Run<'a> {
             default_flow: None,
             next_remote_port: REMOTE_PORT_BASE,
             blocked: None,
-            warnings: Vec::new(),
+            warnings,
             output: String::new(),
             trace: Vec::new(),
         }
@@ -184,7 +190,7 @@ impl<'a> Run<'a> {
             self.base = self.prev_sched;
         }
         let (lo, hi) = match ev.time {
-            Time::Any => (self.host.now(), self.host.now() + ANY_WAIT),
+            Time::Any => (self.host.now(), self.host.now() + self.host.any_wait()),
             Time::At { rel, us } => (self.at(rel, us), self.at(rel, us)),
             Time::Range { rel, from, to } => (self.at(rel, from), self.at(rel, to)),
             Time::Blocking { rel, start, .. } => (self.at(rel, start), self.at(rel, start)),
@@ -327,6 +333,16 @@ impl<'a> Run<'a> {
             .map(|o| match o {
                 TcpOpt::Ts(v, e) if p.flags & flag::ACK != 0 => {
                     TcpOpt::Ts(v, e.wrapping_add(flow.ts_off))
+                }
+                // SACK blocks acknowledge the stack's data: its sequence space, as `ack`.
+                TcpOpt::Sack(blocks) => {
+                    let off = flow.local_off.unwrap_or(0);
+                    TcpOpt::Sack(
+                        blocks
+                            .into_iter()
+                            .map(|(l, r)| (l.wrapping_add(off), r.wrapping_add(off)))
+                            .collect(),
+                    )
                 }
                 o => o,
             })

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use synq_core::error::Errno;
 use synq_core::wire::checksum;
-use synq_core::{Config, ConnHandle, Instant, ListenerHandle, Stack, State};
+use synq_core::{Config, ConnHandle, Duration, Instant, ListenerHandle, Stack, State};
 
 /// Where the virtual clock starts (a script's time 0).
 pub(crate) const EPOCH: Instant = Instant::from_secs(1);
@@ -77,7 +77,15 @@ impl SimHost {
     }
 }
 
+/// A `*` line's longest wait in virtual time: a day, past any keepalive or retransmission
+/// a script waits for (the clock jumps from timer to timer, so waiting costs nothing).
+const ANY_WAIT: Duration = Duration::from_secs(86_400);
+
 impl Host for SimHost {
+    fn any_wait(&self) -> Duration {
+        ANY_WAIT
+    }
+
     fn now(&self) -> Instant {
         self.now
     }

@@ -263,3 +263,113 @@ fn defines_substitute_words() {
     };
     assert!(r.run(src).expect("parses").failure.is_none());
 }
+
+/// `%{ }%` arithmetic is Python's: `//` and `%` round toward minus infinity, and the one
+/// quotient an `i64` cannot hold fails its line instead of panicking.
+#[test]
+fn code_blocks_divide_as_python_does() {
+    let ok = "0 %{\nassert 7 // -2 == -4\nassert 7 % -2 == -1\nassert -7 // 2 == -4\n\
+              assert -7 % 2 == 1\nassert -8 // -2 == 4\nassert 7 // 2 == 3\n}%\n";
+    assert_eq!(verdict(ok), None);
+    for op in ["//", "%"] {
+        let src = format!("0 %{{ assert (-9223372036854775807 - 1) {op} -1 == 0 }}%\n");
+        let f = verdict(&src).expect("fails");
+        assert_eq!(f.line, 1, "{f:?}");
+        assert!(f.msg.contains("overflow"), "{op}: {f:?}");
+    }
+}
+
+/// The listener of the scripts below, and a handshake on it.
+const LISTEN: &str = "\
+0     socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0    setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0    bind(3, ..., ...) = 0
++0    listen(3, 1) = 0
+";
+
+/// Inbound SACK blocks are in the stack's sequence space, as `ack` is: blocks written
+/// relative to its ISN start recovery at once, not at the retransmission timeout.
+#[test]
+fn inbound_sack_blocks_are_shifted_by_the_stacks_isn() {
+    let src = format!(
+        "{LISTEN}+0 < S 0:0(0) win 32792 <mss 1000,sackOK,nop,nop,nop,wscale 7>
++0 > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 10>
++.1 < . 1:1(0) ack 1 win 1000
++0 accept(3, ..., ...) = 4
++0 write(4, ..., 6000) = 6000
++0 > P. 1:2001(2000) ack 1
++0 > P. 2001:4001(2000) ack 1
++0 > P. 4001:6001(2000) ack 1
++.1 < . 1:1(0) ack 1 win 1000 <nop,nop,sack 2001:6001>
++0 > . 1:2001(2000) ack 1
++.1 < . 1:1(0) ack 6001 win 1000
+"
+    );
+    assert_eq!(verdict(&src), None);
+}
+
+/// `-D` reaches a fast-open cookie, as runners pass `TFO_COOKIE`.
+#[test]
+fn a_define_fills_a_fast_open_cookie() {
+    let src = format!(
+        "{LISTEN}+0 < S 0:0(0) win 32792 <mss 1460,nop,nop,FO TFO_COOKIE>\n+0 > S. 0:0(0) ack 1 <...>\n"
+    );
+    let r = Runner {
+        defines: vec![("TFO_COOKIE".into(), "3021b9d7a3e1b8e1".into())],
+        ..runner("linux")
+    };
+    assert!(r.run(&src).expect("parses").failure.is_none());
+    // Leading zeros of a cookie written out stay.
+    let literal = src.replace("TFO_COOKIE", "0021b9d7a3e1b8e1");
+    assert_eq!(verdict(&literal), None);
+}
+
+/// `*` waits as long as a keepalive takes (7200 s of virtual time, past the old 600 s).
+#[test]
+fn any_time_waits_for_a_keepalive() {
+    let src = format!(
+        "{LISTEN}+0 < S 0:0(0) win 32792 <mss 1000>
++0 > S. 0:0(0) ack 1 <mss 1460>
++0 < . 1:1(0) ack 1 win 257
++0 accept(3, ..., ...) = 4
++0 setsockopt(4, SOL_SOCKET, SO_KEEPALIVE, [1], 4) = 0
+* > . 0:0(0) ack 1
+"
+    );
+    assert_eq!(verdict(&src), None);
+}
+
+/// What upstream's grammar refuses is refused at its line: no events, a payload or
+/// window past 16 bits, a hex number past i64 (it was read as -1).
+#[test]
+fn out_of_range_scripts_are_refused() {
+    let parse_error = |src: &str| runner("linux").run(src).expect_err("refused");
+    for src in [
+        "",
+        "// only a comment\n",
+        "--tolerance_usecs=10000\n",
+        "`true`\n",
+    ] {
+        let e = parse_error(src).to_string();
+        assert!(e.contains("no timed events"), "{src:?}: {e}");
+    }
+    let handshake = format!("{LISTEN}+0 < S 0:0(0) win 32792 <mss 1000>\n");
+    for (from, to, what) in [
+        (
+            "0:0(0) win 32792",
+            "1:4000000001(4000000000) win 32792",
+            "payload length",
+        ),
+        ("win 32792", "win 4000000000", "window"),
+        ("0:0(0) win", "0:0(0) urg 70000 win", "urgent pointer"),
+    ] {
+        let e = parse_error(&handshake.replace(from, to)).to_string();
+        assert!(e.starts_with("line 5:") && e.contains(what), "{what}: {e}");
+    }
+    let e = parse_error("0 close(0xffffffffffffffff) = -1 EBADF\n").to_string();
+    assert!(e.contains("bad number"), "{e}");
+    // A message quoting megabytes of script is cut for the screen.
+    let long = format!("0 `{}`\n", "|".repeat(1 << 20));
+    let f = verdict(&long).expect("fails");
+    assert!(f.to_string().len() < 1000, "{} bytes", f.to_string().len());
+}

@@ -257,6 +257,11 @@ const INFO_NAMES: &str = "\
      SK_MEMINFO_DROPS";
 
 impl Host for KernelHost {
+    /// Real time: ten minutes.
+    fn any_wait(&self) -> Duration {
+        Duration::from_secs(600)
+    }
+
     fn now(&self) -> Instant {
         match self.start {
             None => EPOCH,
