@@ -144,6 +144,15 @@ fn parse_args(args: &[String]) -> Result<Parsed> {
 }
 
 pub(crate) fn run(a: &PktdrillArgs) -> Result {
+    // Options pass through to this parser, so clap never sees a `--help` after a script.
+    if a.args.iter().any(|x| x == "--help" || x == "-h") {
+        let mut cmd = <crate::Cli as clap::CommandFactory>::command();
+        cmd.build();
+        if let Some(sub) = cmd.find_subcommand_mut("pktdrill") {
+            let help = sub.render_long_help().to_string();
+            return output::print(|w| w.write_all(help.as_bytes()));
+        }
+    }
     let p = parse_args(&a.args)?;
     if p.runner.kernel {
         if let Some(why) = synq_pktdrill::kernel::unavailable() {

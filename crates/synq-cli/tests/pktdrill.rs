@@ -119,6 +119,15 @@ fn bad_input_is_one_line_and_exit_2() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("synq: error: "), "{args:?}: {err}");
     }
+    // `--help` anywhere is the help, as for every command (after a script too).
+    for args in [
+        vec!["pktdrill", "--help"],
+        vec!["pktdrill", &good, "--help"],
+    ] {
+        let (code, out, err) = synq(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(out.contains("Usage: synq pktdrill"), "{args:?}: {out}");
+    }
     // A sysctl synq does not know is a usage error too, named in one line.
     let (code, _, err) = synq(&["pktdrill", "--sysctl", "net.ipv4.no_such=1", &good]);
     assert_eq!(code, 2, "{err}");
