@@ -97,6 +97,9 @@ impl Connection {
         self.ack = AckState::Now;
         if seg.flags.ack() {
             self.snd_una = seg.ack;
+            // A SYN resend the timer queued and no poll sent yet (snd_nxt back at ISS) is
+            // moot: the SYN is acknowledged, and sending goes on from after it.
+            self.snd_nxt = self.snd_nxt.max(self.snd_una);
             if self.syn_tx == 1 {
                 if let Some((_, sent)) = self.rtt_probe {
                     self.rtt.sample(now - sent);

@@ -205,3 +205,55 @@ fn synack_retransmissions_and_expiry() {
         "expiry is silent"
     );
 }
+
+/// The SYN's retransmission timer fires, and the SYN-ACK arrives before the resent SYN
+/// is polled out (a driver that sends a bounded number of packets per round leaves it
+/// queued). The connection must go on from after the SYN: it used to stay ESTABLISHED
+/// with `snd_nxt` one behind `snd_una`, its ACKs at the wrong sequence number, the server
+/// never completing the handshake and the data never leaving, with no error ever.
+#[test]
+fn a_synack_after_the_syn_timer_before_the_resend_completes_the_handshake() {
+    let t0 = Instant::from_millis(1);
+    let (mut a, mut b) = (
+        crate::Stack::new(Config::default(), 1),
+        crate::Stack::new(Config::default(), 2),
+    );
+    a.add_address(A4);
+    b.add_address(B4);
+    let srv = SocketAddr::new(B4, 80);
+    let l = b.listen(t0, srv, 16).unwrap();
+    let c = a.connect(t0, srv).unwrap();
+    let syn = drain(&mut a, t0);
+    assert_eq!(syn.len(), 1);
+    b.handle_packet(t0, &syn[0]);
+    let synack = drain(&mut b, t0);
+    assert_eq!(synack.len(), 1);
+    let t1 = a.poll_timeout().expect("the SYN timer");
+    a.handle_timeout(t1);
+    a.handle_packet(t1, &synack[0]);
+    let info = a.info(c).unwrap();
+    assert_eq!(info.state, State::Established);
+    assert_eq!(info.snd_nxt, info.snd_una, "{info:?}");
+    // The handshake's ACK and the data both reach the server.
+    let data = pattern(3000, 7);
+    assert_eq!(a.send(t1, c, &data), Ok(data.len()));
+    let mut t = t1;
+    let step = |x: &mut crate::Stack, y: &mut crate::Stack, t: Instant| {
+        if x.poll_timeout().is_some_and(|d| d <= t) {
+            x.handle_timeout(t);
+        }
+        for p in drain(x, t) {
+            y.handle_packet(t, &p);
+        }
+    };
+    for _ in 0..200 {
+        t += Duration::from_millis(10);
+        step(&mut a, &mut b, t);
+        step(&mut b, &mut a, t);
+    }
+    let (s, _) = b.accept(t, l).expect("the handshake completed");
+    let mut got = vec![0; 4000];
+    assert_eq!(b.recv(t, s, &mut got), Ok(data.len()));
+    assert_eq!(&got[..data.len()], &data[..]);
+    assert_eq!(a.info(c).unwrap().send_queue, 0);
+}
