@@ -117,6 +117,32 @@ pub(crate) fn run(a: &CompareArgs) -> Result {
         }
         full = Some(reports);
     }
+    if let (true, Some([over, flood])) = (o.json, full.as_deref()) {
+        // The same runs give both: `runs`, the older summary, kept, and `models` as
+        // spec/cli.md has it for `sim compare` (per model, what `sim run overflow` and
+        // `sim run synflood` print).
+        let mut runs = Vec::new();
+        let mut by_model = serde_json::Map::new();
+        for (m, (o, f)) in models.iter().zip(over.iter().zip(flood)) {
+            runs.push(serde_json::json!({
+                "model": m.name(),
+                "overflow": {"listener": o.listener, "clients": o.clients,
+                    "synacks_sent": o.synacks_sent,
+                    "listen_drops": o.counter("TcpExtListenDrops")},
+                "synflood": {"listener": f.listener, "synacks_sent": f.synacks_sent,
+                    "syncookies_sent": f.counter("TcpExtSyncookiesSent"),
+                    "listen_drops": f.counter("TcpExtListenDrops")},
+            }));
+            let pair = serde_json::json!({"overflow": o, "synflood": f});
+            by_model.insert(m.name().to_string(), pair);
+        }
+        return output::json(&serde_json::json!({
+            "scenario": "compare",
+            "seed": a.out.seed,
+            "runs": runs,
+            "models": by_model,
+        }));
+    }
     let mut runs = Vec::new();
     for &model in &models {
         let mut common = base.clone();
@@ -135,37 +161,6 @@ pub(crate) fn run(a: &CompareArgs) -> Result {
         runs.push((model, o, f));
     }
     let c = |r: &BacklogReport, n: &str| r.counter(n);
-    if a.out.json {
-        let v: Vec<serde_json::Value> = runs
-            .iter()
-            .map(|(m, o, f)| {
-                serde_json::json!({
-                    "model": m.name(),
-                    "overflow": {"listener": o.listener, "clients": o.clients,
-                        "synacks_sent": o.synacks_sent,
-                        "listen_drops": c(o, "TcpExtListenDrops")},
-                    "synflood": {"listener": f.listener, "synacks_sent": f.synacks_sent,
-                        "syncookies_sent": c(f, "TcpExtSyncookiesSent"),
-                        "listen_drops": c(f, "TcpExtListenDrops")},
-                })
-            })
-            .collect();
-        // `models` as spec/cli.md has it for `sim compare`: per model, what `sim run
-        // overflow` and `sim run synflood` print; `runs` is the older summary, kept.
-        let mut by_model = serde_json::Map::new();
-        if let Some([over, flood]) = full.as_deref() {
-            for (m, (o, f)) in models.iter().zip(over.iter().zip(flood)) {
-                let pair = serde_json::json!({"overflow": o, "synflood": f});
-                by_model.insert(m.name().to_string(), pair);
-            }
-        }
-        return output::json(&serde_json::json!({
-            "scenario": "compare",
-            "seed": a.out.seed,
-            "runs": v,
-            "models": by_model,
-        }));
-    }
     output::print(|w| {
         writeln!(
             w,
